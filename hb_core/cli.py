@@ -1,0 +1,154 @@
+"""``hb-tune``: validate, plan and simulate tuning requests from the command line.
+
+    hb-tune validate FILE              exit 0, or exit 2 with the error
+    hb-tune plan FILE                  rung levels, brackets, trials, total resource
+    hb-tune simulate FILE [--curve mlp|quadratic|constant] [--workers N] [--seed S] [--json]
+
+FILE is a ``CreateHyperParameterTuningJob`` request body in JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hb_core.config import HyperbandVariant, Strategy, TuningConfig
+from hb_core.curves import CURVES, make_curve
+from hb_core.errors import ConfigError, HyperbandError
+from hb_core.report import rung_table, summary, summary_text
+from hb_core.rungs import bracket_weights, rung_levels
+from hb_core.simulate import SimulationResult, simulate
+
+__all__ = ["main", "plan_text"]
+
+EXIT_INVALID = 2
+
+
+def load_config(path: str) -> TuningConfig:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError("<file>", "the tuning request file must be readable", f"{path}: {exc.strerror}") from exc
+    return TuningConfig.from_json(text)
+
+
+def nominal_resource_per_trial(levels: Sequence[int], eta: int) -> float:
+    """Mean resource of a trial under successive halving: each rung keeps 1/eta of the one before."""
+    total, previous = 0.0, 0
+    for k, level in enumerate(levels):
+        total += (level - previous) / eta**k
+        previous = level
+    return total
+
+
+def plan_text(config: TuningConfig) -> str:
+    """What a tuning job will do: rungs, brackets, trials, and the total resource it may spend."""
+    limits = config.resource_limits
+    trials = limits.max_number_of_training_jobs
+    if trials is None and config.strategy is Strategy.GRID:
+        trials = config.space.grid_size()
+    lines = [
+        f"Tuning job {config.name or '(unnamed)'}: {config.strategy.value}, objective "
+        f"{config.objective.metric_name} ({config.objective.type.value})",
+        f"Trials: {trials}, {limits.max_parallel_training_jobs} in parallel",
+    ]
+    max_resource = config.max_resource
+    hb = config.hyperband if config.strategy is Strategy.HYPERBAND else None
+    if hb is None:
+        if max_resource is not None and trials is not None:
+            lines.append(f"Every trial runs to {max_resource}: total resource {trials * max_resource}")
+        return "\n".join(lines)
+    levels = rung_levels(hb.min_resource, hb.max_resource, hb.reduction_factor)
+    n_brackets = min(hb.number_of_brackets, len(levels))
+    weights = bracket_weights(len(levels), n_brackets, hb.reduction_factor)
+    lines.insert(1, f"Variant: {hb.variant.value}, reduction factor eta={hb.reduction_factor}, "
+                    f"resource {hb.min_resource}..{hb.max_resource}")
+    lines.append(f"Rung levels: {', '.join(map(str, levels))}")
+    nominal = 0.0
+    for b in range(n_brackets):
+        per_trial = nominal_resource_per_trial(levels[b:], hb.reduction_factor)
+        nominal += weights[b] * per_trial
+        first = "launched to" if hb.variant is HyperbandVariant.PROMOTION else "first judged at"
+        lines.append(f"  bracket {b}: rungs {', '.join(map(str, levels[b:]))}; {first} {levels[b]}; "
+                     f"share of trials {weights[b]:.2f}; nominal resource per trial {per_trial:.2f}")
+    if trials is not None:
+        worst = trials * hb.max_resource
+        lines.append(f"Worst-case total resource: {trials} x {hb.max_resource} = {worst} (no trial stopped)")
+        lines.append(f"Nominal total resource: {trials * nominal:.0f} "
+                     f"({100 * (1 - nominal / hb.max_resource):.0f}% less than running every trial to the end)")
+    return "\n".join(lines)
+
+
+def _trace_text(result: SimulationResult, limit: int = 12) -> str:
+    trace = result.trace
+    step = max(1, len(trace) // limit)
+    shown = trace[::step]
+    if trace and shown[-1] != trace[-1]:
+        shown.append(trace[-1])
+    return "\n".join(f"  t={time:10.1f} s  best={value:.6g}" for time, value in shown)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    objective, cost = make_curve(args.curve, config.space, seed=args.seed or 0)
+    result = simulate(config, objective, cost=cost, n_workers=args.workers, seed=args.seed)
+    if args.json:
+        body = summary(result.state)
+        body["elapsed_seconds"] = result.elapsed
+        body["trace"] = result.trace
+        print(json.dumps(body, indent=2))
+        return 0
+    print(summary_text(result.state))
+    print(f"  virtual time    {result.elapsed:.1f} s on {result.state.config.resource_limits.max_parallel_training_jobs}"
+          f" workers ({args.curve} curve)")
+    if result.state.rungs:
+        print("Rungs:")
+        print(rung_table(result.state))
+    print("Best so far:")
+    print(_trace_text(result))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hb-tune", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every decision")
+    commands = parser.add_subparsers(dest="command", required=True)
+    validate = commands.add_parser("validate", help="check a CreateHyperParameterTuningJob request")
+    validate.add_argument("file")
+    plan = commands.add_parser("plan", help="print rung levels, brackets and the resource a job may spend")
+    plan.add_argument("file")
+    sim = commands.add_parser("simulate", help="run the tuning job in virtual time on a built-in curve family")
+    sim.add_argument("file")
+    sim.add_argument("--curve", choices=CURVES, default="mlp")
+    sim.add_argument("--workers", type=int, default=None, help="default: MaxParallelTrainingJobs")
+    sim.add_argument("--seed", type=int, default=None, help="default: the request's RandomSeed")
+    sim.add_argument("--json", action="store_true", help="print the summary as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        if args.command == "validate":
+            config = load_config(args.file)
+            print(f"{args.file}: valid {config.strategy.value} tuning request")
+            return 0
+        if args.command == "plan":
+            print(plan_text(load_config(args.file)))
+            return 0
+        return _simulate(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except HyperbandError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""Events (what backends observed) and actions (what the controller wants done).
+
+Both are frozen dataclasses with an explicit ``to_dict``/``from_dict`` that
+round-trips through JSON. Each event names the trial and the *attempt*: the
+ordinal of the training job that ran for the trial (a retry after a spot
+interruption, or a resume in the promotion variant, is a new attempt). Events
+of an attempt that is no longer current are ignored by the controller.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from hb_core.errors import StateError
+from hb_core.space import HyperparameterValue
+
+__all__ = [
+    "Action",
+    "Event",
+    "Finish",
+    "Launch",
+    "MetricReported",
+    "Resume",
+    "Stop",
+    "TrialCompleted",
+    "TrialFailed",
+    "TrialStarted",
+    "TrialStopped",
+    "action_from_dict",
+    "event_from_dict",
+]
+
+
+class _Tagged:
+    """Serialisation shared by events and actions: a ``kind`` tag plus the fields."""
+
+    kind: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        body = {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {"kind": self.kind, **body}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class TrialStarted(_Tagged):
+    """The training job of ``attempt`` began (SageMaker: InProgress)."""
+
+    kind: ClassVar[str] = "TrialStarted"
+    trial_id: str
+    attempt: int
+    time: float
+    job_name: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricReported(_Tagged):
+    """One objective value.
+
+    ``seq`` is the 1-based ordinal of this value among the objective values the
+    *trial* has reported (over all its attempts); a value with a ``seq`` already
+    seen is a duplicate and is ignored. ``resource`` is the explicit resource of
+    the value when the job reports one (``ResourceMetricName``); otherwise the
+    resource is ``seq`` (AMT semantics: one objective line per epoch).
+    """
+
+    kind: ClassVar[str] = "MetricReported"
+    trial_id: str
+    attempt: int
+    time: float
+    value: float
+    seq: int | None = None
+    resource: int | None = None
+
+
+@dataclass(frozen=True)
+class TrialCompleted(_Tagged):
+    """The job ran to its budget and exited cleanly."""
+
+    kind: ClassVar[str] = "TrialCompleted"
+    trial_id: str
+    attempt: int
+    time: float
+    billable_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class TrialFailed(_Tagged):
+    """The job failed. ``retriable`` failures (spot interruption, capacity) may be retried."""
+
+    kind: ClassVar[str] = "TrialFailed"
+    trial_id: str
+    attempt: int
+    time: float
+    reason: str
+    retriable: bool = False
+    billable_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class TrialStopped(_Tagged):
+    """The job ended because it was stopped (by us, or by someone else)."""
+
+    kind: ClassVar[str] = "TrialStopped"
+    trial_id: str
+    attempt: int
+    time: float
+    billable_seconds: float | None = None
+
+
+Event = TrialStarted | MetricReported | TrialCompleted | TrialFailed | TrialStopped
+
+_EVENTS: dict[str, type[Any]] = {
+    cls.kind: cls for cls in (TrialStarted, MetricReported, TrialCompleted, TrialFailed, TrialStopped)
+}
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Launch(_Tagged):
+    """Start a training job for a trial, running it to ``budget`` resource.
+
+    The backend derives a deterministic job name from (tuning job, trial id,
+    attempt), so repeating a launch after a crash adopts the existing job.
+    """
+
+    kind: ClassVar[str] = "Launch"
+    trial_id: str
+    attempt: int
+    hyperparameters: Mapping[str, HyperparameterValue]
+    budget: int | None
+
+
+@dataclass(frozen=True)
+class Resume(_Tagged):
+    """Promotion variant: continue a paused trial from its checkpoint, as a new attempt."""
+
+    kind: ClassVar[str] = "Resume"
+    trial_id: str
+    attempt: int
+    hyperparameters: Mapping[str, HyperparameterValue]
+    from_resource: int
+    to_resource: int
+
+    @property
+    def budget(self) -> int:
+        return self.to_resource
+
+
+@dataclass(frozen=True)
+class Stop(_Tagged):
+    """Stop the current job of a trial. ``reason`` is the one-line decision."""
+
+    kind: ClassVar[str] = "Stop"
+    trial_id: str
+    attempt: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finish(_Tagged):
+    """The tuning job is over (``status`` is Completed or Failed)."""
+
+    kind: ClassVar[str] = "Finish"
+    status: str
+    reason: str
+    best_trial_id: str | None = None
+    best_objective: float | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+Action = Launch | Resume | Stop | Finish
+
+_ACTIONS: dict[str, type[Any]] = {cls.kind: cls for cls in (Launch, Resume, Stop, Finish)}
+
+
+def _from_dict(table: Mapping[str, type[Any]], data: Mapping[str, Any], what: str) -> Any:
+    kind = data.get("kind")
+    cls = table.get(str(kind))
+    if cls is None:
+        raise StateError(f"{what}.kind must be one of {sorted(table)}, but got {kind!r}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names - {"kind"}
+    if unknown:
+        raise StateError(f"{what} {kind} has unknown fields {sorted(unknown)}")
+    try:
+        return cls(**{k: v for k, v in data.items() if k != "kind"})
+    except TypeError as exc:
+        raise StateError(f"{what} {kind} is malformed: {exc}") from exc
+
+
+def event_from_dict(data: Mapping[str, Any]) -> Event:
+    """Inverse of ``Event.to_dict``."""
+    result: Event = _from_dict(_EVENTS, data, "event")
+    return result
+
+
+def action_from_dict(data: Mapping[str, Any]) -> Action:
+    """Inverse of ``Action.to_dict``."""
+    result: Action = _from_dict(_ACTIONS, data, "action")
+    return result

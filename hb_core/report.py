@@ -1,0 +1,87 @@
+"""Human-readable views of a tuning state: the rung table and the end-of-job summary.
+
+Pure functions of a :class:`~hb_core.state.TuningState`; the CLI, the runner's
+log and the Airflow task log all print these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hb_core.rungs import keep_count
+from hb_core.state import TuningState
+
+__all__ = ["rung_table", "summary", "summary_text"]
+
+
+def rung_table(state: TuningState) -> str:
+    """One line per (bracket, rung): trials recorded there and the current cutoff."""
+    hb = state.config.hyperband
+    if hb is None or not state.rungs:
+        return "(no rungs: this strategy runs every trial to its full budget)"
+    sign = state.config.objective.sign
+    lines = [f"{'bracket':>7} {'rung':>6} {'trials':>6} {'best':>10} {'cutoff':>10}"]
+    for b, bracket in enumerate(state.rungs):
+        for rung in bracket:
+            n = len(rung.keys)
+            if n:
+                best = -rung.keys[0] / sign
+                cutoff = -rung.keys[keep_count(n, hb.reduction_factor) - 1] / sign
+                lines.append(f"{b:>7} {rung.level:>6} {n:>6} {best:>10.4g} {cutoff:>10.4g}")
+            else:
+                lines.append(f"{b:>7} {rung.level:>6} {0:>6} {'-':>10} {'-':>10}")
+    return "\n".join(lines)
+
+
+def summary(state: TuningState) -> dict[str, Any]:
+    """A JSON-able summary: status, best trial, counts, resource spent and saved, billable seconds."""
+    finish = dict(state.finish or {})
+    best = state.trial(finish["best_trial_id"]) if finish.get("best_trial_id") else None
+    max_resource = state.config.max_resource
+    spent = state.total_resource()
+    full = max_resource * len(state.trials) if max_resource else None
+    return {
+        "tuning_job_name": state.job_name,
+        "status": state.status.value,
+        "reason": finish.get("reason") or state.completion_reason,
+        "strategy": state.config.strategy.value,
+        "objective": state.config.objective.metric_name,
+        "best_trial_id": best.trial_id if best else None,
+        "best_hyperparameters": dict(best.hyperparameters) if best else None,
+        "best_objective": best.last_value if best else None,
+        "best_resource": best.resource if best else None,
+        "trial_counts": state.counts(),
+        "trials": len(state.trials),
+        "total_resource": spent,
+        "full_budget_resource": full,
+        "resource_saved_fraction": (1 - spent / full) if full else None,
+        "billable_seconds": round(state.ended_billable_seconds, 3),
+        "decisions": state.decision_count,
+    }
+
+
+def summary_text(state: TuningState) -> str:
+    """The summary as a few aligned lines for a terminal or a task log."""
+    s = summary(state)
+    lines = [
+        f"Tuning job {s['tuning_job_name']}: {s['status']} ({s['reason']})",
+        f"  strategy        {s['strategy']}, objective {s['objective']}",
+    ]
+    if s["best_trial_id"] is not None:
+        hps = ", ".join(f"{k}={_fmt(v)}" for k, v in s["best_hyperparameters"].items())
+        lines.append(f"  best trial      {s['best_trial_id']}: {s['objective']}={s['best_objective']:.6g} "
+                     f"at resource {s['best_resource']}")
+        lines.append(f"  hyperparameters {hps}")
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(s["trial_counts"].items()))
+    lines.append(f"  trials          {s['trials']} ({counts})")
+    resource = f"  resource spent  {s['total_resource']}"
+    if s["full_budget_resource"]:
+        resource += (f" of {s['full_budget_resource']} if every trial ran to MaxResource "
+                     f"({100 * s['resource_saved_fraction']:.0f}% saved)")
+    lines.append(resource)
+    lines.append(f"  billable time   {s['billable_seconds']:.1f} s, {s['decisions']} decisions")
+    return "\n".join(lines)
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

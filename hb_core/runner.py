@@ -1,0 +1,132 @@
+"""The one tuning loop: poll -> decide -> checkpoint -> act -> wait.
+
+Every place that runs a tuning job drives this loop: ``hb-tune run`` (real
+clock), the Airflow controller trigger (real clock) and
+:func:`hb_core.simulate` (virtual clock). It takes a backend, a state store
+and a clock, and does no I/O of its own.
+
+The state is checkpointed *before* the round's actions are carried out, so the
+store always holds the intent: after a crash, :meth:`Tuner.start` reloads it,
+lets the backend reconcile (adopting jobs that did start), and reissues only
+what is still outstanding (:func:`hb_core.controller.outstanding_actions`).
+Backends make launch and stop idempotent, so nothing is launched twice and
+nothing is left running.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+from hb_core.backends.base import Backend
+from hb_core.backends.clock import Clock
+from hb_core.backends.stores import StateStore
+from hb_core.config import TuningConfig
+from hb_core.controller import decide, new_state, outstanding_actions
+from hb_core.errors import HyperbandError
+from hb_core.events import Action, Event, Finish, Launch, Resume, Stop
+from hb_core.report import rung_table
+from hb_core.samplers import Sampler
+from hb_core.state import TuningState
+
+__all__ = ["Tuner"]
+
+log = logging.getLogger(__name__)
+
+
+class Tuner:
+    """Drives one tuning job.
+
+    ``poll_interval`` is the longest wait between rounds (seconds); with a
+    virtual-time backend it may be ``math.inf``: the runner then wakes exactly
+    at the backend's next event. ``table_every`` is how many rounds pass
+    between two rung tables in the log (0: never).
+    """
+
+    def __init__(
+        self,
+        config: TuningConfig,
+        backend: Backend,
+        store: StateStore,
+        clock: Clock,
+        *,
+        job_name: str | None = None,
+        seed: int | None = None,
+        poll_interval: float = 30.0,
+        sampler: Sampler | None = None,
+        table_every: int = 0,
+    ) -> None:
+        self.config = config
+        self.backend = backend
+        self.store = store
+        self.clock = clock
+        self.job_name = job_name
+        self.seed = seed
+        self.poll_interval = poll_interval
+        self.sampler = sampler
+        self.table_every = table_every
+        self.state: TuningState | None = None
+
+    async def start(self) -> TuningState:
+        """Create the tuning job, or reattach to the one in the store; run the first round."""
+        stored = await self.store.load()
+        if stored is None:
+            state = new_state(self.config, now=self.clock.now(), job_name=self.job_name, seed=self.seed)
+            self._revision: int | None = None
+            events: list[Event] = []
+            log.info("tuning job %s: created (%s)", state.job_name, self.config.strategy.value)
+        else:
+            state, self._revision = stored, stored.revision
+            events = [] if stored.done else await self.backend.reconcile(stored)
+            log.info("tuning job %s: reattached at revision %s, %d events while away",
+                     state.job_name, stored.revision, len(events))
+        self.state = state
+        if state.done:
+            return state
+        return await self._round(events, reissue=True)
+
+    async def step(self) -> TuningState:
+        """One round: poll the backend, decide, checkpoint, act."""
+        return await self._round(await self.backend.poll())
+
+    async def run(self) -> TuningState:
+        """Run the tuning job to its end and return the final state."""
+        state = self.state if self.state is not None else await self.start()
+        while not state.done:
+            await self.clock.sleep_until(self._wake_time())
+            state = await self.step()
+        return state
+
+    def _wake_time(self) -> float:
+        wake = self.clock.now() + self.poll_interval
+        hint = self.backend.next_event_time()
+        if hint is not None:
+            wake = min(wake, hint)
+        if math.isinf(wake):
+            raise HyperbandError("the backend has no pending event and poll_interval is infinite: nothing would wake")
+        return wake
+
+    async def _round(self, events: Sequence[Event], *, reissue: bool = False) -> TuningState:
+        assert self.state is not None, "start() runs the first round"
+        state, actions = decide(self.state, list(events), self.clock.now(), sampler=self.sampler)
+        await self.store.save(state, self._revision)
+        self._revision = state.revision
+        await self.store.append_decisions(state.decisions)
+        self.state = state
+        if log.isEnabledFor(logging.INFO):
+            for decision in state.decisions:
+                log.info("%s %s", state.job_name, decision.line())
+        if self.table_every and state.revision % self.table_every == 0 and state.rungs:
+            log.info("%s rungs:\n%s", state.job_name, rung_table(state))
+        if reissue:
+            actions = outstanding_actions(state) + tuple(a for a in actions if isinstance(a, Finish))
+        await self._act(actions)
+        return state
+
+    async def _act(self, actions: Sequence[Action]) -> None:
+        for action in actions:
+            if isinstance(action, (Launch, Resume)):
+                await self.backend.launch(action)
+            elif isinstance(action, Stop):
+                await self.backend.stop(action.trial_id, action.attempt, action.reason)

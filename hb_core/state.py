@@ -1,0 +1,362 @@
+"""The controller's state: frozen dataclasses that round-trip through JSON.
+
+A :class:`TuningState` holds everything :func:`hb_core.controller.decide`
+needs, and nothing a backend owns. It is checkpointed after every decision
+round, so a controller that restarts from it makes the same decisions as one
+that never stopped.
+
+Terms:
+
+- *trial*: one hyperparameter configuration, identified by a zero-padded index
+  (``"0007"``). A trial runs as one or more *attempts* (training jobs): a retry
+  after a retriable failure, or a resume in the promotion variant, is a new
+  attempt of the same trial.
+- *key*: a metric value with the objective's direction folded in
+  (``-sign * value``), so that a lower key is always better.
+- *rung*: the values recorded at one rung level of one bracket, kept sorted by
+  key; in the promotion variant also the paused trials there that were not yet
+  promoted.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from hb_core.config import TuningConfig
+from hb_core.errors import StateError
+from hb_core.space import HyperparameterValue
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Decision",
+    "Rung",
+    "Trial",
+    "TrialStatus",
+    "TuningState",
+    "TuningStatus",
+    "trial_id_for",
+    "trial_index",
+]
+
+SCHEMA_VERSION = 1
+
+_T = TypeVar("_T")
+
+
+class TrialStatus(StrEnum):
+    """A trial's status, in SageMaker's words where SageMaker has one."""
+
+    PENDING = "Pending"  # launch decided, the job has not reported that it started
+    IN_PROGRESS = "InProgress"
+    STOPPING = "Stopping"  # a stop was decided, the job has not ended yet
+    PAUSED = "Paused"  # promotion variant: reached its rung, waits for a promotion
+    COMPLETED = "Completed"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+
+    @property
+    def active(self) -> bool:
+        """True while a training job may be running (it holds a parallel slot)."""
+        return self in (TrialStatus.PENDING, TrialStatus.IN_PROGRESS, TrialStatus.STOPPING)
+
+    @property
+    def ended(self) -> bool:
+        return self in (TrialStatus.COMPLETED, TrialStatus.STOPPED, TrialStatus.FAILED)
+
+
+class TuningStatus(StrEnum):
+    IN_PROGRESS = "InProgress"
+    STOPPING = "Stopping"  # a completion criterion or limit hit: waiting for running jobs to end
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+
+
+def trial_id_for(index: int) -> str:
+    return f"{index:04d}"
+
+
+def trial_index(trial_id: str) -> int | None:
+    """The index encoded in a trial id, or None when the id is not one of ours."""
+    return int(trial_id) if trial_id.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision with its reason, as logged (one INFO line) and shown in the UI.
+
+    ``action`` is one of launch, continue, stop, pause, promote, retry, fail,
+    complete, finish, ignore. ``rung``, ``value``, ``cutoff``, ``rank`` and
+    ``n`` are set for rung decisions: the trial's ``value`` ranked ``rank``
+    among the ``n`` values recorded at ``rung``; ``cutoff`` is the worst value
+    still kept.
+    """
+
+    time: float
+    action: str
+    trial_id: str | None = None
+    message: str = ""
+    rung: int | None = None
+    value: float | None = None
+    cutoff: float | None = None
+    rank: int | None = None
+    n: int | None = None
+
+    def line(self) -> str:
+        who = f"trial {self.trial_id}" if self.trial_id else "tuning job"
+        parts = [f"{who}: {self.action}"]
+        if self.rung is not None:
+            parts.append(f"rung={self.rung}")
+        if self.value is not None:
+            parts.append(f"value={self.value:.6g}")
+        if self.cutoff is not None:
+            parts.append(f"cutoff={self.cutoff:.6g}")
+        if self.rank is not None:
+            parts.append(f"rank={self.rank}/{self.n}")
+        if self.message:
+            parts.append(f"({self.message})")
+        return " ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One configuration and what happened to it.
+
+    ``points`` are the (resource, value, time) triples reported, in order, with
+    raw values (not keys). ``rung_index`` is the number of rung levels of the trial's
+    bracket at which the trial has been recorded. ``budget`` is the resource
+    the current attempt runs to (None: whatever the script's own epochs say).
+    ``billable_seconds`` sums the ended attempts; ``segment_start`` is the
+    start of the current one.
+    """
+
+    trial_id: str
+    hyperparameters: Mapping[str, HyperparameterValue]
+    bracket: int
+    status: TrialStatus
+    budget: int | None
+    created_time: float
+    attempt: int = 1
+    retries: int = 0
+    points: tuple[tuple[int, float, float], ...] = ()
+    rung_index: int = 0
+    start_time: float | None = None
+    end_time: float | None = None
+    segment_start: float | None = None
+    billable_seconds: float = 0.0
+    stop_reason: str | None = None
+
+    @property
+    def index(self) -> int:
+        return int(self.trial_id)
+
+    @property
+    def resource(self) -> int:
+        """Resource reached: the resource of the last reported value."""
+        return self.points[-1][0] if self.points else 0
+
+    @property
+    def last_value(self) -> float | None:
+        return self.points[-1][1] if self.points else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["hyperparameters"] = dict(self.hyperparameters)
+        data["points"] = [list(p) for p in self.points]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
+        body = dict(data)
+        body["status"] = TrialStatus(body["status"])
+        body["points"] = tuple((int(r), float(v), float(t)) for r, v, t in body.get("points", ()))
+        body["hyperparameters"] = dict(body["hyperparameters"])
+        return cls(**body)
+
+
+@dataclass(frozen=True)
+class Rung:
+    """Values recorded at one rung level of one bracket.
+
+    ``keys`` are ascending (best first). ``paused`` holds (key, trial index) of
+    paused trials at this rung not yet promoted, ascending too.
+    """
+
+    level: int
+    keys: tuple[float, ...] = ()
+    paused: tuple[tuple[float, int], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "keys": list(self.keys), "paused": [list(p) for p in self.paused]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Rung:
+        return cls(
+            level=int(data["level"]),
+            keys=tuple(float(k) for k in data["keys"]),
+            paused=tuple((float(k), int(i)) for k, i in data["paused"]),
+        )
+
+
+@dataclass(frozen=True)
+class TuningState:
+    """Everything the controller knows about one tuning job.
+
+    ``active`` lists the indices of trials holding a parallel slot. ``rungs``
+    is indexed ``[bracket][j]`` where j counts the bracket's rung levels.
+    ``decisions`` are those of the last decision round only (the runner appends
+    them to the store's decision log); ``decision_count`` counts all.
+    ``best_index``/``best_key`` track the best value a trial had when one of
+    its attempts ended; ``best_keys`` is the recent history of ``best_key``
+    (one entry per ended attempt, for the convergence test). Once a completion
+    criterion or limit is hit, ``status`` is Stopping, ``completion_reason``
+    says why and ``outcome`` is the status the job ends with. ``revision``
+    counts decision rounds.
+    """
+
+    job_name: str
+    config: TuningConfig
+    seed: int
+    created_time: float
+    status: TuningStatus = TuningStatus.IN_PROGRESS
+    trials: tuple[Trial, ...] = ()
+    active: tuple[int, ...] = ()
+    rungs: tuple[tuple[Rung, ...], ...] = ()
+    best_index: int | None = None
+    best_key: float | None = None
+    best_seen: float | None = None
+    best_keys: tuple[float, ...] = ()
+    not_improving: int = 0
+    n_ended: int = 0
+    n_failed: int = 0
+    ended_billable_seconds: float = 0.0
+    completion_reason: str | None = None
+    outcome: TuningStatus | None = None
+    finish: Mapping[str, Any] | None = None
+    decisions: tuple[Decision, ...] = ()
+    decision_count: int = 0
+    revision: int = 0
+    schema_version: int = SCHEMA_VERSION
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.status in (TuningStatus.COMPLETED, TuningStatus.FAILED)
+
+    def trial(self, trial_id: str) -> Trial | None:
+        index = trial_index(trial_id)
+        if index is None or index >= len(self.trials):
+            return None
+        return self.trials[index]
+
+    def with_changes(self, **changes: Any) -> TuningState:
+        return replace(self, **changes)
+
+    def counts(self) -> dict[str, int]:
+        """Trials by status."""
+        result: dict[str, int] = {}
+        for trial in self.trials:
+            result[trial.status.value] = result.get(trial.status.value, 0) + 1
+        return result
+
+    def total_resource(self) -> int:
+        """Resource spent by all trials (sum of the resource each reached)."""
+        return sum(t.resource for t in self.trials)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "job_name": self.job_name,
+            "config": self.config.to_dict(),
+            "seed": self.seed,
+            "created_time": self.created_time,
+            "status": self.status.value,
+            "trials": [t.to_dict() for t in self.trials],
+            "active": list(self.active),
+            "rungs": [[r.to_dict() for r in bracket] for bracket in self.rungs],
+            "best_index": self.best_index,
+            "best_key": self.best_key,
+            "best_seen": self.best_seen,
+            "best_keys": list(self.best_keys),
+            "not_improving": self.not_improving,
+            "n_ended": self.n_ended,
+            "n_failed": self.n_failed,
+            "ended_billable_seconds": self.ended_billable_seconds,
+            "completion_reason": self.completion_reason,
+            "outcome": self.outcome.value if self.outcome else None,
+            "finish": dict(self.finish) if self.finish is not None else None,
+            "decisions": [d.to_dict() for d in self.decisions],
+            "decision_count": self.decision_count,
+            "revision": self.revision,
+            "extra": dict(self.extra),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TuningState:
+        version = data.get("schema_version") if isinstance(data, Mapping) else None
+        if version != SCHEMA_VERSION:
+            raise StateError(f"state schema_version must be {SCHEMA_VERSION}, but got {version!r}")
+        try:
+            return cls(
+                schema_version=SCHEMA_VERSION,
+                job_name=str(data["job_name"]),
+                config=TuningConfig.from_dict(data["config"]),
+                seed=int(data["seed"]),
+                created_time=float(data["created_time"]),
+                status=TuningStatus(data["status"]),
+                trials=tuple(Trial.from_dict(t) for t in data["trials"]),
+                active=tuple(int(i) for i in data["active"]),
+                rungs=tuple(tuple(Rung.from_dict(r) for r in b) for b in data["rungs"]),
+                best_index=data["best_index"],
+                best_key=_opt_float(data["best_key"]),
+                best_seen=_opt_float(data["best_seen"]),
+                best_keys=tuple(float(k) for k in data["best_keys"]),
+                not_improving=int(data["not_improving"]),
+                n_ended=int(data["n_ended"]),
+                n_failed=int(data["n_failed"]),
+                ended_billable_seconds=float(data["ended_billable_seconds"]),
+                completion_reason=data["completion_reason"],
+                outcome=TuningStatus(data["outcome"]) if data["outcome"] else None,
+                finish=data["finish"],
+                decisions=tuple(Decision.from_dict(d) for d in data["decisions"]),
+                decision_count=int(data["decision_count"]),
+                revision=int(data["revision"]),
+                extra=dict(data.get("extra", {})),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, StateError):
+                raise
+            raise StateError(f"state of schema_version {SCHEMA_VERSION} is malformed: {exc!r}") from exc
+
+
+def evolve(obj: _T, **changes: Any) -> _T:
+    """``dataclasses.replace`` for the controller's hot path: a shallow copy with ``changes``.
+
+    Skips ``__init__`` (these dataclasses have no ``__post_init__``), which makes
+    it several times faster; only for the frozen records of this module.
+    """
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    new.__dict__.update(changes)
+    return new
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def signed_key(sign: float, value: float) -> float:
+    """The key of a value: lower is better; a non-finite value is the worst key."""
+    if not math.isfinite(value):
+        return math.inf
+    return -sign * value

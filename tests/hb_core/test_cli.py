@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hb_core.cli import main, nominal_resource_per_trial
+from tests.helpers import request
+
+
+def write(tmp_path: Path, body: object, name: str = "tuning.json") -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(body) if not isinstance(body, str) else body)
+    return str(path)
+
+
+def test_validate_ok_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", write(tmp_path, request())]) == 0
+    assert "valid Hyperband tuning request" in capsys.readouterr().out
+
+    bad = request()
+    bad["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxParallelTrainingJobs"] = 0
+    assert main(["validate", write(tmp_path, bad)]) == 2
+    err = capsys.readouterr().err
+    assert "ResourceLimits.MaxParallelTrainingJobs" in err and "0" in err
+
+    assert main(["validate", write(tmp_path, "{not json", "broken.json")]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path / "missing.json")]) == 2
+    assert "missing.json" in capsys.readouterr().err
+
+
+def test_plan_prints_rungs_brackets_and_resource(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", write(tmp_path, request(max_jobs=60, brackets=2))]) == 0
+    out = capsys.readouterr().out
+    assert "Rung levels: 1, 3, 9, 27" in out
+    assert "bracket 0: rungs 1, 3, 9, 27" in out and "bracket 1: rungs 3, 9, 27" in out
+    assert "Worst-case total resource: 60 x 27 = 1620" in out
+    assert "Trials: 60, 3 in parallel" in out
+
+
+@pytest.mark.parametrize(("levels", "eta", "expected"), [((1, 3, 9, 27), 3, 1 + 2 / 3 + 6 / 9 + 18 / 27), ((27,), 3, 27)])
+def test_nominal_resource(levels: tuple[int, ...], eta: int, expected: float) -> None:
+    assert nominal_resource_per_trial(levels, eta) == pytest.approx(expected)
+
+
+def test_simulate_prints_best_and_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", write(tmp_path, request(max_jobs=40)), "--workers", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "best trial" in out and "Best so far:" in out and "Rungs:" in out
+    assert main(["simulate", write(tmp_path, request(max_jobs=20)), "--json", "--curve", "quadratic"]) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["trials"] == 20 and body["best_objective"] is not None and body["trace"]
+
+
+def test_console_script_is_installed() -> None:
+    exe = Path(sys.executable).with_name("hb-tune")
+    done = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "simulate" in done.stdout
