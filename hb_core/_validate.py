@@ -32,11 +32,13 @@ from typing import Any, TypeVar
 from hb_core.errors import ConfigError
 
 __all__ = [
+    "MISSING",
+    "REQUIRED",
+    "Fields",
     "Shown",
     "at",
     "brief",
     "check_keys",
-    "child",
     "choice",
     "hyperparameter_text",
     "index",
@@ -45,12 +47,7 @@ __all__ = [
     "mapping",
     "number",
     "number_text",
-    "optional",
-    "optional_integer",
-    "optional_positive",
     "regex",
-    "required",
-    "section",
     "sequence",
     "string",
 ]
@@ -133,19 +130,6 @@ def check_keys(obj: Mapping[str, object], path: str, allowed: Iterable[str], hom
         raise ConfigError(
             at(path, key), f"`key is one of the keys of {where}: {', '.join(known)}` must hold", brief(key), hint=hint
         )
-
-
-def optional(obj: Mapping[str, object], key: str) -> object | None:
-    """The value at ``key``, or None when it is absent."""
-    return obj.get(key)
-
-
-def required(obj: Mapping[str, object], key: str, path: str) -> object:
-    """The value at ``key`` of the object at ``path``; absent is an error."""
-    value = obj.get(key)
-    if value is None:
-        raise ConfigError(at(path, key), f"`{key} is given` must hold", MISSING)
-    return value
 
 
 def _bounds_rule(field: str, lo: float | None, hi: float | None, strict_lo: bool) -> str:
@@ -236,33 +220,6 @@ def choice(value: object, path: str, enum: type[E]) -> E:
     raise ConfigError(path, f"`{_field(path)} is one of {names}` must hold", brief(value))
 
 
-def child(parent: Mapping[str, object], key: str, path: str) -> Mapping[str, object]:
-    """The optional object at ``key`` of the object at ``path``; {} when absent."""
-    raw = optional(parent, key)
-    return {} if raw is None else mapping(raw, at(path, key))
-
-
-def section(
-    parent: Mapping[str, object], key: str, path: str, allowed: Iterable[str], homes: Mapping[str, str]
-) -> Mapping[str, object]:
-    """:func:`child`, with its keys checked against ``allowed``."""
-    obj = child(parent, key, path)
-    check_keys(obj, at(path, key), allowed, homes)
-    return obj
-
-
-def optional_integer(obj: Mapping[str, object], key: str, path: str, *, lo: int, hi: int | None = None) -> int | None:
-    """The int in [lo, hi] at ``key`` of the object at ``path``, or None when absent."""
-    raw = optional(obj, key)
-    return None if raw is None else integer(raw, at(path, key), lo=lo, hi=hi)
-
-
-def optional_positive(obj: Mapping[str, object], key: str, path: str) -> float | None:
-    """The number > 0 at ``key`` of the object at ``path``, or None when absent."""
-    raw = optional(obj, key)
-    return None if raw is None else number(raw, at(path, key), lo=0.0, strict_lo=True)
-
-
 def json_copy(value: object, path: str) -> Any:
     """A deep copy of JSON-like ``value``, or ConfigError when it is not JSON (NaN, sets, ...)."""
     try:
@@ -302,3 +259,93 @@ def hyperparameter_text(value: object, path: str, *, max_len: int) -> str:
     elif not isinstance(value, str):
         raise _type_error(value, path, "a string, number or boolean")
     return string(value, path, min_len=0, max_len=max_len)
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+D = TypeVar("D")
+
+
+class Fields:
+    """The fields of one JSON object at ``path``, read one rule at a time.
+
+    Creating it checks that ``raw`` is an object whose keys are all in
+    ``allowed`` (any key when ``allowed`` is None); ``homes`` names where a
+    misplaced key belongs; with ``absent_ok`` a None ``raw`` reads as ``{}``.
+    Each reader takes a ``default``: without one the field is required, with
+    one an absent field gives the default.
+    """
+
+    def __init__(
+        self,
+        raw: object,
+        path: str,
+        allowed: Iterable[str] | None,
+        homes: Mapping[str, str],
+        *,
+        absent_ok: bool = False,
+    ) -> None:
+        self.obj: Mapping[str, object] = {} if raw is None and absent_ok else mapping(raw, path)
+        self.path = path
+        self.homes = homes
+        if allowed is not None:
+            check_keys(self.obj, path, allowed, homes)
+
+    def at(self, key: str) -> str:
+        """The path of ``key``."""
+        return at(self.path, key)
+
+    def get(self, key: str) -> object | None:
+        """The raw value at ``key``, or None when absent."""
+        return self.obj.get(key)
+
+    def _raw(self, key: str, default: object) -> object | None:
+        """The raw value, or None when absent with a default; absent without one is an error."""
+        return self.need(key) if default is REQUIRED else self.obj.get(key)
+
+    def need(self, key: str) -> object:
+        """The raw value at ``key``; absent is an error."""
+        value = self.obj.get(key)
+        if value is None:
+            raise ConfigError(self.at(key), f"`{key} is given` must hold", MISSING)
+        return value
+
+    def integer(self, key: str, *, lo: int | None = None, hi: int | None = None, default: D = REQUIRED) -> int | D:
+        raw = self._raw(key, default)
+        return default if raw is None else integer(raw, self.at(key), lo=lo, hi=hi)
+
+    def number(self, key: str, *, lo: float | None = None, strict_lo: bool = False, default: D = REQUIRED) -> float | D:
+        raw = self._raw(key, default)
+        return default if raw is None else number(raw, self.at(key), lo=lo, strict_lo=strict_lo)
+
+    def string(
+        self,
+        key: str,
+        *,
+        max_len: int | None,
+        min_len: int = 1,
+        pattern: re.Pattern[str] | None = None,
+        default: D = REQUIRED,
+    ) -> str | D:
+        raw = self._raw(key, default)
+        return default if raw is None else string(raw, self.at(key), min_len=min_len, max_len=max_len, pattern=pattern)
+
+    def choice(self, key: str, enum: type[E], *, default: D = REQUIRED) -> E | D:
+        raw = self._raw(key, default)
+        return default if raw is None else choice(raw, self.at(key), enum)
+
+    def section(self, key: str, allowed: Iterable[str] | None) -> Fields:
+        """The optional object at ``key`` (empty when absent)."""
+        return Fields(self.obj.get(key), self.at(key), allowed, self.homes, absent_ok=True)
+
+    def items(
+        self, key: str, *, min_len: int = 0, max_len: int | None = None, required: bool = True
+    ) -> list[tuple[object, str]]:
+        """The list at ``key`` as (item, item path) pairs; ``[]`` when absent and not ``required``."""
+        raw = self._raw(key, REQUIRED if required else None)
+        items = sequence([] if raw is None else raw, self.at(key), min_len=min_len, max_len=max_len)
+        return [(item, index(self.at(key), i)) for i, item in enumerate(items)]

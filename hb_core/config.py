@@ -41,6 +41,10 @@ Our extensions, in AMT's CamelCase style:
 
 Our choices where AMT is silent or where we differ:
 
+- Unknown keys are errors at every level we read, and the message says where
+  a misplaced key belongs. Inside ``TrainingJobDefinition`` only the fields we
+  use are checked; the rest is kept verbatim for the SageMaker backend.
+
 - ``TrainingJobDefinitions`` must hold exactly one definition. Its
   ``TuningObjective`` and ``HyperParameterRanges`` may stand in for the tuning
   config's objective and ranges (not both); ``to_dict`` writes them into
@@ -50,6 +54,9 @@ Our choices where AMT is silent or where we differ:
 - ``Autotune`` is rejected: it asks AMT to choose the strategy, which we cannot.
 - ``StaticHyperParameters`` values may be JSON numbers or booleans; they are
   stored as strings (``3`` -> ``"3"``, ``0.1`` -> ``"0.1"``, ``true`` -> ``"true"``).
+- ``Tags`` are kept (``TuningConfig.tags``) so backends can tag trials.
+- ``ReductionFactor`` is at most 20,000 and ``RandomSeed`` and the job counts
+  at most 2**31 - 1 (AMT's integers are 32-bit).
 - Number formats follow ``hb_core._validate``: strings such as ``"5"`` are
   numbers, integral values such as ``"5.0"`` are integers, booleans are never
   numbers.
@@ -103,59 +110,32 @@ EPOCH_KEYS = ("epochs", "numepochs", "n-epochs", "n_epochs", "num_epochs")
 MAX_RESOURCE_LIMIT = 20_000
 HYPERBAND_MAX_JOBS = 750
 MAX_HYPERPARAMETERS = 100
-INT_MAX = 2**31 - 1  # AMT integers are 32-bit
+INT_MAX = 2**31 - 1  # AMT's integers are 32-bit
 
+# The keys each object may hold, in the order the AMT docs list them.
 TOP_KEYS = (
-    "HyperParameterTuningJobName",
-    CONFIG,
-    "TrainingJobDefinition",
-    "TrainingJobDefinitions",
-    "WarmStartConfig",
-    "Tags",
-    "Autotune",
-    EXTENSIONS,
+    *("HyperParameterTuningJobName", CONFIG, DEFINITION, "TrainingJobDefinitions"),
+    *("WarmStartConfig", "Tags", "Autotune", EXTENSIONS),
 )
 CONFIG_KEYS = (
-    "Strategy",
-    "StrategyConfig",
-    "HyperParameterTuningJobObjective",
-    "ResourceLimits",
-    "ParameterRanges",
-    "TrainingJobEarlyStoppingType",
-    "TuningJobCompletionCriteria",
-    "RandomSeed",
+    *("Strategy", "StrategyConfig", "HyperParameterTuningJobObjective", "ResourceLimits", "ParameterRanges"),
+    *("TrainingJobEarlyStoppingType", "TuningJobCompletionCriteria", "RandomSeed"),
 )
 HYPERBAND_KEYS = (
-    "MinResource",
-    "MaxResource",
-    "ReductionFactor",
-    "NumberOfBrackets",
-    "Variant",
-    "Sampler",
-    "ResourceMetricName",
+    *("MinResource", "MaxResource", "ReductionFactor", "NumberOfBrackets", "Variant", "Sampler"),
+    *("ResourceMetricName",),
 )
+RANGE_KEYS = ("ContinuousParameterRanges", "IntegerParameterRanges", "CategoricalParameterRanges")
 LIMIT_KEYS = ("MaxNumberOfTrainingJobs", "MaxParallelTrainingJobs", "MaxRuntimeInSeconds")
 CRITERIA_KEYS = ("TargetObjectiveMetricValue", "BestObjectiveNotImproving", "ConvergenceDetected")
 EXTENSION_KEYS = ("MaxFailedTrainingJobs", "MaxRetriesPerTrial", "MaxBillableSeconds", "MaxCost")
+WARM_START_KEYS = ("ParentHyperParameterTuningJobs", "WarmStartType")
 DEFINITION_KEYS = (  # AMT's HyperParameterTrainingJobDefinition
-    "DefinitionName",
-    "TuningObjective",
-    "HyperParameterRanges",
-    "StaticHyperParameters",
-    "AlgorithmSpecification",
-    "RoleArn",
-    "InputDataConfig",
-    "VpcConfig",
-    "OutputDataConfig",
-    "ResourceConfig",
-    "HyperParameterTuningResourceConfig",
-    "StoppingCondition",
-    "EnableNetworkIsolation",
-    "EnableInterContainerTrafficEncryption",
-    "EnableManagedSpotTraining",
-    "CheckpointConfig",
-    "RetryStrategy",
-    "Environment",
+    *("DefinitionName", "TuningObjective", "HyperParameterRanges", "StaticHyperParameters"),
+    *("AlgorithmSpecification", "RoleArn", "InputDataConfig", "VpcConfig", "OutputDataConfig"),
+    *("ResourceConfig", "HyperParameterTuningResourceConfig", "StoppingCondition"),
+    *("EnableNetworkIsolation", "EnableInterContainerTrafficEncryption", "EnableManagedSpotTraining"),
+    *("CheckpointConfig", "RetryStrategy", "Environment"),
 )
 LIFTED_KEYS = ("TuningObjective", "HyperParameterRanges")  # read into the tuning config, not kept in ``raw``
 
@@ -164,15 +144,14 @@ HOMES: dict[str, str] = {
     **{key: HYPERBAND for key in HYPERBAND_KEYS},
     **{key: CONFIG for key in CONFIG_KEYS},
     **{key: "" for key in TOP_KEYS},
-    **{key: RANGES for key in ("ContinuousParameterRanges", "IntegerParameterRanges", "CategoricalParameterRanges")},
+    **{key: RANGES for key in RANGE_KEYS},
     **{key: LIMITS for key in ("MaxNumberOfTrainingJobs", "MaxParallelTrainingJobs")},
     **{key: CRITERIA for key in CRITERIA_KEYS},
     **{key: EXTENSIONS for key in EXTENSION_KEYS},
+    **{key: "WarmStartConfig" for key in WARM_START_KEYS},
     **{key: DEFINITION for key in DEFINITION_KEYS},
     "MetricDefinitions": f"{DEFINITION}.AlgorithmSpecification",
     "HyperbandStrategyConfig": STRATEGY_CONFIG,
-    "ParentHyperParameterTuningJobs": "WarmStartConfig",
-    "WarmStartType": "WarmStartConfig",
 }
 
 
@@ -224,6 +203,10 @@ class _Toggle(StrEnum):
     DISABLED = "Disabled"
 
 
+def _fields(raw: object, path: str, allowed: tuple[str, ...] | None, *, absent_ok: bool = False) -> v.Fields:
+    return v.Fields(raw, path, allowed, HOMES, absent_ok=absent_ok)
+
+
 def _without_none(entries: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in entries.items() if value is not None}
 
@@ -242,11 +225,9 @@ class Objective:
 
     @classmethod
     def from_dict(cls, raw: object, path: str) -> Objective:
-        obj = v.mapping(raw, path)
-        v.check_keys(obj, path, ("Type", "MetricName"), HOMES)
-        kind = v.choice(v.required(obj, "Type", path), v.at(path, "Type"), ObjectiveType)
-        name = v.string(v.required(obj, "MetricName", path), v.at(path, "MetricName"), max_len=255)
-        return cls(name, kind)
+        f = _fields(raw, path, ("Type", "MetricName"))
+        kind = f.choice("Type", ObjectiveType)
+        return cls(f.string("MetricName", max_len=255), kind)
 
     def to_dict(self) -> dict[str, str]:
         return {"Type": self.type.value, "MetricName": self.metric_name}
@@ -262,23 +243,18 @@ class ResourceLimits:
 
     @classmethod
     def from_dict(cls, raw: object, path: str = LIMITS) -> ResourceLimits:
-        obj = v.mapping(raw, path)
-        v.check_keys(obj, path, LIMIT_KEYS, HOMES)
-        parallel = v.integer(
-            v.required(obj, "MaxParallelTrainingJobs", path), v.at(path, "MaxParallelTrainingJobs"), lo=1, hi=100
-        )
-        jobs = v.optional_integer(obj, "MaxNumberOfTrainingJobs", path, lo=1, hi=INT_MAX)
-        runtime = v.optional_integer(obj, "MaxRuntimeInSeconds", path, lo=120, hi=15_768_000)
-        return cls(jobs, parallel, runtime)
+        f = _fields(raw, path, LIMIT_KEYS)
+        parallel = f.integer("MaxParallelTrainingJobs", lo=1, hi=100)
+        jobs = f.integer("MaxNumberOfTrainingJobs", lo=1, hi=INT_MAX, default=None)
+        return cls(jobs, parallel, f.integer("MaxRuntimeInSeconds", lo=120, hi=15_768_000, default=None))
 
     def to_dict(self) -> dict[str, int]:
-        return _without_none(
-            {
-                "MaxNumberOfTrainingJobs": self.max_number_of_training_jobs,
-                "MaxParallelTrainingJobs": self.max_parallel_training_jobs,
-                "MaxRuntimeInSeconds": self.max_runtime_in_seconds,
-            }
-        )
+        entries = {
+            "MaxNumberOfTrainingJobs": self.max_number_of_training_jobs,
+            "MaxParallelTrainingJobs": self.max_parallel_training_jobs,
+            "MaxRuntimeInSeconds": self.max_runtime_in_seconds,
+        }
+        return _without_none(entries)
 
 
 @dataclass(frozen=True)
@@ -295,49 +271,38 @@ class HyperbandConfig:
 
     @classmethod
     def from_dict(cls, raw: object, static: Mapping[str, str], path: str = HYPERBAND) -> HyperbandConfig:
-        """Read the object at ``path``; ``static`` are the static hyperparameters MaxResource may come from."""
-        obj = v.mapping(raw, path)
-        v.check_keys(obj, path, HYPERBAND_KEYS, HOMES)
-        min_resource = v.optional_integer(obj, "MinResource", path, lo=1, hi=MAX_RESOURCE_LIMIT) or 1
-        max_raw = v.optional(obj, "MaxResource")
-        if max_raw is None:
-            max_resource = _inferred_max_resource(static, path)
-        else:
-            max_resource = v.integer(max_raw, v.at(path, "MaxResource"), lo=1, hi=MAX_RESOURCE_LIMIT)
-        if not min_resource < max_resource:
-            shown = v.Shown(f"MinResource={min_resource}, MaxResource={max_resource}")
-            raise ConfigError(v.at(path, "MaxResource"), "`MinResource < MaxResource` must hold", shown)
-        eta = v.optional_integer(obj, "ReductionFactor", path, lo=2, hi=MAX_RESOURCE_LIMIT) or 3
-        rungs = len(rung_levels(min_resource, max_resource, eta))
-        brackets = v.optional_integer(obj, "NumberOfBrackets", path, lo=1, hi=rungs) or 1
-        variant_raw, sampler_raw, metric_raw = (
-            v.optional(obj, k) for k in ("Variant", "Sampler", "ResourceMetricName")
-        )
+        """Read the object at ``path`` (absent: all defaults); MaxResource may come from ``static``."""
+        f = _fields(raw, path, HYPERBAND_KEYS, absent_ok=True)
+        low = f.integer("MinResource", lo=1, hi=MAX_RESOURCE_LIMIT, default=1)
+        high = f.integer("MaxResource", lo=1, hi=MAX_RESOURCE_LIMIT, default=None)
+        high = _inferred_max_resource(static, path) if high is None else high
+        if not low < high:
+            found = v.Shown(f"MinResource={low}, MaxResource={high}")
+            raise ConfigError(f.at("MaxResource"), "`MinResource < MaxResource` must hold", found)
+        eta = f.integer("ReductionFactor", lo=2, hi=MAX_RESOURCE_LIMIT, default=3)
+        brackets = f.integer("NumberOfBrackets", lo=1, default=1)
+        rungs = len(rung_levels(low, high, eta))
+        if brackets > rungs:
+            rule = f"`NumberOfBrackets <= {rungs}, the number of rungs from MinResource to MaxResource` must hold"
+            raise ConfigError(f.at("NumberOfBrackets"), rule, brackets)
+        variant = f.choice("Variant", HyperbandVariant, default=HyperbandVariant.STOPPING)
+        sampler = f.choice("Sampler", SamplerType, default=SamplerType.RANDOM)
         return cls(
-            min_resource,
-            max_resource,
-            eta,
-            brackets,
-            HyperbandVariant.STOPPING
-            if variant_raw is None
-            else v.choice(variant_raw, v.at(path, "Variant"), HyperbandVariant),
-            SamplerType.RANDOM if sampler_raw is None else v.choice(sampler_raw, v.at(path, "Sampler"), SamplerType),
-            None if metric_raw is None else v.string(metric_raw, v.at(path, "ResourceMetricName"), max_len=255),
+            low, high, eta, brackets, variant, sampler, f.string("ResourceMetricName", max_len=255, default=None)
         )
 
     def to_dict(self) -> dict[str, Any]:
         """AMT's keys always; our extensions only when they differ from their defaults."""
-        out: dict[str, Any] = {"MinResource": self.min_resource, "MaxResource": self.max_resource}
         defaults = HyperbandConfig(self.min_resource, self.max_resource)
-        extras = {
+        extensions = {
             "ReductionFactor": (self.reduction_factor, defaults.reduction_factor),
             "NumberOfBrackets": (self.number_of_brackets, defaults.number_of_brackets),
             "Variant": (self.variant.value, defaults.variant.value),
             "Sampler": (self.sampler.value, defaults.sampler.value),
             "ResourceMetricName": (self.resource_metric_name, defaults.resource_metric_name),
         }
-        out.update({key: value for key, (value, default) in extras.items() if value != default})
-        return out
+        changed = {key: value for key, (value, default) in extensions.items() if value != default}
+        return {"MinResource": self.min_resource, "MaxResource": self.max_resource, **changed}
 
 
 def _inferred_max_resource(static: Mapping[str, str], path: str) -> int:
@@ -345,11 +310,8 @@ def _inferred_max_resource(static: Mapping[str, str], path: str) -> int:
     for key in EPOCH_KEYS:
         if key in static:
             return v.integer(static[key], f"{DEFINITION}.StaticHyperParameters.{key}", lo=1, hi=MAX_RESOURCE_LIMIT)
-    raise ConfigError(
-        v.at(path, "MaxResource"),
-        f"`MaxResource is given, or a static hyperparameter among {', '.join(EPOCH_KEYS)} sets it` must hold",
-        v.MISSING,
-    )
+    rule = f"`MaxResource is given, or a static hyperparameter among {', '.join(EPOCH_KEYS)} sets it` must hold"
+    raise ConfigError(v.at(path, "MaxResource"), rule, v.MISSING)
 
 
 @dataclass(frozen=True)
@@ -362,29 +324,25 @@ class CompletionCriteria:
 
     @classmethod
     def from_dict(cls, raw: object, path: str = CRITERIA) -> CompletionCriteria:
-        obj = v.mapping(raw, path)
-        v.check_keys(obj, path, CRITERIA_KEYS, HOMES)
-        target_raw = v.optional(obj, "TargetObjectiveMetricValue")
-        target = None if target_raw is None else v.number(target_raw, v.at(path, "TargetObjectiveMetricValue"))
-        best = v.section(obj, "BestObjectiveNotImproving", path, ("MaxNumberOfTrainingJobsNotImproving",), HOMES)
-        patience = v.optional_integer(
-            best, "MaxNumberOfTrainingJobsNotImproving", v.at(path, "BestObjectiveNotImproving"), lo=3, hi=INT_MAX
+        f = _fields(raw, path, CRITERIA_KEYS, absent_ok=True)
+        best = f.section("BestObjectiveNotImproving", ("MaxNumberOfTrainingJobsNotImproving",))
+        convergence = f.section("ConvergenceDetected", ("CompleteOnConvergence",))
+        return cls(
+            f.number("TargetObjectiveMetricValue", default=None),
+            best.integer("MaxNumberOfTrainingJobsNotImproving", lo=3, hi=INT_MAX, default=None),
+            convergence.choice("CompleteOnConvergence", _Toggle, default=_Toggle.DISABLED) is _Toggle.ENABLED,
         )
-        convergence = v.section(obj, "ConvergenceDetected", path, ("CompleteOnConvergence",), HOMES)
-        toggle = v.optional(convergence, "CompleteOnConvergence")
-        toggle_path = v.at(v.at(path, "ConvergenceDetected"), "CompleteOnConvergence")
-        enabled = toggle is not None and v.choice(toggle, toggle_path, _Toggle) is _Toggle.ENABLED
-        return cls(target, patience, enabled)
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = _without_none({"TargetObjectiveMetricValue": self.target_objective_metric_value})
-        if self.max_number_of_training_jobs_not_improving is not None:
-            out["BestObjectiveNotImproving"] = {
-                "MaxNumberOfTrainingJobsNotImproving": self.max_number_of_training_jobs_not_improving
-            }
-        if self.complete_on_convergence:
-            out["ConvergenceDetected"] = {"CompleteOnConvergence": _Toggle.ENABLED.value}
-        return out
+        patience = self.max_number_of_training_jobs_not_improving
+        entries = {
+            "TargetObjectiveMetricValue": self.target_objective_metric_value,
+            "BestObjectiveNotImproving": None
+            if patience is None
+            else {"MaxNumberOfTrainingJobsNotImproving": patience},
+            "ConvergenceDetected": {"CompleteOnConvergence": "Enabled"} if self.complete_on_convergence else None,
+        }
+        return _without_none(entries)
 
 
 @dataclass(frozen=True)
@@ -396,34 +354,19 @@ class WarmStartConfig:
 
     @classmethod
     def from_dict(cls, raw: object, path: str = "WarmStartConfig") -> WarmStartConfig:
-        obj = v.mapping(raw, path)
-        v.check_keys(obj, path, ("ParentHyperParameterTuningJobs", "WarmStartType"), HOMES)
-        parents_path = v.at(path, "ParentHyperParameterTuningJobs")
-        parents = v.sequence(
-            v.required(obj, "ParentHyperParameterTuningJobs", path), parents_path, min_len=1, max_len=5
-        )
+        f = _fields(raw, path, WARM_START_KEYS)
         names: list[str] = []
-        for i, parent in enumerate(parents):
-            item_path = v.index(parents_path, i)
-            item = v.mapping(parent, item_path)
-            v.check_keys(item, item_path, ("HyperParameterTuningJobName",), HOMES)
-            name_path = v.at(item_path, "HyperParameterTuningJobName")
-            name = v.string(
-                v.required(item, "HyperParameterTuningJobName", item_path), name_path, max_len=32, pattern=JOB_NAME
-            )
+        for item, item_path in f.items("ParentHyperParameterTuningJobs", min_len=1, max_len=5):
+            parent = _fields(item, item_path, ("HyperParameterTuningJobName",))
+            name = parent.string("HyperParameterTuningJobName", max_len=32, pattern=JOB_NAME)
             if name in names:
-                raise ConfigError(name_path, "`parent tuning jobs are distinct` must hold", name)
+                raise ConfigError(parent.at("HyperParameterTuningJobName"), "`parents are distinct` must hold", name)
             names.append(name)
-        kind = v.choice(v.required(obj, "WarmStartType", path), v.at(path, "WarmStartType"), WarmStartType)
-        return cls(tuple(names), kind)
+        return cls(tuple(names), f.choice("WarmStartType", WarmStartType))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "ParentHyperParameterTuningJobs": [
-                {"HyperParameterTuningJobName": n} for n in self.parent_tuning_job_names
-            ],
-            "WarmStartType": self.warm_start_type.value,
-        }
+        parents = [{"HyperParameterTuningJobName": name} for name in self.parent_tuning_job_names]
+        return {"ParentHyperParameterTuningJobs": parents, "WarmStartType": self.warm_start_type.value}
 
 
 @dataclass(frozen=True)
@@ -444,38 +387,31 @@ class Extensions:
 
     @classmethod
     def from_dict(cls, raw: object, path: str = EXTENSIONS) -> Extensions:
-        obj = v.mapping(raw, path)
-        v.check_keys(obj, path, EXTENSION_KEYS, HOMES)
-        retries = v.optional_integer(obj, "MaxRetriesPerTrial", path, lo=0, hi=INT_MAX)
+        f = _fields(raw, path, EXTENSION_KEYS, absent_ok=True)
         return cls(
-            v.optional_integer(obj, "MaxFailedTrainingJobs", path, lo=0, hi=INT_MAX),
-            cls.max_retries_per_trial if retries is None else retries,
-            v.optional_positive(obj, "MaxBillableSeconds", path),
-            v.optional_positive(obj, "MaxCost", path),
+            f.integer("MaxFailedTrainingJobs", lo=0, hi=INT_MAX, default=None),
+            f.integer("MaxRetriesPerTrial", lo=0, hi=INT_MAX, default=cls.max_retries_per_trial),
+            f.number("MaxBillableSeconds", lo=0.0, strict_lo=True, default=None),
+            f.number("MaxCost", lo=0.0, strict_lo=True, default=None),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        retries = None if self.max_retries_per_trial == Extensions.max_retries_per_trial else self.max_retries_per_trial
-        return _without_none(
-            {
-                "MaxFailedTrainingJobs": self.max_failed_training_jobs,
-                "MaxRetriesPerTrial": retries,
-                "MaxBillableSeconds": self.max_billable_seconds,
-                "MaxCost": self.max_cost,
-            }
-        )
+        retries = self.max_retries_per_trial
+        entries = {
+            "MaxFailedTrainingJobs": self.max_failed_training_jobs,
+            "MaxRetriesPerTrial": None if retries == Extensions.max_retries_per_trial else retries,
+            "MaxBillableSeconds": self.max_billable_seconds,
+            "MaxCost": self.max_cost,
+        }
+        return _without_none(entries)
 
 
 def _tags(raw: object, path: str = "Tags") -> tuple[tuple[str, str], ...]:
     """AMT ``Tags``: at most 50 ``{Key, Value}`` pairs, kept in order."""
     pairs: list[tuple[str, str]] = []
     for i, item in enumerate(v.sequence(raw, path, max_len=50)):
-        item_path = v.index(path, i)
-        tag = v.mapping(item, item_path)
-        v.check_keys(tag, item_path, ("Key", "Value"), {})
-        key = v.string(v.required(tag, "Key", item_path), v.at(item_path, "Key"), max_len=128)
-        value = v.string(v.required(tag, "Value", item_path), v.at(item_path, "Value"), min_len=0, max_len=256)
-        pairs.append((key, value))
+        tag = _fields(item, v.index(path, i), ("Key", "Value"))
+        pairs.append((tag.string("Key", max_len=128), tag.string("Value", min_len=0, max_len=256)))
     return tuple(pairs)
 
 
@@ -488,10 +424,9 @@ class MetricDefinition:
 
     @classmethod
     def from_dict(cls, raw: object, path: str) -> MetricDefinition:
-        obj = v.mapping(raw, path)
-        v.check_keys(obj, path, ("Name", "Regex"), HOMES)
-        name = v.string(v.required(obj, "Name", path), v.at(path, "Name"), max_len=255)
-        return cls(name, v.regex(v.required(obj, "Regex", path), v.at(path, "Regex"), max_len=500))
+        f = _fields(raw, path, ("Name", "Regex"))
+        name = f.string("Name", max_len=255)
+        return cls(name, v.regex(f.need("Regex"), f.at("Regex"), max_len=500))
 
     def to_dict(self) -> dict[str, str]:
         return {"Name": self.name, "Regex": self.regex}
@@ -521,21 +456,20 @@ def _canonical_raw(
 ) -> dict[str, Any]:
     """``raw`` as JSON, with the typed fields written over their places and the lifted keys dropped."""
     out: dict[str, Any] = v.json_copy(raw, DEFINITION)
-    for key in LIFTED_KEYS:
+    for key in (*LIFTED_KEYS, "StaticHyperParameters"):
         out.pop(key, None)
-    out.pop("StaticHyperParameters", None)
     if static:
         out["StaticHyperParameters"] = dict(static)
     algorithm = out.get("AlgorithmSpecification")
-    if isinstance(algorithm, dict):
-        algorithm.pop("MetricDefinitions", None)
+    algorithm = algorithm if isinstance(algorithm, dict) else {}
+    algorithm.pop("MetricDefinitions", None)
     if metrics:
-        out["AlgorithmSpecification"] = {**(algorithm or {}), "MetricDefinitions": [m.to_dict() for m in metrics]}
+        out["AlgorithmSpecification"] = {**algorithm, "MetricDefinitions": [m.to_dict() for m in metrics]}
     stopping = out.get("StoppingCondition")
-    if isinstance(stopping, dict):
-        stopping.pop("MaxRuntimeInSeconds", None)
+    stopping = stopping if isinstance(stopping, dict) else {}
+    stopping.pop("MaxRuntimeInSeconds", None)
     if max_runtime is not None:
-        out["StoppingCondition"] = {**(stopping or {}), "MaxRuntimeInSeconds": max_runtime}
+        out["StoppingCondition"] = {**stopping, "MaxRuntimeInSeconds": max_runtime}
     return out
 
 
@@ -577,17 +511,14 @@ class TrainingJobDefinition:
     @classmethod
     def from_dict(cls, raw: object, path: str = DEFINITION) -> TrainingJobDefinition:
         """Read a definition; the keys in ``LIFTED_KEYS`` are left to :meth:`TuningConfig.from_dict`."""
-        obj = v.mapping(raw, path)
-        v.check_keys(obj, path, DEFINITION_KEYS, HOMES)
-        static_raw = v.optional(obj, "StaticHyperParameters")
-        static = {} if static_raw is None else _static_hyperparameters(static_raw, v.at(path, "StaticHyperParameters"))
-        algorithm = v.child(obj, "AlgorithmSpecification", path)
-        metrics_raw = v.optional(algorithm, "MetricDefinitions")
-        metrics_path = v.at(path, "AlgorithmSpecification.MetricDefinitions")
-        metrics = () if metrics_raw is None else _metric_definitions(metrics_raw, metrics_path)
-        stopping = v.child(obj, "StoppingCondition", path)
-        runtime = v.optional_integer(stopping, "MaxRuntimeInSeconds", v.at(path, "StoppingCondition"), lo=1, hi=INT_MAX)
-        return cls(static, metrics, runtime, obj)
+        f = _fields(raw, path, DEFINITION_KEYS)
+        static_raw = f.get("StaticHyperParameters")
+        static = {} if static_raw is None else _static_hyperparameters(static_raw, f.at("StaticHyperParameters"))
+        algorithm = f.section("AlgorithmSpecification", None)
+        metrics_raw = algorithm.get("MetricDefinitions")
+        metrics = () if metrics_raw is None else _metric_definitions(metrics_raw, algorithm.at("MetricDefinitions"))
+        runtime = f.section("StoppingCondition", None).integer("MaxRuntimeInSeconds", lo=1, hi=INT_MAX, default=None)
+        return cls(static, metrics, runtime, f.obj)
 
     def to_dict(self) -> dict[str, Any]:
         """A mutable copy of the definition in the AMT layout."""
@@ -598,29 +529,17 @@ class TrainingJobDefinition:
 
         With ``objective_metric``, a definition that has MetricDefinitions must define it.
         """
-        algorithm = self._section("AlgorithmSpecification", path)
+        f = _fields(self.raw, path, None)
+        algorithm = _fields(f.get("AlgorithmSpecification"), f.at("AlgorithmSpecification"), None)
         if not (algorithm.get("TrainingImage") or algorithm.get("AlgorithmName")):
-            raise ConfigError(
-                v.at(path, "AlgorithmSpecification.TrainingImage"),
-                "`TrainingImage or AlgorithmName is given` must hold",
-                v.MISSING,
-            )
-        v.string(v.required(self.raw, "RoleArn", path), v.at(path, "RoleArn"))
-        output = self._section("OutputDataConfig", path)
-        v.string(
-            v.required(output, "S3OutputPath", v.at(path, "OutputDataConfig")),
-            v.at(path, "OutputDataConfig.S3OutputPath"),
-        )
-        resources = self.raw.get("ResourceConfig")
-        if not (isinstance(resources, Mapping) and resources.get("InstanceType")) and not self.raw.get(
-            "HyperParameterTuningResourceConfig"
-        ):
-            raise ConfigError(
-                v.at(path, "ResourceConfig.InstanceType"),
-                "`ResourceConfig.InstanceType or HyperParameterTuningResourceConfig is given` must hold",
-                v.MISSING,
-            )
-        self._section("StoppingCondition", path)
+            rule = "`TrainingImage or AlgorithmName is given` must hold"
+            raise ConfigError(algorithm.at("TrainingImage"), rule, v.MISSING)
+        f.string("RoleArn", max_len=2048)
+        f.section("OutputDataConfig", None).string("S3OutputPath", max_len=1024)
+        if not (f.get("HyperParameterTuningResourceConfig") or f.section("ResourceConfig", None).get("InstanceType")):
+            rule = "`ResourceConfig.InstanceType or HyperParameterTuningResourceConfig is given` must hold"
+            raise ConfigError(v.at(path, "ResourceConfig.InstanceType"), rule, v.MISSING)
+        _fields(f.get("StoppingCondition"), f.at("StoppingCondition"), None)
         if objective_metric is not None and self.metric_definitions:
             self._require_metric(objective_metric, path)
 
@@ -629,26 +548,17 @@ class TrainingJobDefinition:
     ) -> None:
         """Check what the local backend needs: the entry point and the metrics it parses from stdout."""
         if "sagemaker_program" not in self.static_hyperparameters:
-            raise ConfigError(
-                v.at(path, "StaticHyperParameters.sagemaker_program"),
-                "`sagemaker_program names the entry point script` must hold",
-                v.MISSING,
-            )
+            rule = "`sagemaker_program names the entry point script` must hold"
+            raise ConfigError(v.at(path, "StaticHyperParameters.sagemaker_program"), rule, v.MISSING)
         self._require_metric(objective_metric, path)
         if resource_metric is not None:
             self._require_metric(resource_metric, path)
 
-    def _section(self, key: str, path: str) -> Mapping[str, object]:
-        return v.mapping(v.required(self.raw, key, path), v.at(path, key))
-
     def _require_metric(self, name: str, path: str) -> None:
         names = [m.name for m in self.metric_definitions]
         if name not in names:
-            raise ConfigError(
-                v.at(path, "AlgorithmSpecification.MetricDefinitions"),
-                f"`a MetricDefinition is named {name!r}` must hold",
-                names,
-            )
+            rule = f"`a MetricDefinition is named {name!r}` must hold"
+            raise ConfigError(v.at(path, "AlgorithmSpecification.MetricDefinitions"), rule, names)
 
 
 @dataclass(frozen=True)
@@ -709,175 +619,151 @@ class TuningConfig:
     @classmethod
     def from_dict(cls, request: Mapping[str, Any]) -> TuningConfig:
         """Check a ``CreateHyperParameterTuningJob`` request body; see the module docstring."""
-        top = v.mapping(request, "<request>")
-        v.check_keys(top, "", TOP_KEYS, HOMES)
-        if v.optional(top, "Autotune") is not None:
+        top = _fields(v.mapping(request, "<request>"), "", TOP_KEYS)
+        if top.get("Autotune") is not None:
             hint = "Autotune lets AMT choose the strategy; set Strategy and ParameterRanges yourself"
-            raise ConfigError("Autotune", "`Autotune is absent` must hold", v.brief(top["Autotune"]), hint=hint)
-        name_raw = v.optional(top, "HyperParameterTuningJobName")
-        name = (
-            None
-            if name_raw is None
-            else v.string(name_raw, "HyperParameterTuningJobName", max_len=32, pattern=JOB_NAME)
-        )
-        definition, definition_path = _definition(top)
-        config = v.mapping(v.required(top, CONFIG, ""), CONFIG)
-        _check_config_keys(config)
-        strategy = v.choice(v.required(config, "Strategy", CONFIG), v.at(CONFIG, "Strategy"), Strategy)
-        limits = ResourceLimits.from_dict(v.required(config, "ResourceLimits", CONFIG))
+            raise ConfigError("Autotune", "`Autotune is absent` must hold", v.brief(top.get("Autotune")), hint=hint)
+        name = top.string("HyperParameterTuningJobName", max_len=32, pattern=JOB_NAME, default=None)
+        definition = _definition(top)
+        config = _tuning_job_config(top.need(CONFIG))
+        strategy = config.choice("Strategy", Strategy)
+        limits = ResourceLimits.from_dict(config.need("ResourceLimits"))
         objective = Objective.from_dict(
-            *_lifted(config, "HyperParameterTuningJobObjective", definition, "TuningObjective", definition_path)
+            *_lifted(config, "HyperParameterTuningJobObjective", definition, "TuningObjective")
         )
-        ranges, ranges_path = _lifted(config, "ParameterRanges", definition, "HyperParameterRanges", definition_path)
+        ranges, ranges_path = _lifted(config, "ParameterRanges", definition, "HyperParameterRanges")
         space = SearchSpace.from_dict(v.mapping(ranges, ranges_path), ranges_path, homes=HOMES)
-        job = None if definition is None else TrainingJobDefinition.from_dict(definition, definition_path)
-        static = {} if job is None else job.static_hyperparameters
-        _check_static(space, static, v.at(definition_path, "StaticHyperParameters"))
-        hyperband = _hyperband(config, strategy, static, job)
-        seed_raw, warm_raw, tags_raw = (
-            v.optional(config, "RandomSeed"),
-            v.optional(top, "WarmStartConfig"),
-            v.optional(top, "Tags"),
-        )
+        job = None if definition is None else TrainingJobDefinition.from_dict(definition.obj, definition.path)
+        _check_static(space, job)
+        warm_start = top.get("WarmStartConfig")
         return cls(
             name=name,
             strategy=strategy,
             objective=objective,
             resource_limits=_completed_limits(limits, strategy, space, ranges_path),
             space=space,
-            hyperband=hyperband,
-            completion=CompletionCriteria.from_dict(v.optional(config, "TuningJobCompletionCriteria") or {}),
-            random_seed=None if seed_raw is None else v.integer(seed_raw, v.at(CONFIG, "RandomSeed"), lo=0, hi=INT_MAX),
+            hyperband=_hyperband(config, strategy, job),
+            completion=CompletionCriteria.from_dict(config.get("TuningJobCompletionCriteria")),
+            random_seed=config.integer("RandomSeed", lo=0, hi=INT_MAX, default=None),
             early_stopping_type=_early_stopping(config, strategy),
             training_job_definition=job,
-            warm_start=None if warm_raw is None else WarmStartConfig.from_dict(warm_raw),
-            extensions=Extensions.from_dict(v.optional(top, EXTENSIONS) or {}),
-            tags=() if tags_raw is None else _tags(tags_raw),
+            warm_start=None if warm_start is None else WarmStartConfig.from_dict(warm_start),
+            extensions=Extensions.from_dict(top.get(EXTENSIONS)),
+            tags=() if top.get("Tags") is None else _tags(top.get("Tags")),
         )
 
     def to_dict(self) -> dict[str, Any]:
         """The request in the AMT layout; ``TuningConfig.from_dict(c.to_dict()) == c``."""
-        config: dict[str, Any] = {"Strategy": self.strategy.value}
-        if self.hyperband is not None:
-            config["StrategyConfig"] = {"HyperbandStrategyConfig": self.hyperband.to_dict()}
-        config["HyperParameterTuningJobObjective"] = self.objective.to_dict()
-        config["ResourceLimits"] = self.resource_limits.to_dict()
-        config["ParameterRanges"] = self.space.to_dict()
-        config["TrainingJobEarlyStoppingType"] = self.early_stopping_type.value
-        optional_config = {
+        hyperband = None if self.hyperband is None else {"HyperbandStrategyConfig": self.hyperband.to_dict()}
+        config = {
+            "Strategy": self.strategy.value,
+            "StrategyConfig": hyperband,
+            "HyperParameterTuningJobObjective": self.objective.to_dict(),
+            "ResourceLimits": self.resource_limits.to_dict(),
+            "ParameterRanges": self.space.to_dict(),
+            "TrainingJobEarlyStoppingType": self.early_stopping_type.value,
             "TuningJobCompletionCriteria": self.completion.to_dict() or None,
             "RandomSeed": self.random_seed,
         }
-        config.update(_without_none(optional_config))
-        out: dict[str, Any] = _without_none({"HyperParameterTuningJobName": self.name})
-        out[CONFIG] = config
-        extras = {
-            DEFINITION: None if self.training_job_definition is None else self.training_job_definition.to_dict(),
-            "WarmStartConfig": None if self.warm_start is None else self.warm_start.to_dict(),
+        job, warm = self.training_job_definition, self.warm_start
+        request = {
+            "HyperParameterTuningJobName": self.name,
+            CONFIG: _without_none(config),
+            DEFINITION: None if job is None else job.to_dict(),
+            "WarmStartConfig": None if warm is None else warm.to_dict(),
             "Tags": [{"Key": key, "Value": value} for key, value in self.tags] or None,
             EXTENSIONS: self.extensions.to_dict() or None,
         }
-        out.update(_without_none(extras))
-        return out
+        return _without_none(request)
 
 
 def _reject_constant(name: str) -> None:
     raise ConfigError("<json>", "`numbers are finite` must hold", v.Shown(name))
 
 
-def _check_config_keys(config: Mapping[str, object]) -> None:
-    """Unknown keys of the tuning config and of its sub-objects, checked before anything else.
+def _tuning_job_config(raw: object) -> v.Fields:
+    """``HyperParameterTuningJobConfig``, with the keys of it and its objects checked before anything else.
 
     So a request in the wrong layout (the seed article's MinResource beside
-    MaxParallelTrainingJobs) gets the hint where the key belongs first.
+    MaxParallelTrainingJobs) first gets the hint where the key belongs.
     """
-    v.check_keys(config, CONFIG, CONFIG_KEYS, HOMES)
+    config = _fields(raw, CONFIG, CONFIG_KEYS)
     nested = {
         "ResourceLimits": LIMIT_KEYS,
-        "ParameterRanges": ("ContinuousParameterRanges", "IntegerParameterRanges", "CategoricalParameterRanges"),
+        "ParameterRanges": RANGE_KEYS,
         "StrategyConfig": ("HyperbandStrategyConfig",),
         "TuningJobCompletionCriteria": CRITERIA_KEYS,
     }
     for key, allowed in nested.items():
         if isinstance(config.get(key), Mapping):
-            v.section(config, key, CONFIG, allowed, HOMES)
+            config.section(key, allowed)
+    return config
 
 
-def _definition(top: Mapping[str, object]) -> tuple[Mapping[str, object] | None, str]:
+def _definition(top: v.Fields) -> v.Fields | None:
     """The one training job definition, from ``TrainingJobDefinition`` or a one-item ``TrainingJobDefinitions``."""
-    single, many = v.optional(top, DEFINITION), v.optional(top, "TrainingJobDefinitions")
+    single, many = top.get(DEFINITION), top.get("TrainingJobDefinitions")
     if single is not None and many is not None:
         rule = "`TrainingJobDefinition and TrainingJobDefinitions are not both given` must hold"
         raise ConfigError("TrainingJobDefinitions", rule, v.brief(many))
     if many is None:
-        return (None if single is None else v.mapping(single, DEFINITION)), DEFINITION
-    items = v.sequence(many, "TrainingJobDefinitions")
+        return None if single is None else _fields(single, DEFINITION, None)
+    items = top.items("TrainingJobDefinitions")
     if len(items) != 1:
         hint = "Only one training job definition is supported; run one tuning job per definition"
-        raise ConfigError(
-            "TrainingJobDefinitions", "`len(TrainingJobDefinitions) == 1` must hold", len(items), hint=hint
-        )
-    return v.mapping(items[0], "TrainingJobDefinitions[0]"), "TrainingJobDefinitions[0]"
+        rule = "`len(TrainingJobDefinitions) == 1` must hold"
+        raise ConfigError("TrainingJobDefinitions", rule, len(items), hint=hint)
+    return _fields(*items[0], None)
 
 
-def _lifted(
-    config: Mapping[str, object],
-    key: str,
-    definition: Mapping[str, object] | None,
-    definition_key: str,
-    definition_path: str,
-) -> tuple[object, str]:
-    """A field that may sit in the tuning config or in the definition (exactly one), with its path."""
-    here = v.optional(config, key)
-    there = None if definition is None else v.optional(definition, definition_key)
-    there_path = v.at(definition_path, definition_key)
-    if here is not None and there is not None:
-        raise ConfigError(
-            there_path, f"`{key} is given once` must hold", v.brief(there), hint=f"{CONFIG}.{key} is given too"
-        )
-    if there is not None:
-        return there, there_path
-    return v.required(config, key, CONFIG), v.at(CONFIG, key)
+def _lifted(config: v.Fields, key: str, definition: v.Fields | None, definition_key: str) -> tuple[object, str]:
+    """A field given in the tuning config or in the definition (exactly one), with its path."""
+    if definition is None or definition.get(definition_key) is None:
+        return config.need(key), config.at(key)
+    there = definition.get(definition_key)
+    if config.get(key) is not None:
+        rule = f"`{key} is given once` must hold"
+        raise ConfigError(definition.at(definition_key), rule, v.brief(there), hint=f"{config.at(key)} is given too")
+    return there, definition.at(definition_key)
 
 
-def _check_static(space: SearchSpace, static: Mapping[str, str], path: str) -> None:
+def _check_static(space: SearchSpace, job: TrainingJobDefinition | None) -> None:
     """Tuned names are not static, and a trial gets at most 100 hyperparameters."""
+    static = {} if job is None else job.static_hyperparameters
+    path = f"{DEFINITION}.StaticHyperParameters"
     for name in space.names:
         if name in static:
             raise ConfigError(v.at(path, name), "`a tuned hyperparameter is not also static` must hold", name)
-    total = len(static) + len(space.names)
-    if total > MAX_HYPERPARAMETERS:
+    if len(static) + len(space.names) > MAX_HYPERPARAMETERS:
         rule = f"`static + tuned hyperparameters <= {MAX_HYPERPARAMETERS}` must hold"
         raise ConfigError(path, rule, v.Shown(f"{len(static)} static + {len(space.names)} tuned"))
 
 
-def _hyperband(
-    config: Mapping[str, object], strategy: Strategy, static: Mapping[str, str], job: TrainingJobDefinition | None
-) -> HyperbandConfig | None:
-    """``StrategyConfig.HyperbandStrategyConfig``, given only (and read always) with Hyperband."""
-    strategy_config = v.optional(config, "StrategyConfig")
+def _hyperband(config: v.Fields, strategy: Strategy, job: TrainingJobDefinition | None) -> HyperbandConfig | None:
+    """``StrategyConfig.HyperbandStrategyConfig``: given only with Hyperband, and read always then."""
     if strategy is not Strategy.HYPERBAND:
-        if strategy_config is not None:
+        if config.get("StrategyConfig") is not None:
             rule = "`StrategyConfig is given only when Strategy is Hyperband` must hold"
-            raise ConfigError(STRATEGY_CONFIG, rule, v.brief(strategy_config), hint=f"Strategy is {strategy.value}")
+            hint = f"Strategy is {strategy.value}"
+            raise ConfigError(STRATEGY_CONFIG, rule, v.brief(config.get("StrategyConfig")), hint=hint)
         return None
-    outer = v.section(config, "StrategyConfig", CONFIG, ("HyperbandStrategyConfig",), HOMES)
-    hyperband = HyperbandConfig.from_dict(v.optional(outer, "HyperbandStrategyConfig") or {}, static)
+    outer = config.section("StrategyConfig", ("HyperbandStrategyConfig",))
+    static = {} if job is None else job.static_hyperparameters
+    hyperband = HyperbandConfig.from_dict(outer.get("HyperbandStrategyConfig"), static)
     metric = hyperband.resource_metric_name
-    if metric is not None and job is not None and job.metric_definitions:
-        if metric not in [m.name for m in job.metric_definitions]:
-            rule = "`ResourceMetricName names a MetricDefinition` must hold"
-            raise ConfigError(v.at(HYPERBAND, "ResourceMetricName"), rule, metric)
+    defined = [] if job is None else [m.name for m in job.metric_definitions]
+    if metric is not None and defined and metric not in defined:
+        rule = "`ResourceMetricName names a MetricDefinition` must hold"
+        raise ConfigError(v.at(HYPERBAND, "ResourceMetricName"), rule, metric)
     return hyperband
 
 
-def _early_stopping(config: Mapping[str, object], strategy: Strategy) -> EarlyStoppingType:
-    path = v.at(CONFIG, "TrainingJobEarlyStoppingType")
-    raw = v.optional(config, "TrainingJobEarlyStoppingType")
-    kind = EarlyStoppingType.OFF if raw is None else v.choice(raw, path, EarlyStoppingType)
+def _early_stopping(config: v.Fields, strategy: Strategy) -> EarlyStoppingType:
+    kind = config.choice("TrainingJobEarlyStoppingType", EarlyStoppingType, default=EarlyStoppingType.OFF)
     if strategy is Strategy.HYPERBAND and kind is not EarlyStoppingType.OFF:
+        rule = "`TrainingJobEarlyStoppingType is Off with Hyperband` must hold"
         hint = "Hyperband stops trials itself"
-        raise ConfigError(path, "`TrainingJobEarlyStoppingType is Off with Hyperband` must hold", kind.value, hint=hint)
+        raise ConfigError(config.at("TrainingJobEarlyStoppingType"), rule, kind.value, hint=hint)
     return kind
 
 
@@ -891,20 +777,15 @@ def _completed_limits(
         numeric = [p.name for p in space.parameters if not isinstance(p, CategoricalParameter)]
         if numeric:
             raise ConfigError(ranges_path, "`Grid takes CategoricalParameterRanges only` must hold", numeric)
+        if jobs is None and space.grid_size() > INT_MAX:
+            rule = f"`MaxNumberOfTrainingJobs is given when the grid has more than {INT_MAX} points` must hold"
+            raise ConfigError(jobs_path, rule, v.MISSING)
         if jobs is None:
-            size = space.grid_size()
-            if size > INT_MAX:
-                raise ConfigError(
-                    jobs_path,
-                    f"`MaxNumberOfTrainingJobs is given when the grid size exceeds {INT_MAX}` must hold",
-                    v.MISSING,
-                )
-            return ResourceLimits(size, limits.max_parallel_training_jobs, limits.max_runtime_in_seconds)
+            return ResourceLimits(space.grid_size(), limits.max_parallel_training_jobs, limits.max_runtime_in_seconds)
     elif jobs is None:
-        raise ConfigError(
-            jobs_path, "`MaxNumberOfTrainingJobs is given (it may be absent only with Grid)` must hold", v.MISSING
-        )
-    if strategy is Strategy.HYPERBAND and jobs > HYPERBAND_MAX_JOBS:
+        rule = "`MaxNumberOfTrainingJobs is given (it may be absent only with Grid)` must hold"
+        raise ConfigError(jobs_path, rule, v.MISSING)
+    if strategy is Strategy.HYPERBAND and jobs is not None and jobs > HYPERBAND_MAX_JOBS:
         raise ConfigError(
             jobs_path, f"`MaxNumberOfTrainingJobs <= {HYPERBAND_MAX_JOBS} with Hyperband` must hold", jobs
         )

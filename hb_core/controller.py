@@ -68,7 +68,15 @@ from hb_core.state import (
     trial_index,
 )
 
-__all__ = ["CONVERGENCE_TOLERANCE", "converged", "convergence_window", "decide", "new_state", "outstanding_actions"]
+__all__ = [
+    "CONVERGENCE_TOLERANCE",
+    "abort",
+    "converged",
+    "convergence_window",
+    "decide",
+    "new_state",
+    "outstanding_actions",
+]
 
 #: Relative improvement of the best below which a window of jobs counts as converged.
 CONVERGENCE_TOLERANCE = 1e-4
@@ -107,6 +115,20 @@ def decide(
         round_.apply(event)
     round_.check_completion()
     round_.fill_slots()
+    round_.maybe_finish()
+    return round_.freeze()
+
+
+def abort(state: TuningState, reason: str, now: float) -> tuple[TuningState, tuple[Action, ...]]:
+    """Stop the tuning job on request (a user killed the task): stop every running job, launch nothing.
+
+    The job ends Failed with ``reason`` once the stopped jobs have ended (a
+    later round), or at once when nothing is running.
+    """
+    if state.done or state.status is TuningStatus.STOPPING:
+        return replace(state, decisions=()), outstanding_actions(state)
+    round_ = _Round(state, now, make_sampler(state.config))
+    round_._begin_stopping(reason, TuningStatus.FAILED)
     round_.maybe_finish()
     return round_.freeze()
 
@@ -431,7 +453,10 @@ class _Round:
         if max_jobs is not None and index >= max_jobs:
             self.exhausted_reason = f"MaxNumberOfTrainingJobs={max_jobs} reached"
             return False
-        hyperparameters = self.sampler.propose(self.state, index)
+        view = self.state
+        if self.sampler.uses_history:  # model-based samplers see this round's launches too
+            view = evolve(self.state, trials=tuple(self.trials), active=tuple(self.active))
+        hyperparameters = self.sampler.propose(view, index)
         if hyperparameters is None:
             self.exhausted_reason = "every configuration of the search space was tried"
             return False

@@ -11,7 +11,7 @@ from typing import Any
 from hb_core.rungs import keep_count
 from hb_core.state import TuningState
 
-__all__ = ["rung_table", "summary", "summary_text"]
+__all__ = ["format_summary", "rung_table", "summary", "summary_text"]
 
 
 def rung_table(state: TuningState) -> str:
@@ -62,7 +62,11 @@ def summary(state: TuningState) -> dict[str, Any]:
 
 def summary_text(state: TuningState) -> str:
     """The summary as a few aligned lines for a terminal or a task log."""
-    s = summary(state)
+    return format_summary(summary(state))
+
+
+def format_summary(s: dict[str, Any]) -> str:
+    """Format a :func:`summary` dict (e.g. pulled from XCom) as aligned lines."""
     lines = [
         f"Tuning job {s['tuning_job_name']}: {s['status']} ({s['reason']})",
         f"  strategy        {s['strategy']}, objective {s['objective']}",

@@ -15,15 +15,16 @@ nothing is left running.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Sequence
 
 from hb_core.backends.base import Backend
 from hb_core.backends.clock import Clock
-from hb_core.backends.stores import StateStore
+from hb_core.backends.stores import StateConflict, StateStore
 from hb_core.config import TuningConfig
-from hb_core.controller import decide, new_state, outstanding_actions
+from hb_core.controller import abort, decide, new_state, outstanding_actions
 from hb_core.errors import HyperbandError
 from hb_core.events import Action, Event, Finish, Launch, Resume, Stop
 from hb_core.report import rung_table
@@ -41,8 +42,12 @@ class Tuner:
     ``poll_interval`` is the longest wait between rounds (seconds); with a
     virtual-time backend it may be ``math.inf``: the runner then wakes exactly
     at the backend's next event. ``table_every`` is how many rounds pass
-    between two rung tables in the log (0: never).
+    between two rung tables in the log (0: never). ``offload`` runs each
+    decision in a worker thread, so that a long decision (a model fit) never
+    blocks an event loop shared with others (the Airflow triggerer).
     """
+
+    MAX_CONFLICTS = 5
 
     def __init__(
         self,
@@ -56,6 +61,7 @@ class Tuner:
         poll_interval: float = 30.0,
         sampler: Sampler | None = None,
         table_every: int = 0,
+        offload: bool = False,
     ) -> None:
         self.config = config
         self.backend = backend
@@ -66,6 +72,7 @@ class Tuner:
         self.poll_interval = poll_interval
         self.sampler = sampler
         self.table_every = table_every
+        self.offload = offload
         self.state: TuningState | None = None
 
     async def start(self) -> TuningState:
@@ -107,13 +114,56 @@ class Tuner:
             raise HyperbandError("the backend has no pending event and poll_interval is infinite: nothing would wake")
         return wake
 
-    async def _round(self, events: Sequence[Event], *, reissue: bool = False) -> TuningState:
+    async def abort(self, reason: str, *, timeout: float = 20.0) -> TuningState | None:
+        """Stop every running job (a user killed the task) and wait, at most ``timeout`` seconds, for them to end.
+
+        Returns the state reached, or None when the store holds no tuning job (nothing ever started).
+        """
+        stored = await self.store.load()
+        if stored is None:
+            return None
+        events: list[Event] = []
+        if self.state is None or self.state.revision != stored.revision:
+            self.state, self._revision = stored, stored.revision
+            events = [] if stored.done else await self.backend.reconcile(stored)
+        state, actions = abort(self.state, reason, self.clock.now())
+        await self._commit(state)
+        await self._act(actions)
+        state = await self._round(events)
+        deadline = self.clock.now() + timeout
+        while not state.done and self.clock.now() < deadline:
+            await self.clock.sleep_until(min(deadline, self.clock.now() + min(self.poll_interval, 1.0)))
+            state = await self.step()
+        return state
+
+    async def _decide(self, events: Sequence[Event]) -> tuple[TuningState, tuple[Action, ...]]:
         assert self.state is not None, "start() runs the first round"
-        state, actions = decide(self.state, list(events), self.clock.now(), sampler=self.sampler)
+        if self.offload:
+            return await asyncio.to_thread(decide, self.state, list(events), self.clock.now(), sampler=self.sampler)
+        return decide(self.state, list(events), self.clock.now(), sampler=self.sampler)
+
+    async def _commit(self, state: TuningState) -> None:
         await self.store.save(state, self._revision)
         self._revision = state.revision
         await self.store.append_decisions(state.decisions)
         self.state = state
+
+    async def _round(self, events: Sequence[Event], *, reissue: bool = False) -> TuningState:
+        for _ in range(self.MAX_CONFLICTS):
+            state, actions = await self._decide(events)
+            try:
+                await self._commit(state)
+                break
+            except StateConflict as exc:
+                # Another controller (an HA duplicate) saved first: adopt its state and decide again.
+                # Our undone actions are dropped; whatever it decided is reissued below (idempotently).
+                log.warning("tuning job %s: %s; reloading its state", state.job_name, exc)
+                stored = await self.store.load()
+                assert stored is not None
+                self.state, self._revision, reissue = stored, stored.revision, True
+        else:
+            raise HyperbandError(f"tuning job {self.state.job_name if self.state else ''}: state kept changing "
+                                 f"under this controller ({self.MAX_CONFLICTS} conflicts in a row)")
         if log.isEnabledFor(logging.INFO):
             for decision in state.decisions:
                 log.info("%s %s", state.job_name, decision.line())

@@ -24,6 +24,15 @@ Config = dict[str, HyperparameterValue]
 
 
 class Sampler(Protocol):
+    """Proposes configurations.
+
+    A sampler whose ``uses_history`` is true is given a state that includes
+    the trials launched earlier in the same decision round (so a model can
+    account for pending trials); others get the state as the round began.
+    """
+
+    uses_history: bool
+
     def propose(self, state: TuningState, index: int) -> Config | None:
         """The configuration of trial ``index``, or None when the space is exhausted."""
         ...
@@ -37,6 +46,8 @@ def trial_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
 class RandomSampler:
     """Independent uniform draws under each parameter's scaling type."""
 
+    uses_history = False
+
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
 
@@ -46,6 +57,8 @@ class RandomSampler:
 
 class GridSampler:
     """The cartesian product of the categorical values, in declaration order, then exhausted."""
+
+    uses_history = False
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space

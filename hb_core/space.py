@@ -33,7 +33,7 @@ and by the constructors:
   across all range types; at most 30 parameters in all, at least one.
 - Continuous: MinValue < MaxValue, both finite, MaxValue - MinValue finite.
 - Integer: MinValue <= MaxValue (a single value is allowed), integral, and
-  ``|value| <= 10**15`` so every integer survives the float warping exactly.
+  ``|value| <= 10**12`` so every integer survives the float warping exactly.
 - ``Values``: 1-30 distinct strings of at most 256 characters. JSON numbers
   are accepted and kept as their string (``1`` becomes ``"1"``).
 - Numbers may be strings, as in the AMT API (see ``hb_core._validate``).
@@ -70,7 +70,7 @@ HyperparameterValue = float | int | str
 MAX_PARAMETERS = 30
 MAX_CATEGORIES = 30
 MAX_TEXT = 256
-INTEGER_LIMIT = 10**15
+INTEGER_LIMIT = 10**12
 AUTO_LOG_RATIO = 100.0
 NAME_PATTERN = re.compile(r"[^\s\x00-\x1f\x7f]+")
 DEFAULT_PATH = "HyperParameterTuningJobConfig.ParameterRanges"
@@ -97,7 +97,7 @@ def _check_numeric(integral: bool, lo: float, hi: float, scaling: ScalingType, p
     if integral:
         for key, x in (("MinValue", lo), ("MaxValue", hi)):
             if abs(x) > INTEGER_LIMIT:
-                raise ConfigError(path_of(key), f"`|{key}| <= 10**15` must hold", v.brief(x))
+                raise ConfigError(path_of(key), f"`|{key}| <= 10**12` must hold", v.brief(x))
         if lo > hi:
             raise ConfigError(path_of("MinValue"), "`MinValue <= MaxValue` must hold", _pair(lo, hi))
     else:
@@ -120,6 +120,29 @@ def _check_numeric(integral: bool, lo: float, hi: float, scaling: ScalingType, p
                 "`0 <= MinValue < MaxValue < 1 for ReverseLogarithmic scaling` must hold",
                 _pair(lo, hi),
             )
+    resolved = _resolve(scaling, lo, hi)
+    bottom, top = (lo - 0.5, hi + 0.5) if integral else (lo, hi)
+    if not _warp(bottom, resolved) < _warp(top, resolved):
+        rule = f"`MinValue and MaxValue differ on the {resolved.value} scale` must hold"
+        raise ConfigError(path_of("MaxValue"), rule, _pair(lo, hi))
+
+
+def _warp(x: float, scaling: ScalingType) -> float:
+    """``x`` on the warped scale, where the scaling type makes it uniform: x, log(x) or -log(1 - x)."""
+    if scaling is ScalingType.LOGARITHMIC:
+        return math.log(x)
+    if scaling is ScalingType.REVERSE_LOGARITHMIC:
+        return -math.log1p(-x)
+    return x
+
+
+def _unwarp(y: float, scaling: ScalingType) -> float:
+    """The inverse of :func:`_warp`."""
+    if scaling is ScalingType.LOGARITHMIC:
+        return math.exp(y)
+    if scaling is ScalingType.REVERSE_LOGARITHMIC:
+        return -math.expm1(-y)
+    return y
 
 
 def _resolve(scaling: ScalingType, lo: float, hi: float) -> ScalingType:
@@ -133,22 +156,14 @@ def _resolve(scaling: ScalingType, lo: float, hi: float) -> ScalingType:
 
 def _to_unit(x: float, lo: float, hi: float, scaling: ScalingType) -> float:
     """Where ``x`` in [lo, hi] lies on the warped scale, in [0, 1]."""
-    if scaling is ScalingType.LOGARITHMIC:
-        return (math.log(x) - math.log(lo)) / (math.log(hi) - math.log(lo))
-    if scaling is ScalingType.REVERSE_LOGARITHMIC:
-        top, bottom = math.log1p(-lo), math.log1p(-hi)
-        return (top - math.log1p(-x)) / (top - bottom)
-    return (x - lo) / (hi - lo)
+    bottom, top = _warp(lo, scaling), _warp(hi, scaling)
+    return (_warp(x, scaling) - bottom) / (top - bottom)
 
 
 def _from_unit(u: float, lo: float, hi: float, scaling: ScalingType) -> float:
     """The inverse of :func:`_to_unit`."""
-    if scaling is ScalingType.LOGARITHMIC:
-        return math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
-    if scaling is ScalingType.REVERSE_LOGARITHMIC:
-        top, bottom = math.log1p(-lo), math.log1p(-hi)
-        return -math.expm1(top - u * (top - bottom))
-    return lo + u * (hi - lo)
+    bottom, top = _warp(lo, scaling), _warp(hi, scaling)
+    return _unwarp(bottom + u * (top - bottom), scaling)
 
 
 def _numeric_input(value: object, path: str) -> object:
@@ -343,25 +358,27 @@ def _categories(items: object, path: str) -> tuple[str, ...]:
 
 
 def _numeric_from_dict(cls: type[ContinuousParameter | IntegerParameter], raw: object, path: str) -> Parameter:
-    item = v.mapping(raw, path)
-    v.check_keys(item, path, ("Name", "MinValue", "MaxValue", "ScalingType"), {})
-    name = v.string(v.required(item, "Name", path), v.at(path, "Name"), max_len=MAX_TEXT, pattern=NAME_PATTERN)
-    read = v.integer if cls is IntegerParameter else v.number
-    lo = read(v.required(item, "MinValue", path), v.at(path, "MinValue"))
-    hi = read(v.required(item, "MaxValue", path), v.at(path, "MaxValue"))
-    raw_scaling = v.optional(item, "ScalingType")
-    scaling = ScalingType.AUTO if raw_scaling is None else v.choice(raw_scaling, v.at(path, "ScalingType"), ScalingType)
-    _check_numeric(cls is IntegerParameter, lo, hi, scaling, lambda key: v.at(path, key))
+    item = v.Fields(raw, path, ("Name", "MinValue", "MaxValue", "ScalingType"), {})
+    name = item.string("Name", max_len=MAX_TEXT, pattern=NAME_PATTERN)
+    read = item.integer if cls is IntegerParameter else item.number
+    lo, hi = read("MinValue"), read("MaxValue")
+    scaling = item.choice("ScalingType", ScalingType, default=ScalingType.AUTO)
+    _check_numeric(cls is IntegerParameter, lo, hi, scaling, item.at)
     return cls(name, lo, hi, scaling)  # type: ignore[arg-type]
 
 
 def _categorical_from_dict(raw: object, path: str) -> Parameter:
-    item = v.mapping(raw, path)
-    v.check_keys(item, path, ("Name", "Values"), {})
-    name = v.string(v.required(item, "Name", path), v.at(path, "Name"), max_len=MAX_TEXT, pattern=NAME_PATTERN)
-    values_path = v.at(path, "Values")
-    items = v.sequence(v.required(item, "Values", path), values_path, min_len=1, max_len=MAX_CATEGORIES)
-    return CategoricalParameter(name, _categories(items, values_path))
+    item = v.Fields(raw, path, ("Name", "Values"), {})
+    name = item.string("Name", max_len=MAX_TEXT, pattern=NAME_PATTERN)
+    values = [value for value, _ in item.items("Values", min_len=1, max_len=MAX_CATEGORIES)]
+    return CategoricalParameter(name, _categories(values, item.at("Values")))
+
+
+_READERS: dict[str, Callable[[object, str], Parameter]] = {
+    ContinuousParameter.kind: lambda raw, path: _numeric_from_dict(ContinuousParameter, raw, path),
+    IntegerParameter.kind: lambda raw, path: _numeric_from_dict(IntegerParameter, raw, path),
+    CategoricalParameter.kind: _categorical_from_dict,
+}
 
 
 def _check_names(parameters: tuple[Parameter, ...], paths: list[str], where: str) -> None:
@@ -392,14 +409,17 @@ class SearchSpace:
     parameters: tuple[Parameter, ...]
 
     def __post_init__(self) -> None:
-        parameters = tuple(v.sequence(self.parameters, "SearchSpace.parameters"))
-        for i, parameter in enumerate(parameters):
-            if not isinstance(parameter, _KINDS):
+        parameters: list[Parameter] = []
+        for i, parameter in enumerate(v.sequence(self.parameters, "SearchSpace.parameters")):
+            if not isinstance(parameter, (ContinuousParameter, IntegerParameter, CategoricalParameter)):
                 raise ConfigError(f"SearchSpace.parameters[{i}]", "`item is a Parameter` must hold", v.brief(parameter))
+            parameters.append(parameter)
         _check_names(
-            parameters, [f"SearchSpace.parameters[{i}]" for i in range(len(parameters))], "SearchSpace.parameters"
+            tuple(parameters),
+            [f"SearchSpace.parameters[{i}]" for i in range(len(parameters))],
+            "SearchSpace.parameters",
         )
-        object.__setattr__(self, "parameters", parameters)
+        object.__setattr__(self, "parameters", tuple(parameters))
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -413,9 +433,8 @@ class SearchSpace:
 
     def _checked(self, hps: Mapping[str, object], path: str) -> dict[str, HyperparameterValue]:
         """``hps`` with exactly this space's names and valid values, normalised to typed values."""
-        mapping = v.mapping(hps, path)
-        v.check_keys(mapping, path, self.names, {})
-        return {p.name: p.check(v.required(mapping, p.name, path), v.at(path, p.name)) for p in self.parameters}
+        values = v.Fields(hps, path, self.names, {})
+        return {p.name: p.check(values.need(p.name), values.at(p.name)) for p in self.parameters}
 
     def sample(self, rng: np.random.Generator) -> dict[str, HyperparameterValue]:
         """One configuration drawn under each parameter's scaling; draws in declaration order."""
@@ -465,13 +484,10 @@ class SearchSpace:
 
     def parse(self, strings: Mapping[str, str], path: str = VALUES_PATH) -> dict[str, HyperparameterValue]:
         """The typed values of rendered ``strings``; the inverse of :meth:`render`."""
-        mapping = v.mapping(strings, path)
-        v.check_keys(mapping, path, self.names, {})
-        result: dict[str, HyperparameterValue] = {}
-        for p in self.parameters:
-            text = v.string(v.required(mapping, p.name, path), v.at(path, p.name), min_len=0)
-            result[p.name] = p.parse(text, v.at(path, p.name))
-        return result
+        texts = v.Fields(strings, path, self.names, {})
+        return {
+            p.name: p.parse(texts.string(p.name, min_len=0, max_len=None), texts.at(p.name)) for p in self.parameters
+        }
 
     def contains(self, hps: Mapping[str, object]) -> bool:
         """Whether ``hps`` names exactly this space's parameters, each with a valid value."""
@@ -486,19 +502,12 @@ class SearchSpace:
         cls, parameter_ranges: Mapping[str, Any], path: str = DEFAULT_PATH, *, homes: Mapping[str, str] | None = None
     ) -> SearchSpace:
         """A space from an AMT ``ParameterRanges`` object; ``homes`` maps misplaced keys to where they belong."""
-        ranges = v.mapping(parameter_ranges, path)
-        v.check_keys(ranges, path, tuple(kind.kind for kind in _KINDS), homes or {})
+        ranges = v.Fields(parameter_ranges, path, tuple(_READERS), homes or {})
         parameters: list[Parameter] = []
         paths: list[str] = []
-        for kind in _KINDS:
-            kind_path = v.at(path, kind.kind)
-            raw_items = v.optional(ranges, kind.kind)
-            for i, raw in enumerate(v.sequence([] if raw_items is None else raw_items, kind_path)):
-                item_path = v.index(kind_path, i)
-                if kind is CategoricalParameter:
-                    parameters.append(_categorical_from_dict(raw, item_path))
-                else:
-                    parameters.append(_numeric_from_dict(kind, raw, item_path))
+        for kind, read in _READERS.items():
+            for raw, item_path in ranges.items(kind, required=False):
+                parameters.append(read(raw, item_path))
                 paths.append(item_path)
         _check_names(tuple(parameters), paths, path)
         return cls(tuple(parameters))

@@ -30,7 +30,7 @@ from hb_core.config import (
     WarmStartType,
 )
 from hb_core.errors import ConfigError
-from hb_core.space import CategoricalParameter, IntegerParameter, ScalingType
+from hb_core.space import CategoricalParameter, IntegerParameter
 
 SEED_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "seed_tuning.json"
 CONFIG = "HyperParameterTuningJobConfig"
@@ -210,7 +210,7 @@ def test_seed_example_parses() -> None:
 
 
 def _seed_config() -> dict[str, Any]:
-    return json.loads(SEED_EXAMPLE.read_text())[CONFIG]
+    return dict(json.loads(SEED_EXAMPLE.read_text())[CONFIG])
 
 
 def _article_layouts() -> dict[str, dict[str, Any]]:
@@ -232,44 +232,47 @@ def _article_layouts() -> dict[str, dict[str, Any]]:
     }
 
 
-@pytest.mark.parametrize("layout", list(_article_layouts()))
-def test_seed_article_layout_points_to_hyperband_strategy_config(layout: str) -> None:
-    config = _article_layouts()[layout]
-    message = error_of({CONFIG: config})
-    assert "MinResource" in message or "MaxResource" in message or "Strategy" in message
-    assert f"belongs under `{HYPERBAND}`" in message or f"belongs under `{CONFIG}`" in message
-    # Whatever is reported first, fixing what the messages say leads to the request that parses.
-    bare = {CONFIG: config}
+@pytest.mark.parametrize(
+    ("layout", "first_path", "first_home"),
+    [
+        ("inside-ResourceLimits", f"{CONFIG}.ResourceLimits.MinResource", HYPERBAND),
+        ("beside-ResourceLimits", f"{CONFIG}.MinResource", HYPERBAND),
+        ("in-ParameterRanges", f"{CONFIG}.ParameterRanges.Strategy", CONFIG),
+    ],
+)
+def test_seed_article_layout_points_to_hyperband_strategy_config(layout: str, first_path: str, first_home: str) -> None:
+    request = {CONFIG: _article_layouts()[layout]}
+    with pytest.raises(ConfigError) as raised:
+        TuningConfig.from_dict(request)
+    key = first_path.rsplit(".", 1)[1]
+    assert str(raised.value).startswith(f"{first_path}: ")
+    assert str(raised.value).endswith(f"`{key}` belongs under `{first_home}`")
+    # Moving each key where its message says it belongs gives the request that parses.
+    homes = []
     for _ in range(10):
         try:
-            TuningConfig.from_dict(bare)
+            parsed = TuningConfig.from_dict(request)
             break
         except ConfigError as error:
             assert error.hint is not None and "belongs under" in error.hint, error
-            bare = _move(bare, error)
-    assert TuningConfig.from_dict(bare).hyperband == HyperbandConfig(10, 100)
+            homes.append(error.hint.split("`")[3])
+            request = _move(request, error.path, homes[-1])
+    assert HYPERBAND in homes
+    assert parsed == TuningConfig.from_dict({CONFIG: _seed_config()})
 
 
-def _move(request: dict[str, Any], error: ConfigError) -> dict[str, Any]:
-    """Follow a misplaced-key hint: move the key to where the message says it belongs."""
+def _move(request: dict[str, Any], path: str, home: str) -> dict[str, Any]:
+    """A copy of ``request`` with the key at ``path`` moved under ``home``."""
     out = copy.deepcopy(request)
-    *parents, key = error.path.split(".")
+    *parents, key = path.split(".")
     source = out
     for part in parents:
         source = source[part]
-    value = source.pop(key)
     target = out
-    home = error.hint.split("`")[3] if error.hint else ""
     for part in home.split("."):
         target = target.setdefault(part, {})
-    target[key] = value
+    target[key] = source.pop(key)
     return out
-
-
-def test_seed_article_layout_inside_resource_limits_message() -> None:
-    message = error_of({CONFIG: _article_layouts()["inside-ResourceLimits"]})
-    assert message.startswith(f"{CONFIG}.ResourceLimits.MinResource: ")
-    assert f"`MinResource` belongs under `{HYPERBAND}`" in message
 
 
 # --- every rule, with a failing and a passing value -----------------------------------------------
@@ -287,18 +290,12 @@ EX = ("TuningJobExtensions",)
 RANGES = (C, "ParameterRanges")
 
 # (id, path to change, bad value, error path, rule fragment, good value)
+# fmt: off
 RULES: list[tuple[str, tuple[Any, ...], Any, str, str, Any]] = [
     # name
     ("name-leading-hyphen", ("HyperParameterTuningJobName",), "-job", "HyperParameterTuningJobName", "matches", "job"),
     ("name-too-long", ("HyperParameterTuningJobName",), "a" * 33, "HyperParameterTuningJobName", "<= 32", "a" * 32),
-    (
-        "name-underscore",
-        ("HyperParameterTuningJobName",),
-        "my_job",
-        "HyperParameterTuningJobName",
-        "matches",
-        "my--job",
-    ),
+    ("name-underscore", ("HyperParameterTuningJobName",), "my_job", "HyperParameterTuningJobName", "matches", "my--job"),
     ("name-empty", ("HyperParameterTuningJobName",), "", "HyperParameterTuningJobName", "1 <= len", DELETE),
     ("name-number", ("HyperParameterTuningJobName",), 7, "HyperParameterTuningJobName", "is a string", "7"),
     # top level
@@ -307,413 +304,98 @@ RULES: list[tuple[str, tuple[Any, ...], Any, str, str, Any]] = [
     ("config-missing", (C,), DELETE, C, "is given", valid_request()[C]),
     ("config-list", (C,), [], C, "is an object", valid_request()[C]),
     # strategy
-    (
-        "strategy-unknown",
-        (C, "Strategy"),
-        "Hyper",
-        f"{C}.Strategy",
-        "one of Bayesian, Random, Hyperband, Grid",
-        "Hyperband",
-    ),
+    ("strategy-unknown", (C, "Strategy"), "Hyper", f"{C}.Strategy", "one of Bayesian, Random, Hyperband, Grid", "Hyperband"),
     ("strategy-case", (C, "Strategy"), "hyperband", f"{C}.Strategy", "Did you mean 'Hyperband'", "Hyperband"),
     ("strategy-missing", (C, "Strategy"), DELETE, f"{C}.Strategy", "Strategy is given", "Hyperband"),
     ("config-unknown-key", (C, "Budget"), 5, f"{C}.Budget", "key is one of", DELETE),
     # objective
-    (
-        "objective-missing",
-        (C, "HyperParameterTuningJobObjective"),
-        DELETE,
-        f"{C}.HyperParameterTuningJobObjective",
-        "is given",
-        {"Type": "Minimize", "MetricName": "validation:accuracy"},
-    ),
-    (
-        "objective-metric-empty",
-        (C, "HyperParameterTuningJobObjective", "MetricName"),
-        "",
-        "MetricName",
-        "1 <= len(MetricName)",
-        "loss",
-    ),
-    (
-        "objective-type",
-        (C, "HyperParameterTuningJobObjective", "Type"),
-        "Max",
-        "Objective.Type",
-        "Maximize, Minimize",
-        "Minimize",
-    ),
-    (
-        "objective-type-missing",
-        (C, "HyperParameterTuningJobObjective", "Type"),
-        DELETE,
-        "Objective.Type",
-        "Type is given",
-        "Maximize",
-    ),
-    (
-        "objective-list",
-        (C, "HyperParameterTuningJobObjective"),
-        ["Maximize"],
-        "Objective",
-        "is an object",
-        {"Type": "Maximize", "MetricName": "m"},
-    ),
+    ("objective-missing", (C, "HyperParameterTuningJobObjective"), DELETE, f"{C}.HyperParameterTuningJobObjective", "is given", {"Type": "Minimize", "MetricName": "validation:accuracy"}),
+    ("objective-metric-empty", (C, "HyperParameterTuningJobObjective", "MetricName"), "", "MetricName", "1 <= len(MetricName)", "loss"),
+    ("objective-type", (C, "HyperParameterTuningJobObjective", "Type"), "Max", "Objective.Type", "Maximize, Minimize", "Minimize"),
+    ("objective-type-missing", (C, "HyperParameterTuningJobObjective", "Type"), DELETE, "Objective.Type", "Type is given", "Maximize"),
+    ("objective-list", (C, "HyperParameterTuningJobObjective"), ["Maximize"], "Objective", "is an object", {"Type": "Maximize", "MetricName": "m"}),
     # resource limits
     ("parallel-missing", (*L, "MaxParallelTrainingJobs"), DELETE, "MaxParallelTrainingJobs", "is given", 10),
-    (
-        "parallel-zero",
-        (*L, "MaxParallelTrainingJobs"),
-        0,
-        "MaxParallelTrainingJobs",
-        "1 <= MaxParallelTrainingJobs <= 100",
-        1,
-    ),
+    ("parallel-zero", (*L, "MaxParallelTrainingJobs"), 0, "MaxParallelTrainingJobs", "1 <= MaxParallelTrainingJobs <= 100", 1),
     ("parallel-101", (*L, "MaxParallelTrainingJobs"), 101, "MaxParallelTrainingJobs", "<= 100", 100),
     ("parallel-bool", (*L, "MaxParallelTrainingJobs"), True, "MaxParallelTrainingJobs", "is an integer", "5"),
     ("parallel-text", (*L, "MaxParallelTrainingJobs"), "abc", "MaxParallelTrainingJobs", "is an integer", "5.0"),
     ("parallel-fraction", (*L, "MaxParallelTrainingJobs"), 1.5, "MaxParallelTrainingJobs", "is an integer", 2.0),
     ("parallel-nan", (*L, "MaxParallelTrainingJobs"), float("nan"), "MaxParallelTrainingJobs", "is an integer", " 3 "),
     ("jobs-zero", (*L, "MaxNumberOfTrainingJobs"), 0, "MaxNumberOfTrainingJobs", "1 <= MaxNumberOfTrainingJobs", 1),
-    (
-        "jobs-hyperband-751",
-        (*L, "MaxNumberOfTrainingJobs"),
-        751,
-        "MaxNumberOfTrainingJobs",
-        "<= 750 with Hyperband",
-        750,
-    ),
+    ("jobs-hyperband-751", (*L, "MaxNumberOfTrainingJobs"), 751, "MaxNumberOfTrainingJobs", "<= 750 with Hyperband", 750),
     ("jobs-missing", (*L, "MaxNumberOfTrainingJobs"), DELETE, "MaxNumberOfTrainingJobs", "only with Grid", "1e2"),
-    (
-        "runtime-119",
-        (*L, "MaxRuntimeInSeconds"),
-        119,
-        "ResourceLimits.MaxRuntimeInSeconds",
-        "120 <= MaxRuntimeInSeconds <= 15768000",
-        120,
-    ),
-    (
-        "runtime-too-long",
-        (*L, "MaxRuntimeInSeconds"),
-        15_768_001,
-        "ResourceLimits.MaxRuntimeInSeconds",
-        "<= 15768000",
-        15_768_000,
-    ),
-    (
-        "limits-list",
-        L,
-        [5],
-        "ResourceLimits",
-        "is an object",
-        {"MaxNumberOfTrainingJobs": 5, "MaxParallelTrainingJobs": 5},
-    ),
-    (
-        "limits-misplaced-extension",
-        (*L, "MaxCost"),
-        5,
-        "ResourceLimits.MaxCost",
-        "belongs under `TuningJobExtensions`",
-        DELETE,
-    ),
+    ("runtime-119", (*L, "MaxRuntimeInSeconds"), 119, "ResourceLimits.MaxRuntimeInSeconds", "120 <= MaxRuntimeInSeconds <= 15768000", 120),
+    ("runtime-too-long", (*L, "MaxRuntimeInSeconds"), 15_768_001, "ResourceLimits.MaxRuntimeInSeconds", "<= 15768000", 15_768_000),
+    ("limits-list", L, [5], "ResourceLimits", "is an object", {"MaxNumberOfTrainingJobs": 5, "MaxParallelTrainingJobs": 5}),
+    ("limits-misplaced-extension", (*L, "MaxCost"), 5, "ResourceLimits.MaxCost", "belongs under `TuningJobExtensions`", DELETE),
     # ranges (the space tests cover each range rule)
-    (
-        "ranges-missing",
-        RANGES,
-        DELETE,
-        f"{C}.ParameterRanges",
-        "ParameterRanges is given",
-        {"IntegerParameterRanges": [{"Name": "n", "MinValue": 1, "MaxValue": 2}]},
-    ),
-    (
-        "range-min-text",
-        (*RANGES, "IntegerParameterRanges", 1, "MinValue"),
-        "x",
-        "IntegerParameterRanges[1].MinValue",
-        "is an integer",
-        "11",
-    ),
-    (
-        "ranges-unknown-key",
-        (*RANGES, "Strategy"),
-        "Hyperband",
-        "ParameterRanges.Strategy",
-        f"belongs under `{C}`",
-        DELETE,
-    ),
+    ("ranges-missing", RANGES, DELETE, f"{C}.ParameterRanges", "ParameterRanges is given", {"IntegerParameterRanges": [{"Name": "n", "MinValue": 1, "MaxValue": 2}]}),
+    ("range-min-text", (*RANGES, "IntegerParameterRanges", 1, "MinValue"), "x", "IntegerParameterRanges[1].MinValue", "is an integer", "11"),
+    ("ranges-unknown-key", (*RANGES, "Strategy"), "Hyperband", "ParameterRanges.Strategy", f"belongs under `{C}`", DELETE),
     # early stopping
-    (
-        "early-stopping-auto",
-        (C, "TrainingJobEarlyStoppingType"),
-        "Auto",
-        "TrainingJobEarlyStoppingType",
-        "Off with Hyperband",
-        DELETE,
-    ),
-    (
-        "early-stopping-unknown",
-        (C, "TrainingJobEarlyStoppingType"),
-        "Median",
-        "TrainingJobEarlyStoppingType",
-        "one of Off, Auto",
-        "Off",
-    ),
+    ("early-stopping-auto", (C, "TrainingJobEarlyStoppingType"), "Auto", "TrainingJobEarlyStoppingType", "Off with Hyperband", DELETE),
+    ("early-stopping-unknown", (C, "TrainingJobEarlyStoppingType"), "Median", "TrainingJobEarlyStoppingType", "one of Off, Auto", "Off"),
     # hyperband
     ("min-resource-zero", (*H, "MinResource"), 0, f"{HYPERBAND}.MinResource", "1 <= MinResource", 2),
     ("min-resource-text", (*H, "MinResource"), "one", f"{HYPERBAND}.MinResource", "is an integer", "1"),
-    (
-        "min-resource-not-below-max",
-        (*H, "MinResource"),
-        27,
-        f"{HYPERBAND}.MaxResource",
-        "MinResource < MaxResource",
-        26,
-    ),
+    ("min-resource-not-below-max", (*H, "MinResource"), 27, f"{HYPERBAND}.MaxResource", "MinResource < MaxResource", 26),
     ("max-resource-too-big", (*H, "MaxResource"), 20_001, f"{HYPERBAND}.MaxResource", "<= 20000", 20_000),
     ("max-resource-float", (*H, "MaxResource"), 27.5, f"{HYPERBAND}.MaxResource", "is an integer", "27.0"),
     ("reduction-factor-1", (*H, "ReductionFactor"), 1, f"{HYPERBAND}.ReductionFactor", "2 <= ReductionFactor", 2),
-    ("brackets-zero", (*H, "NumberOfBrackets"), 0, f"{HYPERBAND}.NumberOfBrackets", "1 <= NumberOfBrackets <= 4", 4),
-    ("brackets-above-rungs", (*H, "NumberOfBrackets"), 5, f"{HYPERBAND}.NumberOfBrackets", "<= 4", 1),
+    ("brackets-zero", (*H, "NumberOfBrackets"), 0, f"{HYPERBAND}.NumberOfBrackets", "1 <= NumberOfBrackets", 4),
+    ("brackets-above-rungs", (*H, "NumberOfBrackets"), 5, f"{HYPERBAND}.NumberOfBrackets", "NumberOfBrackets <= 4, the number of rungs", 1),
     ("variant-unknown", (*H, "Variant"), "Pause", f"{HYPERBAND}.Variant", "one of Stopping, Promotion", "Stopping"),
     ("sampler-unknown", (*H, "Sampler"), "TPE", f"{HYPERBAND}.Sampler", "one of Random", DELETE),
-    (
-        "resource-metric-undefined",
-        (*H, "ResourceMetricName"),
-        "step",
-        f"{HYPERBAND}.ResourceMetricName",
-        "names a MetricDefinition",
-        "validation:accuracy",
-    ),
+    ("resource-metric-undefined", (*H, "ResourceMetricName"), "step", f"{HYPERBAND}.ResourceMetricName", "names a MetricDefinition", "validation:accuracy"),
     ("resource-metric-empty", (*H, "ResourceMetricName"), "", f"{HYPERBAND}.ResourceMetricName", "1 <= len", DELETE),
     ("hyperband-unknown-key", (*H, "Eta"), 3, f"{HYPERBAND}.Eta", "key is one of", DELETE),
-    (
-        "strategy-config-unknown-key",
-        (C, "StrategyConfig", "Bayes"),
-        {},
-        f"{C}.StrategyConfig.Bayes",
-        "HyperbandStrategyConfig",
-        DELETE,
-    ),
+    ("strategy-config-unknown-key", (C, "StrategyConfig", "Bayes"), {}, f"{C}.StrategyConfig.Bayes", "HyperbandStrategyConfig", DELETE),
     # random seed
     ("seed-negative", (C, "RandomSeed"), -1, f"{C}.RandomSeed", "0 <= RandomSeed", 0),
     ("seed-fraction", (C, "RandomSeed"), 1.5, f"{C}.RandomSeed", "is an integer", "7"),
     ("seed-bool", (C, "RandomSeed"), False, f"{C}.RandomSeed", "is an integer", DELETE),
     # completion criteria
-    (
-        "patience-2",
-        (*CC, "BestObjectiveNotImproving", "MaxNumberOfTrainingJobsNotImproving"),
-        2,
-        "MaxNumberOfTrainingJobsNotImproving",
-        "3 <= MaxNumberOfTrainingJobsNotImproving",
-        3,
-    ),
-    (
-        "convergence-yes",
-        (*CC, "ConvergenceDetected", "CompleteOnConvergence"),
-        "Yes",
-        "ConvergenceDetected.CompleteOnConvergence",
-        "one of Enabled, Disabled",
-        "Disabled",
-    ),
+    ("patience-2", (*CC, "BestObjectiveNotImproving", "MaxNumberOfTrainingJobsNotImproving"), 2, "MaxNumberOfTrainingJobsNotImproving", "3 <= MaxNumberOfTrainingJobsNotImproving", 3),
+    ("convergence-yes", (*CC, "ConvergenceDetected", "CompleteOnConvergence"), "Yes", "ConvergenceDetected.CompleteOnConvergence", "one of Enabled, Disabled", "Disabled"),
     ("target-nan", (*CC, "TargetObjectiveMetricValue"), "NaN", "TargetObjectiveMetricValue", "finite number", "0.9"),
-    (
-        "target-inf",
-        (*CC, "TargetObjectiveMetricValue"),
-        float("-inf"),
-        "TargetObjectiveMetricValue",
-        "finite number",
-        -1e300,
-    ),
+    ("target-inf", (*CC, "TargetObjectiveMetricValue"), float("-inf"), "TargetObjectiveMetricValue", "finite number", -1e300),
     ("target-text", (*CC, "TargetObjectiveMetricValue"), "high", "TargetObjectiveMetricValue", "finite number", 1),
     ("criteria-unknown-key", (*CC, "MaxTime"), 5, "TuningJobCompletionCriteria.MaxTime", "key is one of", DELETE),
-    (
-        "best-unknown-key",
-        (*CC, "BestObjectiveNotImproving", "Jobs"),
-        5,
-        "BestObjectiveNotImproving.Jobs",
-        "key is one of",
-        DELETE,
-    ),
+    ("best-unknown-key", (*CC, "BestObjectiveNotImproving", "Jobs"), 5, "BestObjectiveNotImproving.Jobs", "key is one of", DELETE),
     # metric definitions
     ("metric-name-empty", (*MD, 1, "Name"), "", "MetricDefinitions[1].Name", "1 <= len(Name)", "epoch"),
-    (
-        "metric-regex-long",
-        (*MD, 1, "Regex"),
-        "(" + "x" * 499 + ")",
-        "MetricDefinitions[1].Regex",
-        "<= 500",
-        "(" + "x" * 498 + ")",
-    ),
-    (
-        "metric-regex-broken",
-        (*MD, 1, "Regex"),
-        "epoch=(\\d+",
-        "MetricDefinitions[1].Regex",
-        "compiles",
-        "epoch=(?P<v>\\d+)",
-    ),
-    (
-        "metric-regex-no-group",
-        (*MD, 1, "Regex"),
-        "epoch=\\d+",
-        "MetricDefinitions[1].Regex",
-        "capturing group",
-        "epoch=(\\d+)",
-    ),
+    ("metric-regex-long", (*MD, 1, "Regex"), "(" + "x" * 499 + ")", "MetricDefinitions[1].Regex", "<= 500", "(" + "x" * 498 + ")"),
+    ("metric-regex-broken", (*MD, 1, "Regex"), "epoch=(\\d+", "MetricDefinitions[1].Regex", "compiles", "epoch=(?P<v>\\d+)"),
+    ("metric-regex-no-group", (*MD, 1, "Regex"), "epoch=\\d+", "MetricDefinitions[1].Regex", "capturing group", "epoch=(\\d+)"),
     ("metric-duplicate", (*MD, 1, "Name"), "validation:accuracy", "MetricDefinitions[1].Name", "distinct", "epoch"),
     ("metric-unknown-key", (*MD, 1, "Unit"), "count", "MetricDefinitions[1].Unit", "key is one of", DELETE),
     ("metrics-not-list", MD, {"Name": "x"}, "MetricDefinitions", "is a list", DELETE),
-    (
-        "algorithm-list",
-        (*D, "AlgorithmSpecification"),
-        [],
-        "AlgorithmSpecification",
-        "is an object",
-        {"TrainingImage": "img"},
-    ),
+    ("algorithm-list", (*D, "AlgorithmSpecification"), [], "AlgorithmSpecification", "is an object", {"TrainingImage": "img"}),
     # static hyperparameters
-    (
-        "static-nested",
-        (*D, "StaticHyperParameters", "opt"),
-        {"lr": 1},
-        "StaticHyperParameters.opt",
-        "a string, number or boolean",
-        '{"lr": 1}',
-    ),
-    (
-        "static-list",
-        (*D, "StaticHyperParameters", "layers"),
-        [1, 2],
-        "StaticHyperParameters.layers",
-        "a string, number or boolean",
-        2,
-    ),
+    ("static-nested", (*D, "StaticHyperParameters", "opt"), {"lr": 1}, "StaticHyperParameters.opt", "a string, number or boolean", '{"lr": 1}'),
+    ("static-list", (*D, "StaticHyperParameters", "layers"), [1, 2], "StaticHyperParameters.layers", "a string, number or boolean", 2),
     ("static-nan", (*D, "StaticHyperParameters", "x"), float("nan"), "StaticHyperParameters.x", "finite number", False),
-    (
-        "static-value-long",
-        (*D, "StaticHyperParameters", "v"),
-        "x" * 257,
-        "StaticHyperParameters.v",
-        "<= 256",
-        "x" * 256,
-    ),
-    (
-        "static-key-long",
-        (*D, "StaticHyperParameters", "k" * 257),
-        "1",
-        "StaticHyperParameters." + "k" * 257,
-        "<= 256",
-        DELETE,
-    ),
-    (
-        "static-tuned",
-        (*D, "StaticHyperParameters", "units"),
-        "5",
-        "StaticHyperParameters.units",
-        "not also static",
-        DELETE,
-    ),
-    (
-        "static-too-many",
-        (*D, "StaticHyperParameters"),
-        {f"h{i}": "1" for i in range(96)},
-        "StaticHyperParameters",
-        "<= 100",
-        {f"h{i}": "1" for i in range(95)},
-    ),
+    ("static-value-long", (*D, "StaticHyperParameters", "v"), "x" * 257, "StaticHyperParameters.v", "<= 256", "x" * 256),
+    ("static-key-long", (*D, "StaticHyperParameters", "k" * 257), "1", "StaticHyperParameters." + "k" * 257, "<= 256", DELETE),
+    ("static-tuned", (*D, "StaticHyperParameters", "units"), "5", "StaticHyperParameters.units", "not also static", DELETE),
+    ("static-too-many", (*D, "StaticHyperParameters"), {f"h{i}": "1" for i in range(96)}, "StaticHyperParameters", "<= 100", {f"h{i}": "1" for i in range(95)}),
     ("static-not-object", (*D, "StaticHyperParameters"), "epochs=3", "StaticHyperParameters", "is an object", {}),
     # training job definition
-    (
-        "definition-unknown-key",
-        (*D, "Hyperparameters"),
-        {},
-        "TrainingJobDefinition.Hyperparameters",
-        "StaticHyperParameters",
-        DELETE,
-    ),
-    (
-        "stopping-runtime-zero",
-        (*D, "StoppingCondition", "MaxRuntimeInSeconds"),
-        0,
-        "StoppingCondition.MaxRuntimeInSeconds",
-        "1 <= MaxRuntimeInSeconds",
-        1,
-    ),
+    ("definition-unknown-key", (*D, "Hyperparameters"), {}, "TrainingJobDefinition.Hyperparameters", "StaticHyperParameters", DELETE),
+    ("stopping-runtime-zero", (*D, "StoppingCondition", "MaxRuntimeInSeconds"), 0, "StoppingCondition.MaxRuntimeInSeconds", "1 <= MaxRuntimeInSeconds", 1),
     ("definition-not-object", D, "train.py", "TrainingJobDefinition", "is an object", DELETE),
     # warm start
-    (
-        "warm-no-parents",
-        (*WS, "ParentHyperParameterTuningJobs"),
-        [],
-        "ParentHyperParameterTuningJobs",
-        "1 <= len(ParentHyperParameterTuningJobs) <= 5",
-        [{"HyperParameterTuningJobName": "p"}],
-    ),
-    (
-        "warm-six-parents",
-        (*WS, "ParentHyperParameterTuningJobs"),
-        [{"HyperParameterTuningJobName": f"p{i}"} for i in range(6)],
-        "ParentHyperParameterTuningJobs",
-        "<= 5",
-        [{"HyperParameterTuningJobName": f"p{i}"} for i in range(5)],
-    ),
-    (
-        "warm-bad-name",
-        (*WS, "ParentHyperParameterTuningJobs", 0, "HyperParameterTuningJobName"),
-        "bad_name",
-        "ParentHyperParameterTuningJobs[0].HyperParameterTuningJobName",
-        "matches",
-        "good-name",
-    ),
-    (
-        "warm-duplicate",
-        (*WS, "ParentHyperParameterTuningJobs"),
-        [{"HyperParameterTuningJobName": "p"}] * 2,
-        "ParentHyperParameterTuningJobs[1].HyperParameterTuningJobName",
-        "distinct",
-        [{"HyperParameterTuningJobName": "p"}, {"HyperParameterTuningJobName": "q"}],
-    ),
-    (
-        "warm-type",
-        (*WS, "WarmStartType"),
-        "Identical",
-        "WarmStartConfig.WarmStartType",
-        "IdenticalDataAndAlgorithm, TransferLearning",
-        "TransferLearning",
-    ),
-    (
-        "warm-type-missing",
-        (*WS, "WarmStartType"),
-        DELETE,
-        "WarmStartConfig.WarmStartType",
-        "is given",
-        "IdenticalDataAndAlgorithm",
-    ),
+    ("warm-no-parents", (*WS, "ParentHyperParameterTuningJobs"), [], "ParentHyperParameterTuningJobs", "1 <= len(ParentHyperParameterTuningJobs) <= 5", [{"HyperParameterTuningJobName": "p"}]),
+    ("warm-six-parents", (*WS, "ParentHyperParameterTuningJobs"), [{"HyperParameterTuningJobName": f"p{i}"} for i in range(6)], "ParentHyperParameterTuningJobs", "<= 5", [{"HyperParameterTuningJobName": f"p{i}"} for i in range(5)]),
+    ("warm-bad-name", (*WS, "ParentHyperParameterTuningJobs", 0, "HyperParameterTuningJobName"), "bad_name", "ParentHyperParameterTuningJobs[0].HyperParameterTuningJobName", "matches", "good-name"),
+    ("warm-duplicate", (*WS, "ParentHyperParameterTuningJobs"), [{"HyperParameterTuningJobName": "p"}] * 2, "ParentHyperParameterTuningJobs[1].HyperParameterTuningJobName", "distinct", [{"HyperParameterTuningJobName": "p"}, {"HyperParameterTuningJobName": "q"}]),
+    ("warm-type", (*WS, "WarmStartType"), "Identical", "WarmStartConfig.WarmStartType", "IdenticalDataAndAlgorithm, TransferLearning", "TransferLearning"),
+    ("warm-type-missing", (*WS, "WarmStartType"), DELETE, "WarmStartConfig.WarmStartType", "is given", "IdenticalDataAndAlgorithm"),
     # extensions
-    (
-        "max-failed-negative",
-        (*EX, "MaxFailedTrainingJobs"),
-        -1,
-        "TuningJobExtensions.MaxFailedTrainingJobs",
-        "0 <= MaxFailedTrainingJobs",
-        0,
-    ),
-    (
-        "retries-negative",
-        (*EX, "MaxRetriesPerTrial"),
-        -1,
-        "TuningJobExtensions.MaxRetriesPerTrial",
-        "0 <= MaxRetriesPerTrial",
-        0,
-    ),
-    (
-        "billable-zero",
-        (*EX, "MaxBillableSeconds"),
-        0,
-        "TuningJobExtensions.MaxBillableSeconds",
-        "0.0 < MaxBillableSeconds",
-        0.5,
-    ),
+    ("max-failed-negative", (*EX, "MaxFailedTrainingJobs"), -1, "TuningJobExtensions.MaxFailedTrainingJobs", "0 <= MaxFailedTrainingJobs", 0),
+    ("retries-negative", (*EX, "MaxRetriesPerTrial"), -1, "TuningJobExtensions.MaxRetriesPerTrial", "0 <= MaxRetriesPerTrial", 0),
+    ("billable-zero", (*EX, "MaxBillableSeconds"), 0, "TuningJobExtensions.MaxBillableSeconds", "0.0 < MaxBillableSeconds", 0.5),
     ("cost-text", (*EX, "MaxCost"), "ten", "TuningJobExtensions.MaxCost", "finite number", "10"),
     ("extensions-unknown-key", (*EX, "MaxTrials"), 5, "TuningJobExtensions.MaxTrials", "key is one of", DELETE),
     # tags
@@ -722,24 +404,11 @@ RULES: list[tuple[str, tuple[Any, ...], Any, str, str, Any]] = [
     ("tag-key-long", ("Tags", 0, "Key"), "k" * 129, "Tags[0].Key", "<= 128", "k" * 128),
     # keys in the wrong place
     ("misplaced-max-resource", (C, "MaxResource"), 27, f"{C}.MaxResource", f"belongs under `{HYPERBAND}`", DELETE),
-    (
-        "misplaced-min-resource",
-        (*L, "MinResource"),
-        1,
-        "ResourceLimits.MinResource",
-        f"belongs under `{HYPERBAND}`",
-        DELETE,
-    ),
+    ("misplaced-min-resource", (*L, "MinResource"), 1, "ResourceLimits.MinResource", f"belongs under `{HYPERBAND}`", DELETE),
     ("misplaced-strategy", ("Strategy",), "Hyperband", "Strategy", f"belongs under `{C}`", DELETE),
-    (
-        "misplaced-static",
-        (C, "StaticHyperParameters"),
-        {},
-        f"{C}.StaticHyperParameters",
-        "belongs under `TrainingJobDefinition`",
-        DELETE,
-    ),
+    ("misplaced-static", (C, "StaticHyperParameters"), {}, f"{C}.StaticHyperParameters", "belongs under `TrainingJobDefinition`", DELETE),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(("path", "bad", "where", "rule", "good"), [r[1:] for r in RULES], ids=[r[0] for r in RULES])
@@ -976,7 +645,7 @@ def test_complete_definition_meets_both_backends() -> None:
         ((*D, "OutputDataConfig"), {}, "TrainingJobDefinition.OutputDataConfig.S3OutputPath"),
         ((*D, "ResourceConfig"), {"InstanceCount": 1}, "TrainingJobDefinition.ResourceConfig.InstanceType"),
         ((*D, "StoppingCondition"), DELETE, "TrainingJobDefinition.StoppingCondition"),
-        ((*D, "ResourceConfig"), "ml.g5.xlarge", "TrainingJobDefinition.ResourceConfig.InstanceType"),
+        ((*D, "ResourceConfig"), "ml.g5.xlarge", "TrainingJobDefinition.ResourceConfig: `ResourceConfig is an object"),
     ],
 )
 def test_sagemaker_fields(path: tuple[Any, ...], value: Any, where: str) -> None:
@@ -1172,7 +841,7 @@ def test_mutated_valid_request_parses_or_raises_config_error(mutations: list[tup
     for path, value in mutations:
         try:
             request = changed(request, path, value)
-        except (KeyError, IndexError, TypeError):  # an earlier mutation removed or replaced the parent
+        except (KeyError, IndexError, TypeError, AttributeError):  # an earlier mutation replaced the parent
             continue
     _parses_or_config_error(request)
 
@@ -1185,6 +854,16 @@ def test_single_tricky_value_parses_or_raises_config_error(path: tuple[Any, ...]
 
 def test_grid_space_from_a_parsed_request_enumerates() -> None:
     c = TuningConfig.from_dict(_grid_request())
-    assert list(c.space.grid())[0] == {"opt": "adam", "act": "relu"}
+    assert next(iter(c.space.grid())) == {"opt": "adam", "act": "relu"}
     assert c.space.parameters[0] == CategoricalParameter("opt", ("adam", "sgd"))
-    assert ScalingType.AUTO == "Auto"
+
+
+def test_a_huge_grid_needs_an_explicit_job_count() -> None:
+    request = _grid_request()
+    values = [str(i) for i in range(30)]
+    request[CONFIG]["ParameterRanges"] = {
+        "CategoricalParameterRanges": [{"Name": f"c{i}", "Values": values} for i in range(7)]
+    }
+    assert "MaxNumberOfTrainingJobs is given when the grid has more than" in error_of(request)
+    request[CONFIG]["ResourceLimits"]["MaxNumberOfTrainingJobs"] = 100
+    assert TuningConfig.from_dict(request).resource_limits.max_number_of_training_jobs == 100

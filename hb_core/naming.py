@@ -1,0 +1,37 @@
+"""Deterministic names: the same trial attempt gets the same training-job name in every process.
+
+That is what makes a launch idempotent: a controller that relaunches after a
+crash asks for a job that already exists, and adopts it instead of doubling it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from hb_core.errors import ConfigError
+
+__all__ = ["JOB_NAME_PATTERN", "derived_tuning_job_name", "training_job_name"]
+
+#: SageMaker's name pattern for tuning jobs (1-32 characters) and training jobs (1-63).
+JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+
+
+def training_job_name(tuning_job_name: str, trial_id: str, attempt: int) -> str:
+    """``<tuning job>-<trial id>-<attempt>``, e.g. ``mlp-hyperband-0007-1`` (at most 63 characters)."""
+    name = f"{tuning_job_name}-{trial_id}-{attempt}"
+    if len(name) > 63 or not JOB_NAME_PATTERN.match(name):
+        raise ConfigError(
+            "TrainingJobName", "`a 1-63 character name matching [a-zA-Z0-9](-*[a-zA-Z0-9])*` must hold", name
+        )
+    return name
+
+
+def derived_tuning_job_name(base: str, *identity: str) -> str:
+    """A tuning-job name unique to ``identity`` (e.g. DAG id, run id, task id): ``<base>-<8 hex>``, <= 32 chars.
+
+    ``base`` is cleaned to the allowed characters and shortened to fit.
+    """
+    digest = hashlib.sha256("\x1f".join(identity).encode()).hexdigest()[:8]
+    cleaned = re.sub(r"[^a-zA-Z0-9]+", "-", base).strip("-") or "hb"
+    return f"{cleaned[: 32 - 9].rstrip('-')}-{digest}"
