@@ -3,29 +3,43 @@
     hb-tune validate FILE              exit 0, or exit 2 with the error
     hb-tune plan FILE                  rung levels, brackets, trials, total resource
     hb-tune simulate FILE [--curve mlp|quadratic|constant] [--workers N] [--seed S] [--json]
+    hb-tune run FILE [--backend local] [--job-dir DIR] [--poll-interval S] [--name NAME]
 
-FILE is a ``CreateHyperParameterTuningJob`` request body in JSON.
+FILE is a ``CreateHyperParameterTuningJob`` request body in JSON. ``run`` tunes
+for real: trials are local processes (relative paths in the request resolve
+against FILE's directory), the state lives in the job directory (default
+``./hyperband_runs/<job name>``), and running the same command again on the
+same job directory reattaches to the tuning job where it was. Ctrl-C stops the
+running trials and exits 130; the saved state is kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from hb_core.backends.clock import RealClock
+from hb_core.backends.local import LocalBackend
+from hb_core.backends.stores import LocalFileStore
 from hb_core.config import HyperbandVariant, Strategy, TuningConfig
 from hb_core.curves import CURVES, make_curve
 from hb_core.errors import ConfigError, HyperbandError
 from hb_core.report import rung_table, summary, summary_text
 from hb_core.rungs import bracket_weights, rung_levels
+from hb_core.runner import Tuner
 from hb_core.simulate import SimulationResult, simulate
+from hb_core.state import TuningStatus
 
 __all__ = ["main", "plan_text"]
 
 EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+TABLE_EVERY = 20  # rounds between two rung tables in the log of ``run``
 
 
 def load_config(path: str) -> TuningConfig:
@@ -113,6 +127,49 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.file)
+    name = args.name or config.name
+    if not name:
+        rule = "`a tuning job name is given (in FILE or with --name)` must hold"
+        raise ConfigError("HyperParameterTuningJobName", rule, None)
+    job_dir = Path(args.job_dir) if args.job_dir else Path("hyperband_runs") / name
+    try:
+        return asyncio.run(_run_local(config, name, job_dir, Path(args.file).resolve().parent, args.poll_interval))
+    except KeyboardInterrupt:
+        print(f"interrupted: running trials stopped; run the same command again to resume from {job_dir}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+async def _run_local(config: TuningConfig, name: str, job_dir: Path, base_dir: Path, poll_interval: float) -> int:
+    store = LocalFileStore(job_dir)
+    stored = await store.load()
+    if stored is not None and stored.config != config:
+        rule = f"`FILE holds the request of the tuning job in {job_dir}` must hold"
+        raise ConfigError("<file>", rule, stored.job_name, hint="give another --job-dir or --name for a new tuning job")
+    backend = LocalBackend(config, job_dir, job_name=name, base_dir=base_dir)
+    tuner = Tuner(config, backend, store, RealClock(), job_name=name, poll_interval=poll_interval,
+                  table_every=TABLE_EVERY)
+    try:
+        state = await tuner.run()
+    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task, then raises KeyboardInterrupt
+        logging.getLogger(__name__).warning("interrupted: stopping %d running trials", len(backend.running()))
+        await backend.stop_all("the tuning job was interrupted (Ctrl-C)")
+        raise
+    finally:
+        await backend.close()
+    print(summary_text(state))
+    if state.rungs:
+        print("Rungs:")
+        print(rung_table(state))
+    best = state.trial(str((state.finish or {}).get("best_trial_id") or ""))
+    if best is not None:
+        print(f"  best job        {backend.training_job_name(best.trial_id, best.attempt)}")
+        print(f"  model dir       {backend.model_dir(best.trial_id, best.attempt)}")
+    return 0 if state.status is TuningStatus.COMPLETED else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hb-tune", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log every decision")
@@ -127,12 +184,22 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--workers", type=int, default=None, help="default: MaxParallelTrainingJobs")
     sim.add_argument("--seed", type=int, default=None, help="default: the request's RandomSeed")
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run = commands.add_parser("run", help="run the tuning job for real, trials as local processes")
+    run.add_argument("file")
+    run.add_argument("--backend", choices=["local"], default="local", help="where trials run (default: local)")
+    run.add_argument("--job-dir", default=None, help="state and trials (default: ./hyperband_runs/<job name>)")
+    run.add_argument("--poll-interval", type=float, default=1.0, help="seconds between decision rounds")
+    run.add_argument("--name", default=None, help="tuning job name (default: HyperParameterTuningJobName)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    running = args.command == "run"  # prints one line per decision as the tuning job goes
+    logging.basicConfig(level=logging.INFO if args.verbose or running else logging.WARNING,
+                        format="%(asctime)s %(message)s" if running else "%(message)s", datefmt="%H:%M:%S")
+    if running and not args.verbose:
+        logging.getLogger("hb_core.backends").setLevel(logging.WARNING)
     try:
         if args.command == "validate":
             config = load_config(args.file)
@@ -141,6 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "plan":
             print(plan_text(load_config(args.file)))
             return 0
+        if args.command == "run":
+            return _run(args)
         return _simulate(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -250,7 +250,10 @@ class _Round:
         if isinstance(event, TrialStarted):
             self.trials[index] = self._started(trial, event.time)
         elif isinstance(event, MetricReported):
-            self.trials[index] = self._metric(self._started(trial, event.time), event)
+            trial = self._started(trial, event.time)
+            # Values a job prints after its stop was decided are not recorded: the trial's result is
+            # what it had when judged, whatever the time the stop takes to land.
+            self.trials[index] = trial if trial.status is TrialStatus.STOPPING else self._metric(trial, event)
         elif isinstance(event, TrialCompleted):
             self._completed(index, self._bill(trial, event.time, event.billable_seconds))
         elif isinstance(event, TrialStopped):
@@ -335,6 +338,9 @@ class _Round:
             and trial.rung_index > 0
             and trial.resource >= trial.budget
         )
+        if trial.status is TrialStatus.STOPPING:  # it finished before the stop landed: still a stopped trial
+            self._end(index, trial, TrialStatus.STOPPED, f"{trial.stop_reason} (the job ended before the stop landed)")
+            return
         if not pausing:
             self._end(index, trial, TrialStatus.COMPLETED, None)
             return

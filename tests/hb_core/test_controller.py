@@ -278,3 +278,20 @@ def test_new_state_needs_a_job_name() -> None:
     unnamed = replace(config("Random"), name=None)
     with pytest.raises(ValueError, match="HyperParameterTuningJobName"):
         new_state(unnamed, now=0.0)
+
+
+def test_values_printed_after_a_stop_decision_are_not_recorded() -> None:
+    state, _ = fresh("Hyperband", parallel=2, max_jobs=2)
+    state, _ = decide(state, [MetricReported("0000", 1, 1.0, 0.9), MetricReported("0001", 1, 1.0, 0.1)], 1.0)
+    assert state.trials[1].status is TrialStatus.STOPPING
+    state, _ = decide(state, [MetricReported("0001", 1, 2.0, 0.99, seq=2)], 2.0)
+    assert state.trials[1].points == ((1, 0.1, 1.0),)
+    assert state.best_seen == 0.9
+
+
+def test_a_job_that_completes_after_its_stop_was_decided_counts_as_stopped() -> None:
+    state, _ = fresh("Hyperband", parallel=2, max_jobs=2)
+    state, _ = decide(state, [MetricReported("0000", 1, 1.0, 0.9), MetricReported("0001", 1, 1.0, 0.1)], 1.0)
+    state, _ = decide(state, [TrialCompleted("0001", 1, 2.0)], 2.0)
+    assert state.trials[1].status is TrialStatus.STOPPED
+    assert "before the stop landed" in (state.trials[1].stop_reason or "")
