@@ -1,0 +1,274 @@
+"""``HyperbandTuningOperator``: one task that runs a whole Hyperband tuning job.
+
+The flow follows the Amazon provider's deferrable operators: ``execute``
+validates the request, creates (or, on a retry, reattaches to) the tuning job,
+launches the first trials and checkpoints, then defers to
+:class:`~hb_airflow.triggers.HyperbandControllerTrigger`, which runs the
+controller in the triggerer. ``execute_complete`` validates the event and
+pushes the results. With ``deferrable=False`` the same loop runs on the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
+from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
+
+from hb_airflow.links import SageMakerBestTrainingJobLink, TuningDashboardLink
+from hb_airflow.spec import BACKENDS, TuningSpec, build_store, build_tuner, default_state_uri
+from hb_airflow.triggers import KILL_REASON, HyperbandControllerTrigger
+from hb_core.config import TuningConfig
+from hb_core.errors import ConfigError
+from hb_core.naming import derived_tuning_job_name, training_job_name
+from hb_core.report import rung_table, summary, summary_text
+from hb_core.runner import Tuner
+from hb_core.state import TuningState, TuningStatus
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["HyperbandTuningOperator"]
+
+_T = TypeVar("_T")
+
+
+def run_coroutine(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine to the end from sync code, even when this thread already runs an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # handed back to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="hyperband-runner")
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def _is_templated(value: object) -> bool:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return "{{" in text or "{%" in text
+
+
+class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
+    """Tune hyperparameters with Hyperband (ASHA) on SageMaker or on local processes.
+
+    :param tuning_request: the body of a SageMaker ``CreateHyperParameterTuningJob``
+        request: a dict, a JSON string, or the path of a JSON file (relative paths
+        resolve against the DAG file's folder). Templated. A request without
+        templates is validated when the DAG is parsed.
+    :param backend: ``sagemaker`` (trials are SageMaker training jobs) or ``local``
+        (trials are local processes, SageMaker script mode).
+    :param tuning_job_name: the tuning job's name (templated). Default: derived from
+        the request's name (or the task id) and a hash of (DAG id, run id, task id,
+        map index), so a retry reattaches to the same job and each run gets its own.
+    :param state_uri: where the controller keeps its state and decision log. Default:
+        ``$AIRFLOW_HOME/hyperband/<job>`` (local) or ``<S3OutputPath>/<job>/hyperband``.
+    :param base_dir: the directory that relative paths in the request resolve
+        against (local backend). Default: the request file's folder, else the DAG's.
+    :param poll_interval: seconds between two decision rounds.
+    :param deferrable: run the controller in the triggerer (default: ``[operators]
+        default_deferrable``); when False the same loop runs on the worker.
+    """
+
+    aws_hook_class = SageMakerHook
+    template_fields: Sequence[str] = aws_template_fields("tuning_request", "tuning_job_name", "state_uri", "backend")
+    template_fields_renderers = {"tuning_request": "json"}
+    operator_extra_links = (TuningDashboardLink(), SageMakerBestTrainingJobLink())
+    ui_color = "#f0e4ff"
+
+    def __init__(
+        self,
+        *,
+        tuning_request: dict[str, Any] | str,
+        backend: str = "sagemaker",
+        tuning_job_name: str | None = None,
+        state_uri: str | None = None,
+        base_dir: str | None = None,
+        poll_interval: float = 30.0,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.tuning_request = tuning_request
+        self.backend = backend
+        self.tuning_job_name = tuning_job_name
+        self.state_uri = state_uri
+        self.base_dir = base_dir
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+        if not _is_templated(backend) and backend not in BACKENDS:
+            raise ConfigError("backend", f"`backend in {BACKENDS}` must hold", backend)
+        if not _is_templated(tuning_request):
+            self._load_config()  # a bad request fails when the DAG is parsed, not hours later
+
+    # ------------------------------------------------------------ request and spec
+
+    def _dag_folder(self) -> Path:
+        fileloc = getattr(getattr(self, "dag", None), "fileloc", None) if self.has_dag() else None
+        return Path(fileloc).parent if fileloc else Path.cwd()
+
+    def _request_path(self) -> Path | None:
+        request = self.tuning_request
+        if isinstance(request, str) and not request.lstrip().startswith("{"):
+            path = Path(request)
+            return path if path.is_absolute() else self._dag_folder() / path
+        return None
+
+    def _load_request(self) -> dict[str, Any]:
+        request = self.tuning_request
+        path = self._request_path()
+        if path is not None:
+            try:
+                request = path.read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError("tuning_request", "the tuning request file must be readable",
+                                  f"{path}: {exc.strerror}") from exc
+        if isinstance(request, str):
+            try:
+                request = json.loads(request)
+            except json.JSONDecodeError as exc:
+                raise ConfigError("tuning_request", "the tuning request must be JSON",
+                                  f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+        if not isinstance(request, Mapping):
+            raise ConfigError("tuning_request", "the tuning request must be a JSON object", type(request).__name__)
+        return dict(request)
+
+    def _load_config(self) -> tuple[dict[str, Any], TuningConfig]:
+        request = self._load_request()
+        return request, TuningConfig.from_dict(request)
+
+    def _spec(self, context: Context) -> TuningSpec:
+        try:
+            request, config = self._load_config()
+            ti = context["ti"]
+            name = self.tuning_job_name or derived_tuning_job_name(
+                config.name or self.task_id, ti.dag_id, ti.run_id, ti.task_id, str(getattr(ti, "map_index", -1))
+            )
+            request["HyperParameterTuningJobName"] = name
+            path = self._request_path()
+            base_dir = self.base_dir or str(path.parent if path is not None else self._dag_folder())
+            return TuningSpec(
+                request=request,
+                job_name=name,
+                backend=self.backend,
+                state_uri=self.state_uri or default_state_uri(self.backend, name, config),
+                base_dir=base_dir,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                poll_interval=self.poll_interval,
+            )
+        except ConfigError as exc:
+            raise AirflowFailException(f"invalid tuning request: {exc}") from exc
+
+    # ------------------------------------------------------------ execution
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        spec = self._spec(context)
+        context["ti"].xcom_push(key="tuning_job_name", value=spec.job_name)
+        context["ti"].xcom_push(key="state_uri", value=spec.state_uri)
+        tuner = self._tuner(spec)
+        if self.deferrable:
+            state = run_coroutine(self._start(tuner))
+            if not state.done:
+                self.log.info("tuning job %s: %d trials launched; deferring to the controller trigger",
+                              spec.job_name, len(state.trials))
+                self.defer(trigger=HyperbandControllerTrigger(spec.to_dict()), method_name="execute_complete")
+        else:
+            state = run_coroutine(self._run_here(tuner))
+        return self._finish(context, spec, state)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not isinstance(event, dict) or "status" not in event or "spec" not in event:
+            raise AirflowException(f"the controller trigger sent an unexpected event: {event!r}")
+        spec = TuningSpec.from_dict(event["spec"])
+        if event["status"] == "error":
+            raise AirflowException(f"tuning job {spec.job_name}: {event.get('message')}")  # a retry reattaches
+        state = run_coroutine(build_store(spec).load())
+        if state is None:
+            raise AirflowException(f"tuning job {spec.job_name}: no state found at {spec.state_uri}")
+        return self._finish(context, spec, state)
+
+    def on_kill(self) -> None:
+        spec = getattr(self, "_running_spec", None)
+        if spec is None:
+            return
+        tuner = self._tuner(spec)
+        run_coroutine(self._abort(tuner))
+
+    def _tuner(self, spec: TuningSpec) -> Tuner:
+        self._running_spec = spec
+        try:
+            return build_tuner(spec, offload=False)
+        except ConfigError as exc:
+            raise AirflowFailException(f"invalid tuning request for the {spec.backend} backend: {exc}") from exc
+
+    async def _start(self, tuner: Tuner) -> TuningState:
+        try:
+            return await tuner.start()
+        finally:
+            await tuner.backend.close()
+
+    async def _run_here(self, tuner: Tuner) -> TuningState:
+        try:
+            return await tuner.run()
+        finally:
+            await tuner.backend.close()
+
+    async def _abort(self, tuner: Tuner) -> None:
+        try:
+            await tuner.abort(KILL_REASON)
+        finally:
+            await tuner.backend.close()
+
+    def _finish(self, context: Context, spec: TuningSpec, state: TuningState) -> dict[str, Any]:
+        """Push the results; fail the task (no retry) when the tuning job failed."""
+        result = summary(state)
+        best_id = result["best_trial_id"]
+        best = state.trial(best_id) if best_id else None
+        best_job = training_job_name(spec.job_name, best.trial_id, best.attempt) if best else None
+        ti = context["ti"]
+        ti.xcom_push(key="best_hyperparameters", value=result["best_hyperparameters"])
+        ti.xcom_push(key="best_training_job", value=best_job)
+        ti.xcom_push(key="best_objective", value=result["best_objective"])
+        ti.xcom_push(key="model_artifacts", value=self._model_artifacts(spec, state, best_job))
+        ti.xcom_push(key="summary", value=result)
+        if best_job and spec.backend == "sagemaker":
+            SageMakerBestTrainingJobLink.persist(context=context, operator=self, region_name=self.region_name or "",
+                                                 aws_partition="aws", job_name=best_job)
+        if state.rungs:
+            self.log.info("rungs of %s:\n%s", spec.job_name, rung_table(state))
+        self.log.info("\n%s", summary_text(state))
+        if state.status is TuningStatus.FAILED:
+            raise AirflowFailException(f"tuning job {spec.job_name} failed: {result['reason']}")
+        return result
+
+    @staticmethod
+    def _model_artifacts(spec: TuningSpec, state: TuningState, best_job: str | None) -> str | None:
+        best = state.trial(state.finish["best_trial_id"]) if state.finish and state.finish["best_trial_id"] else None
+        if best is None or best_job is None:
+            return None
+        if spec.backend == "local":
+            from hb_core.backends.local import model_dir
+
+            return str(model_dir(Path(spec.state_uri), best.trial_id, best.attempt))
+        definition = state.config.training_job_definition
+        output = definition.raw.get("OutputDataConfig", {}).get("S3OutputPath", "") if definition else ""
+        return f"{str(output).rstrip('/')}/{best_job}/output/model.tar.gz"

@@ -1,0 +1,149 @@
+"""The controller trigger on the local backend: restart, duplicate instances, and on_kill.
+
+Each test drives real trigger instances (rebuilt from their serialized kwargs,
+as the triggerer does) over real subprocess trials. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hb_airflow.spec import TuningSpec
+from hb_airflow.triggers import HyperbandControllerTrigger, TuningStateTrigger
+from hb_core.backends.stores import LocalFileStore
+from hb_core.state import TuningState
+from tests.hb_airflow.conftest import tiny_request
+
+WAIT = 120.0  # upper bound on any wait in these tests, in seconds
+
+
+def spec_for(tmp_path: Path, name: str, **request: Any) -> TuningSpec:
+    return TuningSpec(request=tiny_request(name=name, **request), job_name=name, backend="local",
+                      state_uri=str(tmp_path / name), base_dir=str(tmp_path), poll_interval=0.1)
+
+
+def rebuilt(trigger: HyperbandControllerTrigger) -> HyperbandControllerTrigger:
+    """A fresh instance from ``serialize()``, as the triggerer builds it after a restart."""
+    path, kwargs = trigger.serialize()
+    module, _, name = path.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**json.loads(json.dumps(kwargs)))  # type: ignore[no-any-return]
+
+
+async def first_event(trigger: Any) -> dict[str, Any]:
+    async for event in trigger.run():
+        return event.payload  # type: ignore[no-any-return]
+    raise AssertionError("the trigger ended without an event")
+
+
+async def wait_for(store: LocalFileStore, predicate: Callable[[TuningState], bool]) -> TuningState:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while loop.time() < deadline:
+        state = await store.load()
+        if state is not None and predicate(state):
+            return state
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def launched_jobs(launches: Path) -> list[str]:
+    return launches.read_text().split() if launches.exists() else []
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Processes (not zombies) still in the process group a trial's supervisor leads."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+@pytest.fixture
+def launches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "launches.txt"
+    monkeypatch.setenv("HB_TEST_LAUNCHES", str(path))
+    return path
+
+
+async def test_restart_mid_run_gives_the_same_result_with_no_duplicate(tmp_path: Path, launches: Path) -> None:
+    # One trial at a time makes the decisions independent of process timing, so runs can be compared.
+    reference = spec_for(tmp_path, "reference", parallel=1, jobs=6, sleep=0.1)
+    expected = await first_event(HyperbandControllerTrigger(reference.to_dict()))
+    reference_jobs = launched_jobs(launches)
+    launches.unlink()
+
+    spec = spec_for(tmp_path, "restarted", parallel=1, jobs=6, sleep=0.1)
+    trigger = HyperbandControllerTrigger(spec.to_dict())
+    task = asyncio.create_task(first_event(trigger))
+    store = LocalFileStore(spec.state_uri)
+    await wait_for(store, lambda s: len(s.trials) >= 3)
+    task.cancel()  # the triggerer restarts: cleanup only, the trial keeps running
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    event = await asyncio.wait_for(first_event(rebuilt(trigger)), WAIT)
+
+    assert event["status"] == "Completed"
+    jobs = launched_jobs(launches)
+    assert len(jobs) == len(set(jobs)), f"a training job was launched twice: {jobs}"
+    assert len(jobs) == len(reference_jobs)
+    state = await store.load()
+    assert state is not None and all(t.status.ended for t in state.trials)
+    assert event["summary"]["best_trial_id"] == expected["summary"]["best_trial_id"]
+    assert event["summary"]["best_objective"] == expected["summary"]["best_objective"]
+    assert event["summary"]["trial_counts"] == expected["summary"]["trial_counts"]
+
+
+async def test_two_triggers_at_once_launch_each_job_once(tmp_path: Path, launches: Path) -> None:
+    spec = spec_for(tmp_path, "twins", parallel=3, jobs=9, sleep=0.1)
+    first = HyperbandControllerTrigger(spec.to_dict())
+    second = rebuilt(first)
+    one, two = await asyncio.wait_for(asyncio.gather(first_event(first), first_event(second)), WAIT)
+    assert one["status"] == two["status"] == "Completed"
+    jobs = launched_jobs(launches)
+    assert len(jobs) == len(set(jobs)), f"a training job was launched twice: {sorted(jobs)}"
+    state = await LocalFileStore(spec.state_uri).load()
+    assert state is not None and len(state.trials) == 9
+    assert all(t.status.ended and t.stop_reason != "stopped outside the controller" for t in state.trials)
+
+
+async def test_on_kill_stops_every_running_trial(tmp_path: Path, launches: Path) -> None:
+    spec = spec_for(tmp_path, "killed", parallel=3, jobs=9, sleep=0.5, max_resource=27)
+    trigger = HyperbandControllerTrigger(spec.to_dict())
+    task = asyncio.create_task(first_event(trigger))
+    store = LocalFileStore(spec.state_uri)
+    await wait_for(store, lambda s: sum(1 for t in s.trials if t.points and not t.status.ended) >= 2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.wait_for(rebuilt(trigger).on_kill(), WAIT)
+
+    state = await store.load()
+    assert state is not None and state.status.value == "Failed"
+    assert "killed by a user" in (state.completion_reason or "")
+    assert all(t.status.ended for t in state.trials)
+    groups = [json.loads(p.read_text()).get("pid") for p in Path(spec.state_uri).rglob("pid.json")]
+    assert len([g for g in groups if g]) >= 2
+    assert not [pid for g in groups if g for pid in live_group_members(int(g))], "a trial process survived on_kill"
+
+
+async def test_state_trigger_waits_for_a_condition(tmp_path: Path) -> None:
+    spec = spec_for(tmp_path, "watched", parallel=2, jobs=4, sleep=0.05)
+    watcher = TuningStateTrigger(spec.to_dict(), {"kind": "trial_rung", "trial_id": "0000", "rung": 3}, 0.05)
+    both = asyncio.gather(first_event(HyperbandControllerTrigger(spec.to_dict())), first_event(watcher))
+    done, watched = await asyncio.wait_for(both, WAIT)
+    assert done["status"] == "Completed"
+    assert watched["condition"]["kind"] == "trial_rung"
+    assert watched["reached"] or watched["status"] in ("Stopped", "Failed")
