@@ -1,9 +1,15 @@
 # The two set-up commands: `make demo` and `make test`. Each creates .venv when missing
 # and (re)installs the project into it when pyproject.toml changes.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_HOME := $(CURDIR)/airflow_home
+# A project-local Airflow: SQLite in airflow_home/, DAGs from dags/, one BLAS thread per trial process.
+AIRFLOW_ENV := AIRFLOW_HOME=$(DEMO_HOME) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 .PHONY: demo test bench-scale clean
 
@@ -18,11 +24,23 @@ $(STAMP): pyproject.toml | $(BIN)/python
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-demo: $(STAMP)
-	OPENBLAS_NUM_THREADS=1 $(BIN)/hb-tune simulate examples/mlp/tuning.json --curve mlp --workers 5
+$(DEMO_HOME)/airflow.db: | $(STAMP)
+	mkdir -p $(DEMO_HOME)
+	$(AIRFLOW_ENV) $(BIN)/airflow db migrate > $(DEMO_HOME)/migrate.log 2>&1 || (tail -30 $(DEMO_HOME)/migrate.log; exit 1)
+
+# The demo DAG tunes the seed MLP (examples/mlp) with Hyperband on local trial processes.
+# Decisions stream to the terminal; Airflow's full log goes to airflow_home/demo.log.
+demo: $(STAMP) $(DEMO_HOME)/airflow.db
+	@echo "Running DAG hyperband_local_demo (airflow dags test); full log: $(DEMO_HOME)/demo.log"
+	@$(AIRFLOW_ENV) $(BIN)/airflow dags test hyperband_local_demo 2>&1 | tee $(DEMO_HOME)/demo.log \
+		| grep --line-buffered -oE "trial [0-9]+: (launch|stop|promote|completed|stopped|failed)[^[]*|tuning job: (stopping|finish)[^[]*" \
+		|| (echo "the demo DAG failed; the end of its log:"; tail -40 $(DEMO_HOME)/demo.log; exit 1)
+	@grep -q "DagRun Finished.*state=success" $(DEMO_HOME)/demo.log || (tail -40 $(DEMO_HOME)/demo.log; exit 1)
+	@echo
+	@$(BIN)/hb-tune show $(DEMO_HOME)/hyperband
 
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache build *.egg-info

@@ -4,6 +4,7 @@
     hb-tune plan FILE                  rung levels, brackets, trials, total resource
     hb-tune simulate FILE [--curve mlp|quadratic|constant] [--workers N] [--seed S] [--json]
     hb-tune run FILE [--backend local] [--job-dir DIR] [--poll-interval S] [--name NAME]
+    hb-tune show DIR                   the summary of the tuning job in DIR (or the newest job under DIR)
 
 FILE is a ``CreateHyperParameterTuningJob`` request body in JSON. ``run`` tunes
 for real: trials are local processes (relative paths in the request resolve
@@ -24,16 +25,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hb_core.backends.clock import RealClock
-from hb_core.backends.local import LocalBackend
+from hb_core.backends.local import LocalBackend, model_dir
 from hb_core.backends.stores import LocalFileStore
 from hb_core.config import HyperbandVariant, Strategy, TuningConfig
 from hb_core.curves import CURVES, make_curve
 from hb_core.errors import ConfigError, HyperbandError
+from hb_core.naming import training_job_name
 from hb_core.report import rung_table, summary, summary_text
 from hb_core.rungs import bracket_weights, rung_levels
 from hb_core.runner import Tuner
 from hb_core.simulate import SimulationResult, simulate
-from hb_core.state import TuningStatus
+from hb_core.state import TuningState, TuningStatus
 
 __all__ = ["main", "plan_text"]
 
@@ -159,15 +161,34 @@ async def _run_local(config: TuningConfig, name: str, job_dir: Path, base_dir: P
         raise
     finally:
         await backend.close()
+    _print_result(state, job_dir)
+    return 0 if state.status is TuningStatus.COMPLETED else 1
+
+
+def _print_result(state: TuningState, job_dir: Path) -> None:
+    """The summary, the rung table, and where the best trial's job and model are."""
     print(summary_text(state))
     if state.rungs:
         print("Rungs:")
         print(rung_table(state))
     best = state.trial(str((state.finish or {}).get("best_trial_id") or ""))
     if best is not None:
-        print(f"  best job        {backend.training_job_name(best.trial_id, best.attempt)}")
-        print(f"  model dir       {backend.model_dir(best.trial_id, best.attempt)}")
-    return 0 if state.status is TuningStatus.COMPLETED else 1
+        print(f"  best job        {training_job_name(state.job_name, best.trial_id, best.attempt)}")
+        print(f"  model dir       {model_dir(job_dir, best.trial_id, best.attempt)}")
+    print(f"  job directory   {job_dir}")
+
+
+def _show(args: argparse.Namespace) -> int:
+    root = Path(args.dir)
+    candidates = [root / LocalFileStore.STATE] if (root / LocalFileStore.STATE).exists() else sorted(
+        root.glob(f"*/{LocalFileStore.STATE}"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise ConfigError("<dir>", f"`a tuning job directory (holding {LocalFileStore.STATE})` must be given", str(root))
+    job_dir = candidates[-1].parent
+    state = asyncio.run(LocalFileStore(job_dir).load())
+    assert state is not None
+    _print_result(state, job_dir)
+    return 0 if state.status is not TuningStatus.FAILED else 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -190,6 +211,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--job-dir", default=None, help="state and trials (default: ./hyperband_runs/<job name>)")
     run.add_argument("--poll-interval", type=float, default=1.0, help="seconds between decision rounds")
     run.add_argument("--name", default=None, help="tuning job name (default: HyperParameterTuningJobName)")
+    show = commands.add_parser("show", help="print the summary of a tuning job from its state directory")
+    show.add_argument("dir")
     return parser
 
 
@@ -210,6 +233,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run":
             return _run(args)
+        if args.command == "show":
+            return _show(args)
         return _simulate(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -60,18 +60,22 @@ DATA_SEED = 20231101  # fixed: the data never depends on hyperparameters
 N_SAMPLES = 5000
 N_TRAIN = 4000
 
-# Difficulty, chosen with calibrate.py (see README.md): 4 Gaussian clusters
-# per class on vertices of a 6-d hypercube, so the decision boundary is
-# nonlinear and needs capacity plus a well-tuned optimiser to be learned.
+# Difficulty, chosen with calibrate.py (see README.md): the 64 vertices of a
+# 6-d hypercube (side 2 * class_sep = 6) each carry one elongated Gaussian
+# cluster, 32 per class, i.e. the label is a random Boolean function of six
+# hidden bits. The Bayes-optimal accuracy is about 0.99, but the decision
+# boundary has many pieces, so a network needs width, a well-matched learning
+# rate and little weight decay to get above ~0.93 in 27 epochs.
 DATA_PARAMS = dict(
     n_samples=N_SAMPLES,
     n_features=20,
     n_informative=6,
     n_redundant=4,
-    n_clusters_per_class=4,
-    class_sep=1.0,
+    n_clusters_per_class=32,
+    class_sep=3.0,
     flip_y=0.01,
 )
+TARGET_ACCURACY = 0.93  # documented target for this data (README.md)
 
 TRAIN_FILE = "train.npz"
 VALIDATION_FILE = "validation.npz"
@@ -301,7 +305,9 @@ def parse_hyperparameters(argv=None, env=None):
     Returns (hps dict, write_data_dir or None). Unknown arguments are ignored.
     """
     env = os.environ if env is None else env
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    # allow_abbrev=False: an unknown hyperparameter such as --unit must be
+    # ignored, not silently taken as a prefix of --units
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
     for name in HYPERPARAMETERS:
         parser.add_argument("--" + name, dest=name, default=None, type=str)
     parser.add_argument("--write-data", dest="write_data", default=None, metavar="DIR")
@@ -332,6 +338,7 @@ def parse_hyperparameters(argv=None, env=None):
 
 PARAM_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
 ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
+ADAM_CHUNK = 1 << 16  # elements per cache-sized block of the Adam update
 
 
 def init_params(n_in, units, rng):
@@ -371,13 +378,13 @@ class Trainer:
     loss = mean BCE + l2 / (2 * batch) * sum ||W||^2; biases not penalised)."""
 
     def __init__(self, params, lr, l2):
-        self.p = params
+        self.p = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
         self.lr = lr
         self.l2 = l2
         self.m = {k: np.zeros_like(v) for k, v in params.items()}
         self.v = {k: np.zeros_like(v) for k, v in params.items()}
         self.t = 0
-        self._scratch = {k: np.empty_like(v) for k, v in params.items()}
+        self._scratch = np.empty(min(ADAM_CHUNK, max(v.size for v in params.values())), dtype=np.float32)
 
     def step(self, X, y):
         p = self.p
@@ -408,15 +415,13 @@ class Trainer:
         d1 *= a1 > 0
         g["W1"] = X.T @ d1
         g["b1"] = d1.sum(axis=0)
-        if self.l2 > 0:
-            c = np.float32(self.l2 / n)
-            for k in ("W1", "W2", "W3"):
-                tmp = np.multiply(p[k], c, out=self._scratch[k])
-                g[k] += tmp
-        self._adam(g)
+        self._adam(g, np.float32(self.l2 / n) if self.l2 > 0 else None)
         return loss
 
-    def _adam(self, g):
+    def _adam(self, g, l2_coef):
+        """Adam step; the L2 gradient l2_coef * W is added to the weight
+        gradients first. Works chunk by chunk so that the dozen element-wise
+        passes stay in cache for big layers (same arithmetic, same result)."""
         self.t += 1
         t = self.t
         lr_t = np.float32(self.lr * math.sqrt(1.0 - ADAM_B2 ** t) / (1.0 - ADAM_B1 ** t))
@@ -424,19 +429,29 @@ class Trainer:
         c1, c2 = np.float32(1.0 - ADAM_B1), np.float32(1.0 - ADAM_B2)
         eps = np.float32(ADAM_EPS)
         for k in PARAM_NAMES:
-            gk, m, v, s = g[k], self.m[k], self.v[k], self._scratch[k]
-            m *= b1
-            np.multiply(gk, c1, out=s)
-            m += s
-            v *= b2
-            np.multiply(gk, gk, out=s)
-            s *= c2
-            v += s
-            np.sqrt(v, out=s)
-            s += eps
-            np.divide(m, s, out=s)
-            s *= lr_t
-            self.p[k] -= s
+            P, M, V = self.p[k].reshape(-1), self.m[k].reshape(-1), self.v[k].reshape(-1)
+            G = g[k].reshape(-1)
+            decay = l2_coef if k[0] == "W" else None
+            size = P.shape[0]
+            for a in range(0, size, ADAM_CHUNK):
+                b = min(size, a + ADAM_CHUNK)
+                p, m, v, gk = P[a:b], M[a:b], V[a:b], G[a:b]
+                s = self._scratch[:b - a]
+                if decay is not None:
+                    np.multiply(p, decay, out=s)
+                    gk += s
+                m *= b1
+                np.multiply(gk, c1, out=s)
+                m += s
+                v *= b2
+                np.multiply(gk, gk, out=s)
+                s *= c2
+                v += s
+                np.sqrt(v, out=s)
+                s += eps
+                np.divide(m, s, out=s)
+                s *= lr_t
+                p -= s
 
 
 # --------------------------------------------------------------------------

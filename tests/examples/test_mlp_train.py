@@ -78,7 +78,9 @@ def test_cli_hyperparameters_and_unknown_arguments(tmp_path):
     r = run(TINY[2:] + ["--units", "12", "--epochs", "2",
                         "--sagemaker_program", "train.py",
                         "--sagemaker_submit_directory", "s3://bucket/src.tar.gz",
-                        "--some_other_hp", "x"], tmp_path)
+                        "--some_other_hp", "x",
+                        "--unit", "999"],  # not a prefix match for --units
+            tmp_path)
     assert r.returncode == 0, r.stderr
     assert len(parse(r.stdout)) == 2
     # default SM_MODEL_DIR is ./model

@@ -60,3 +60,20 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).with_name("hb-tune")
     done = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "simulate" in done.stdout
+
+
+def test_show_prints_the_newest_job_under_a_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import asyncio
+
+    from hb_core.backends.stores import LocalFileStore
+    from hb_core.controller import decide, new_state
+    from hb_core.events import MetricReported, TrialCompleted
+    from tests.helpers import config
+
+    state, _ = decide(new_state(config("Random", parallel=1, max_jobs=1, name="shown"), now=0.0), [], 0.0)
+    state, _ = decide(state, [MetricReported("0000", 1, 1.0, 0.75), TrialCompleted("0000", 1, 2.0)], 2.0)
+    asyncio.run(LocalFileStore(tmp_path / "shown").save(state, None))
+    assert main(["show", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Tuning job shown: Completed" in out and "shown-0000-1" in out and "score=0.75" in out
+    assert main(["show", str(tmp_path / "nothing-here")]) == 2
