@@ -19,8 +19,10 @@ Scheduling (the scheduler role; a sampler proposes the configurations):
   highest rung whose rank is within the top ``floor(n/eta)`` is resumed (from
   its checkpoint) to the next rung; else a new trial is launched.
 
-Each rung decision costs O(log n) comparisons (bisection in the rung's sorted
-keys); a round also copies the touched containers once (a memcpy of pointers).
+A decision costs O(log n) in the number of trials: rungs are persistent sorted
+multisets with ranks and the trial list a persistent vector
+(:mod:`hb_core.pstruct`), so a round shares everything it does not touch with
+the previous state instead of copying it.
 
 Completion (checked every round, in this order): the failure limit
 (``MaxFailedTrainingJobs``; unset: the first 3 ended trials all failed),
@@ -33,8 +35,8 @@ running job; the tuning job finishes when the last of them has ended.
 
 from __future__ import annotations
 
-import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -53,7 +55,7 @@ from hb_core.events import (
     TrialStarted,
     TrialStopped,
 )
-from hb_core.rungs import bracket_for, bracket_weights, keep_count, promote_count, rank, rung_levels, stable_unit
+from hb_core.rungs import bracket_for, bracket_weights, keep_count, promote_count, rung_levels, stable_unit
 from hb_core.samplers import Sampler, make_sampler
 from hb_core.state import (
     Decision,
@@ -185,7 +187,7 @@ class _Round:
         self.hb = config.hyperband if config.strategy is Strategy.HYPERBAND else None
         self.promotion = self.hb is not None and self.hb.variant is HyperbandVariant.PROMOTION
         self.eta = self.hb.reduction_factor if self.hb else 3
-        self.trials = list(state.trials)
+        self.trials = state.trials  # a PVector: updates share structure with the old state
         self.active = list(state.active)
         self.rungs = [list(bracket) for bracket in state.rungs]
         self.status = state.status
@@ -216,7 +218,7 @@ class _Round:
             status=self.status,
             outcome=self.outcome,
             completion_reason=self.completion_reason,
-            trials=tuple(self.trials),
+            trials=self.trials,
             active=tuple(self.active),
             rungs=tuple(tuple(bracket) for bracket in self.rungs),
             best_index=self.best_index,
@@ -248,12 +250,14 @@ class _Round:
         if event.attempt != trial.attempt or not trial.status.active:
             return  # an earlier attempt's event, or one after the trial ended: nothing to decide
         if isinstance(event, TrialStarted):
-            self.trials[index] = self._started(trial, event.time)
+            self.trials = self.trials.set(index, self._started(trial, event.time))
         elif isinstance(event, MetricReported):
             trial = self._started(trial, event.time)
             # Values a job prints after its stop was decided are not recorded: the trial's result is
             # what it had when judged, whatever the time the stop takes to land.
-            self.trials[index] = trial if trial.status is TrialStatus.STOPPING else self._metric(trial, event)
+            if trial.status is not TrialStatus.STOPPING:
+                trial = self._metric(trial, event)
+            self.trials = self.trials.set(index, trial)
         elif isinstance(event, TrialCompleted):
             self._completed(index, self._bill(trial, event.time, event.billable_seconds))
         elif isinstance(event, TrialStopped):
@@ -295,10 +299,9 @@ class _Round:
         j = trial.rung_index
         while j < len(bracket) and resource >= bracket[j].level:
             rung = bracket[j]
-            keys = list(rung.keys)
-            bisect.insort(keys, key)
-            bracket[j] = evolve(rung, keys=tuple(keys))
-            n, position, kept = len(keys), rank(keys, key), keep_count(len(keys), self.eta)
+            keys = rung.keys.insert(key)
+            bracket[j] = evolve(rung, keys=keys)
+            n, position, kept = len(keys), keys.rank(key) + 1, keep_count(len(keys), self.eta)
             facts = {"rung": rung.level, "value": value, "cutoff": self.raw(keys[kept - 1]), "rank": position, "n": n}
             j += 1
             judged = not self.promotion and rung.level < self.hb.max_resource
@@ -321,11 +324,7 @@ class _Round:
             value = next((v for r, v, _ in trial.points if r >= level), None)
             if value is None:
                 continue
-            keys = list(bracket[j].keys)
-            position = bisect.bisect_left(keys, signed_key(self.sign, value))
-            if position < len(keys):
-                del keys[position]
-            bracket[j] = evolve(bracket[j], keys=tuple(keys))
+            bracket[j] = evolve(bracket[j], keys=bracket[j].keys.remove(signed_key(self.sign, value)))
 
     def _completed(self, index: int, trial: Trial) -> None:
         hb = self.hb
@@ -347,10 +346,8 @@ class _Round:
         j = trial.rung_index - 1
         rung = self.rungs[trial.bracket][j]
         key = signed_key(self.sign, trial.last_value if trial.last_value is not None else math.nan)
-        paused = list(rung.paused)
-        bisect.insort(paused, (key, index))
-        self.rungs[trial.bracket][j] = evolve(rung, paused=tuple(paused))
-        self.trials[index] = evolve(trial, status=TrialStatus.PAUSED)
+        self.rungs[trial.bracket][j] = evolve(rung, paused=rung.paused.insert((key, index)))
+        self.trials = self.trials.set(index, evolve(trial, status=TrialStatus.PAUSED))
         self.active.remove(index)
         self._job_ended(index, trial)
         self.decide_("pause", trial.trial_id, rung=rung.level, value=trial.last_value)
@@ -364,7 +361,7 @@ class _Round:
             trial = evolve(
                 trial, status=TrialStatus.PENDING, attempt=trial.attempt + 1, retries=trial.retries + 1, end_time=None
             )
-            self.trials[index] = trial
+            self.trials = self.trials.set(index, trial)
             self.actions.append(_launch_action(trial))
             self.decide_("retry", trial.trial_id, f"attempt {trial.attempt} after a retriable failure: {event.reason}")
             return
@@ -378,7 +375,7 @@ class _Round:
 
     def _end(self, index: int, trial: Trial, status: TrialStatus, reason: str | None) -> None:
         trial = evolve(trial, status=status, stop_reason=reason)
-        self.trials[index] = trial
+        self.trials = self.trials.set(index, trial)
         if index in self.active:
             self.active.remove(index)
         self.n_ended += 1
@@ -438,7 +435,8 @@ class _Round:
             trial = self.trials[index]
             if trial.status is not TrialStatus.STOPPING:
                 message = f"tuning job is stopping: {reason}"
-                self.trials[index] = evolve(trial, status=TrialStatus.STOPPING, stop_reason=message)
+                stopping = evolve(trial, status=TrialStatus.STOPPING, stop_reason=message)
+                self.trials = self.trials.set(index, stopping)
                 self.actions.append(Stop(trial.trial_id, trial.attempt, message))
 
     # ------------------------------------------------------------ slots
@@ -461,7 +459,7 @@ class _Round:
             return False
         view = self.state
         if self.sampler.uses_history:  # model-based samplers see this round's launches too
-            view = evolve(self.state, trials=tuple(self.trials), active=tuple(self.active))
+            view = evolve(self.state, trials=self.trials, active=tuple(self.active))
         hyperparameters = self.sampler.propose(view, index)
         if hyperparameters is None:
             self.exhausted_reason = "every configuration of the search space was tried"
@@ -476,7 +474,7 @@ class _Round:
             if self.promotion:
                 budget = self.rungs[bracket][0].level
         trial = Trial(trial_id, hyperparameters, bracket, TrialStatus.PENDING, budget, created_time=self.now)
-        self.trials.append(trial)
+        self.trials = self.trials.append(trial)
         self.active.append(index)
         self.actions.append(_launch_action(trial))
         self.decide_("launch", trial_id, f"bracket {bracket}, budget {budget}, {_compact(hyperparameters)}")
@@ -490,25 +488,26 @@ class _Round:
                 if not rung.paused:
                     continue
                 key = rung.paused[0][0]
-                if rank(rung.keys, key) <= promote_count(len(rung.keys), self.eta):
+                if rung.keys.rank(key) + 1 <= promote_count(len(rung.keys), self.eta):
                     candidate = (-rung.level, key, b, j)
                     best = candidate if best is None or candidate < best else best
         if best is None:
             return False
         _, key, b, j = best
         rung = self.rungs[b][j]
-        index = rung.paused[0][1]
-        self.rungs[b][j] = evolve(rung, paused=rung.paused[1:])
+        first = rung.paused[0]
+        index = first[1]
+        self.rungs[b][j] = evolve(rung, paused=rung.paused.remove(first))
         to_level = self.rungs[b][j + 1].level
         trial = evolve(self.trials[index], status=TrialStatus.PENDING, attempt=self.trials[index].attempt + 1)
         trial = evolve(trial, budget=to_level, end_time=None)
-        self.trials[index] = trial
+        self.trials = self.trials.set(index, trial)
         self.active.append(index)
         self.actions.append(_launch_action(trial))
         n = len(rung.keys)
         self.decide_(
             "promote", trial.trial_id, f"to rung {to_level}", rung=rung.level, value=self.raw(key),
-            cutoff=self.raw(rung.keys[max(promote_count(n, self.eta), 1) - 1]), rank=rank(rung.keys, key), n=n,
+            cutoff=self.raw(rung.keys[max(promote_count(n, self.eta), 1) - 1]), rank=rung.keys.rank(key) + 1, n=n,
         )
         return True
 
@@ -522,7 +521,7 @@ class _Round:
         for index, trial in enumerate(self.trials):
             if trial.status is TrialStatus.PAUSED:  # its job already ended and counted when it paused
                 reason = f"paused at resource {trial.resource}; not promoted before the tuning job ended"
-                self.trials[index] = evolve(trial, status=TrialStatus.STOPPED, stop_reason=reason)
+                self.trials = self.trials.set(index, evolve(trial, status=TrialStatus.STOPPED, stop_reason=reason))
                 self.n_ended += 1
                 self.decide_("stopped", trial.trial_id, reason, value=trial.last_value)
         best = _best_trial(self.trials, self.sign)
@@ -546,7 +545,7 @@ class _Round:
                      value=finish.best_objective)
 
 
-def _best_trial(trials: list[Trial], sign: float) -> Trial | None:
+def _best_trial(trials: Sequence[Trial], sign: float) -> Trial | None:
     """The trial whose last reported value is best (as AMT picks its best training job); ties go to the earlier."""
     best: Trial | None = None
     best_key = math.inf

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from hb_core.config import TuningConfig
 from hb_core.errors import StateError
+from hb_core.pstruct import PVector, SortedItems
 from hb_core.space import HyperparameterValue
 
 __all__ = [
@@ -189,12 +190,19 @@ class Rung:
     """Values recorded at one rung level of one bracket.
 
     ``keys`` are ascending (best first). ``paused`` holds (key, trial index) of
-    paused trials at this rung not yet promoted, ascending too.
+    paused trials at this rung not yet promoted, ascending too. Both are
+    persistent sorted multisets (any sequence given is sorted into one).
     """
 
     level: int
-    keys: tuple[float, ...] = ()
-    paused: tuple[tuple[float, int], ...] = ()
+    keys: SortedItems = SortedItems()
+    paused: SortedItems = SortedItems()
+
+    def __post_init__(self) -> None:
+        for name in ("keys", "paused"):
+            value = getattr(self, name)
+            if not isinstance(value, SortedItems):
+                object.__setattr__(self, name, SortedItems(value))
 
     def to_dict(self) -> dict[str, Any]:
         return {"level": self.level, "keys": list(self.keys), "paused": [list(p) for p in self.paused]}
@@ -203,8 +211,8 @@ class Rung:
     def from_dict(cls, data: Mapping[str, Any]) -> Rung:
         return cls(
             level=int(data["level"]),
-            keys=tuple(float(k) for k in data["keys"]),
-            paused=tuple((float(k), int(i)) for k, i in data["paused"]),
+            keys=SortedItems(float(k) for k in data["keys"]),
+            paused=SortedItems((float(k), int(i)) for k, i in data["paused"]),
         )
 
 
@@ -212,7 +220,9 @@ class Rung:
 class TuningState:
     """Everything the controller knows about one tuning job.
 
-    ``active`` lists the indices of trials holding a parallel slot. ``rungs``
+    ``trials`` is a persistent vector indexed by trial index (any sequence
+    given is turned into one). ``active`` lists the indices of trials holding
+    a parallel slot. ``rungs``
     is indexed ``[bracket][j]`` where j counts the bracket's rung levels.
     ``decisions`` are those of the last decision round only (the runner appends
     them to the store's decision log); ``decision_count`` counts all.
@@ -229,7 +239,7 @@ class TuningState:
     seed: int
     created_time: float
     status: TuningStatus = TuningStatus.IN_PROGRESS
-    trials: tuple[Trial, ...] = ()
+    trials: PVector = PVector()
     active: tuple[int, ...] = ()
     rungs: tuple[tuple[Rung, ...], ...] = ()
     best_index: int | None = None
@@ -248,6 +258,10 @@ class TuningState:
     revision: int = 0
     schema_version: int = SCHEMA_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.trials, PVector):
+            object.__setattr__(self, "trials", PVector(self.trials))
 
     @property
     def done(self) -> bool:
@@ -314,7 +328,7 @@ class TuningState:
                 seed=int(data["seed"]),
                 created_time=float(data["created_time"]),
                 status=TuningStatus(data["status"]),
-                trials=tuple(Trial.from_dict(t) for t in data["trials"]),
+                trials=PVector(Trial.from_dict(t) for t in data["trials"]),
                 active=tuple(int(i) for i in data["active"]),
                 rungs=tuple(tuple(Rung.from_dict(r) for r in b) for b in data["rungs"]),
                 best_index=data["best_index"],

@@ -9,13 +9,17 @@ decides anything: the controller does. Its duties:
   instead of starting a second one. A ``Resume`` continues from the trial's
   checkpoint; the objective values of the new job are numbered from
   ``from_resource + 1``.
-- ``stop`` ends a job; stopping a job that already ended, or never started, is
-  not an error.
+- ``stop`` ends a job; stopping a job that already ended is not an error. A
+  job that never started still gets its ``TrialStopped`` event, so the
+  controller never waits for a job that will not come.
 - ``poll`` returns the events observed since the previous poll, in order.
 - ``reconcile`` is called once by a controller that (re)starts from a saved
   state: the backend rebuilds its picture of the jobs that state says are
   active (adopting running ones) and returns the events that happened while
-  no controller was watching, so that no job is lost or launched twice.
+  no controller was watching, so that no job is lost or launched twice. A
+  Pending trial whose job does not exist yet needs no event (the runner
+  reissues its launch); an InProgress trial whose job has vanished is reported
+  as a retriable ``TrialFailed`` ("lost").
 - ``next_event_time`` lets a virtual-time backend tell the runner when the
   next event is due; real backends return None.
 """
