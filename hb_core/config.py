@@ -32,7 +32,10 @@ Our extensions, in AMT's CamelCase style:
   ``ReductionFactor`` (int >= 2, default 3), ``NumberOfBrackets`` (int >= 1, at
   most the number of rungs, default 1), ``Variant``, ``Sampler``,
   ``ResourceMetricName``, next to AMT's ``MinResource`` (default 1) and
-  ``MaxResource``. When ``MaxResource`` is absent it is read, as AMT does, from
+  ``MaxResource``; ``Sampler`` is ``Random`` (default), ``KDE`` or ``Bayesian``
+  (see :class:`SamplerType`); ``RandomFraction`` (a number in [0, 1], default
+  1/3 as in BOHB) is the share of a model-based sampler's proposals drawn at
+  random. When ``MaxResource`` is absent it is read, as AMT does, from
   the first static hyperparameter among ``epochs``, ``numepochs``, ``n-epochs``,
   ``n_epochs``, ``num_epochs``.
 - Top-level ``TuningJobExtensions``: ``MaxFailedTrainingJobs``,
@@ -123,7 +126,7 @@ CONFIG_KEYS = (
 )
 HYPERBAND_KEYS = (
     *("MinResource", "MaxResource", "ReductionFactor", "NumberOfBrackets", "Variant", "Sampler"),
-    *("ResourceMetricName",),
+    *("ResourceMetricName", "RandomFraction"),
 )
 RANGE_KEYS = ("ContinuousParameterRanges", "IntegerParameterRanges", "CategoricalParameterRanges")
 LIMIT_KEYS = ("MaxNumberOfTrainingJobs", "MaxParallelTrainingJobs", "MaxRuntimeInSeconds")
@@ -179,9 +182,21 @@ class HyperbandVariant(StrEnum):
 
 
 class SamplerType(StrEnum):
-    """How Hyperband draws new configurations."""
+    """How Hyperband draws new configurations (``HyperbandStrategyConfig.Sampler``).
+
+    - ``Random``: uniform draws under each parameter's scaling (Hyperband as published).
+    - ``KDE``: model-based, as BOHB: a good/bad density ratio over the rung
+      values at the highest rung with enough of them (:mod:`hb_core.model_based`).
+    - ``Bayesian``: model-based: a Gaussian process with expected improvement
+      over those rung values (:mod:`hb_core.model_based`, :mod:`hb_core.bayesian`).
+
+    The model-based samplers propose at random a share ``RandomFraction`` of
+    the time, and whenever the rungs hold too few values for a model.
+    """
 
     RANDOM = "Random"
+    KDE = "KDE"
+    BAYESIAN = "Bayesian"
 
 
 class EarlyStoppingType(StrEnum):
@@ -268,6 +283,7 @@ class HyperbandConfig:
     variant: HyperbandVariant = HyperbandVariant.STOPPING
     sampler: SamplerType = SamplerType.RANDOM
     resource_metric_name: str | None = None
+    random_fraction: float = 1.0 / 3.0
 
     @classmethod
     def from_dict(cls, raw: object, static: Mapping[str, str], path: str = HYPERBAND) -> HyperbandConfig:
@@ -287,8 +303,13 @@ class HyperbandConfig:
             raise ConfigError(f.at("NumberOfBrackets"), rule, brackets)
         variant = f.choice("Variant", HyperbandVariant, default=HyperbandVariant.STOPPING)
         sampler = f.choice("Sampler", SamplerType, default=SamplerType.RANDOM)
+        fraction_raw = f.get("RandomFraction")
+        fraction = cls.random_fraction
+        if fraction_raw is not None:
+            fraction = v.number(fraction_raw, f.at("RandomFraction"), lo=0.0, hi=1.0)
         return cls(
-            low, high, eta, brackets, variant, sampler, f.string("ResourceMetricName", max_len=255, default=None)
+            low, high, eta, brackets, variant, sampler, f.string("ResourceMetricName", max_len=255, default=None),
+            fraction,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -300,6 +321,7 @@ class HyperbandConfig:
             "Variant": (self.variant.value, defaults.variant.value),
             "Sampler": (self.sampler.value, defaults.sampler.value),
             "ResourceMetricName": (self.resource_metric_name, defaults.resource_metric_name),
+            "RandomFraction": (self.random_fraction, defaults.random_fraction),
         }
         changed = {key: value for key, (value, default) in extensions.items() if value != default}
         return {"MinResource": self.min_resource, "MaxResource": self.max_resource, **changed}

@@ -8,15 +8,17 @@ whatever order proposals are asked in.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from hb_core.config import Strategy, TuningConfig
+from hb_core.config import SamplerType, Strategy, TuningConfig
 from hb_core.space import HyperparameterValue, SearchSpace
 
 if TYPE_CHECKING:
     from hb_core.state import TuningState
+    from hb_core.warm_start import PriorObservation
 
 __all__ = ["GridSampler", "RandomSampler", "Sampler", "make_sampler", "trial_rng"]
 
@@ -73,8 +75,26 @@ class GridSampler:
         return dict(self._grid[index])
 
 
-def make_sampler(config: TuningConfig) -> Sampler:
-    """The sampler a tuning config asks for."""
+def make_sampler(config: TuningConfig, *, prior: Sequence[PriorObservation] = ()) -> Sampler:
+    """The sampler a tuning config asks for.
+
+    Grid and Random strategies get :class:`GridSampler` and :class:`RandomSampler`;
+    Bayesian gets :class:`hb_core.bayesian.BayesianSampler`; Hyperband gets the
+    sampler its ``HyperbandStrategyConfig.Sampler`` names (Random,
+    :class:`hb_core.model_based.KDESampler` or :class:`hb_core.model_based.RungGPSampler`).
+    ``prior`` (warm-start observations, :func:`hb_core.warm_start.prior_observations`)
+    seeds the model-based samplers; the others ignore it.
+    """
     if config.strategy is Strategy.GRID:
         return GridSampler(config.space)
+    if config.strategy is Strategy.BAYESIAN:
+        from hb_core.bayesian import BayesianSampler  # imports this module: import on use
+
+        return BayesianSampler(config.space, config.objective.sign, prior=prior)
+    hb = config.hyperband
+    if hb is not None and hb.sampler is not SamplerType.RANDOM:
+        from hb_core.model_based import KDESampler, RungGPSampler
+
+        chosen = KDESampler if hb.sampler is SamplerType.KDE else RungGPSampler
+        return chosen.from_config(config, prior)
     return RandomSampler(config.space)

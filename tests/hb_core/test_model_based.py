@@ -1,0 +1,203 @@
+"""Model-based Hyperband: rung values, the KDE and GP samplers, RandomFraction, and end-to-end runs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+import hb_core
+from hb_core.bayesian import Layout
+from hb_core.config import HyperbandConfig, SamplerType, TuningConfig
+from hb_core.controller import decide, new_state
+from hb_core.curves import make_curve
+from hb_core.errors import ConfigError
+from hb_core.events import Launch
+from hb_core.model_based import DEFAULT_RANDOM_FRACTION, KDESampler, ProductKDE, rung_value
+from hb_core.samplers import RandomSampler, make_sampler
+from hb_core.space import CategoricalParameter, ContinuousParameter, SearchSpace
+from hb_core.state import Trial, TrialStatus, TuningState
+from tests.helpers import request
+
+LEVELS = (1, 3, 9, 27)
+OPTIMUM = np.array([0.3, 0.3, 0.3, 0.3])
+
+
+def hb_config(sampler: str = "KDE", **extra: Any) -> TuningConfig:
+    body = request("Hyperband", parallel=4, max_jobs=60)
+    body["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"].update(Sampler=sampler, **extra)
+    return TuningConfig.from_dict(body)
+
+
+def quality(cfg: TuningConfig, hps: Any) -> float:
+    return -float(np.sum((cfg.space.encode(hps) - OPTIMUM) ** 2))
+
+
+def rung_state(cfg: TuningConfig, n: int, *, reach: int = 27, running: int = 0, seed: int = 0) -> TuningState:
+    """n ended trials that reported every epoch up to ``reach`` (value = quality), and ``running`` more at epoch 1."""
+    rng = np.random.default_rng(seed + 100)
+    trials = []
+    for i in range(n + running):
+        hps = cfg.space.sample(rng)
+        top = reach if i < n else 1
+        points = tuple((r, quality(cfg, hps) - 0.01 * (top - r), float(r)) for r in range(1, top + 1))
+        status = TrialStatus.COMPLETED if i < n else TrialStatus.IN_PROGRESS
+        trials.append(Trial(f"{i:04d}", hps, 0, status, 27, 0.0, points=points))
+    state = new_state(cfg, now=0.0, seed=seed)
+    return state.with_changes(trials=tuple(trials), active=tuple(range(n, n + running)))
+
+
+@pytest.mark.parametrize(("level", "expected"), [(1, 0.1), (3, 0.3), (4, 0.5), (9, 0.5), (10, None)])
+def test_rung_value_is_the_first_point_at_or_beyond_the_level(level: int, expected: float | None) -> None:
+    trial = Trial("0000", {}, 0, TrialStatus.STOPPED, 27, 0.0, points=((1, 0.1, 1.0), (3, 0.3, 2.0), (9, 0.5, 3.0)))
+    assert rung_value(trial, level) == expected
+
+
+def test_model_level_is_the_highest_with_enough_values() -> None:
+    cfg = hb_config()
+    sampler = KDESampler.from_config(cfg)
+    assert sampler.min_points == 6  # four hyperparameters: max(4 + 2, 6)
+    assert sampler.rung_data(rung_state(cfg, 5)) is None
+    data = sampler.rung_data(rung_state(cfg, 7, reach=9, running=2))
+    assert data is not None and data.level == 9
+    assert data.x.shape == (7, 4) and data.y.shape == (7,) and data.pending.shape == (2, 4)
+    assert data.stopped.shape == (0, 4)
+    data = sampler.rung_data(rung_state(cfg, 7))
+    assert data is not None and data.level == 27
+
+
+@pytest.mark.parametrize("kind", ["KDE", "Bayesian"])
+def test_too_few_observations_fall_back_to_random(kind: str) -> None:
+    cfg = hb_config(kind, RandomFraction=0.0)
+    state = rung_state(cfg, 5)
+    sampler, random = make_sampler(cfg), RandomSampler(cfg.space)
+    assert all(sampler.propose(state, i) == random.propose(state, i) for i in range(5, 25))
+
+
+@pytest.mark.parametrize(("kind", "fraction"), [("KDE", 0.0), ("KDE", 0.5), ("KDE", 1.0), ("Bayesian", 0.25)])
+def test_random_fraction_is_honored(kind: str, fraction: float) -> None:
+    cfg = hb_config(kind, RandomFraction=fraction)
+    state = rung_state(cfg, 20)
+    sampler, random = make_sampler(cfg), RandomSampler(cfg.space)
+    n = 200 if kind == "KDE" else 60
+    share = np.mean([sampler.propose(state, i) == random.propose(state, i) for i in range(20, 20 + n)])
+    spread = 3 * math.sqrt(fraction * (1 - fraction) / n)  # three binomial standard deviations
+    assert abs(share - fraction) <= spread + 1e-12
+
+
+@pytest.mark.parametrize("kind", ["KDE", "Bayesian"])
+def test_model_proposals_concentrate_near_the_good_region(kind: str) -> None:
+    cfg = hb_config(kind, RandomFraction=0.0)
+    state = rung_state(cfg, 30)
+    sampler, random = make_sampler(cfg), RandomSampler(cfg.space)
+    model = [quality(cfg, sampler.propose(state, i)) for i in range(30, 45)]
+    uniform = [quality(cfg, random.propose(state, i)) for i in range(30, 45)]
+    assert np.median(model) > np.median(uniform)
+    assert all(cfg.space.contains(sampler.propose(state, i)) for i in range(30, 35))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["KDE", "Bayesian"])
+def test_same_state_and_index_give_the_same_proposal(kind: str) -> None:
+    cfg = hb_config(kind)
+    state = rung_state(cfg, 12, running=2)
+    proposals = [make_sampler(cfg).propose(state, i) for i in range(14, 20)]
+    assert proposals == [make_sampler(cfg).propose(state, i) for i in range(14, 20)]
+    assert len({tuple(sorted(p.items())) for p in proposals}) == len(proposals)  # type: ignore[union-attr]
+
+
+def test_rung_gp_spreads_simultaneous_launches() -> None:
+    cfg = hb_config("Bayesian", RandomFraction=0.0)
+    body = cfg.to_dict()
+    body["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxParallelTrainingJobs"] = 5
+    cfg = TuningConfig.from_dict(body)
+    _state, actions = decide(rung_state(cfg, 12), [], 30.0)
+    points = np.array([cfg.space.encode(a.hyperparameters) for a in actions if isinstance(a, Launch)])
+    assert len(points) == 5
+    gaps = np.sum((points[:, None, :] - points[None, :, :]) ** 2, axis=2) + np.eye(5)
+    assert np.min(gaps) > 1e-4
+
+
+def test_product_kde_is_a_density() -> None:
+    space = SearchSpace((ContinuousParameter("x", 0.0, 1.0), CategoricalParameter("c", ("a", "b", "c"))))
+    layout = Layout.of(space)
+    data = np.array([space.encode({"x": x, "c": c}) for x, c in [(0.4, "a"), (0.5, "a"), (0.6, "b")]])
+    kde = ProductKDE(data, layout, min_bandwidth=1e-3)
+    grid = np.linspace(-1.0, 2.0, 3001)
+    total = 0.0
+    for c in ("a", "b", "c"):
+        points = np.array([[x, *space.encode({"x": 0.5, "c": c})[1:]] for x in grid])
+        total += float(np.trapezoid(np.exp(kde.logpdf(points)), grid)) / math.sqrt(2 * math.pi)
+    assert total == pytest.approx(1.0, abs=1e-3)  # Gaussian kernels are unnormalized by sqrt(2 pi) only
+    draws = kde.sample(np.random.default_rng(0), 500, bandwidth_factor=3.0)
+    assert np.all((draws >= 0.0) & (draws <= 1.0))
+    assert np.all(np.isin(draws[:, 1:], (0.0, 1.0))) and np.all(draws[:, 1:].sum(axis=1) == 1.0)
+
+
+def test_kde_bandwidth_floor_keeps_identical_points_usable() -> None:
+    space = SearchSpace((ContinuousParameter("x", 0.0, 1.0),))
+    kde = ProductKDE(np.full((4, 1), 0.3), Layout.of(space), min_bandwidth=0.01)
+    assert kde.bandwidths[0] == 0.01 and np.all(np.isfinite(kde.logpdf(np.array([[0.3], [0.9]]))))
+
+
+def test_kde_sampler_rejects_a_bad_gamma() -> None:
+    cfg = hb_config()
+    with pytest.raises(ConfigError, match="gamma"):
+        KDESampler(cfg.space, LEVELS, 1.0, gamma=0.9)
+
+
+# --- configuration ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "sampler", "fraction"),
+    [({}, SamplerType.RANDOM, 1 / 3), ({"Sampler": "KDE"}, SamplerType.KDE, 1 / 3),
+     ({"Sampler": "Bayesian", "RandomFraction": "0.2"}, SamplerType.BAYESIAN, 0.2),
+     ({"Sampler": "KDE", "RandomFraction": 0}, SamplerType.KDE, 0.0)],
+)
+def test_sampler_and_random_fraction_round_trip(extra: dict[str, Any], sampler: SamplerType, fraction: float) -> None:
+    body = request("Hyperband")
+    body["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"].update(extra)
+    cfg = TuningConfig.from_dict(body)
+    assert cfg.hyperband is not None
+    assert cfg.hyperband.sampler is sampler and cfg.hyperband.random_fraction == pytest.approx(fraction)
+    assert TuningConfig.from_dict(cfg.to_dict()) == cfg
+    written = cfg.to_dict()["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"]
+    assert ("RandomFraction" in written) == (fraction != DEFAULT_RANDOM_FRACTION)
+    assert HyperbandConfig(1, 27).random_fraction == DEFAULT_RANDOM_FRACTION
+
+
+@pytest.mark.parametrize(("value", "rule"), [(1.5, "0.0 <= RandomFraction <= 1.0"), (-0.1, "0.0 <= RandomFraction <= 1.0"), ("many", "number"),
+                                           (True, "number")])
+def test_random_fraction_is_checked(value: object, rule: str) -> None:
+    body = request("Hyperband")
+    body["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"]["RandomFraction"] = value
+    with pytest.raises(ConfigError) as raised:
+        TuningConfig.from_dict(body)
+    assert "HyperbandStrategyConfig.RandomFraction" in str(raised.value) and rule in str(raised.value)
+
+
+def test_an_unknown_sampler_names_the_choices() -> None:
+    body = request("Hyperband")
+    body["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"]["Sampler"] = "kde"
+    with pytest.raises(ConfigError, match="Did you mean 'KDE'"):
+        TuningConfig.from_dict(body)
+
+
+# --- end to end -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["KDE", "Bayesian"])
+@pytest.mark.parametrize("extra", [{}, {"NumberOfBrackets": 2, "Variant": "Promotion"}])
+def test_simulated_model_based_hyperband(kind: str, extra: dict[str, Any]) -> None:
+    cfg = hb_config(kind, **extra)
+    curve, _ = make_curve("quadratic", cfg.space, seed=3)
+    result = hb_core.simulate(cfg, curve)
+    assert len(result.trials) == 60 and result.best is not None
+    assert all(cfg.space.contains(t.hyperparameters) for t in result.trials)
+    assert result.peak_running == 4
+    again = hb_core.simulate(cfg, curve)
+    assert [t.hyperparameters for t in again.trials] == [t.hyperparameters for t in result.trials]
+    plain = hb_core.simulate(hb_config("Random"), curve)
+    assert result.best_objective > plain.best_objective  # type: ignore[operator]

@@ -1,0 +1,215 @@
+"""Warm start: parent observations, seeded rungs, and samplers whose model starts from the parents."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import numpy as np
+import pytest
+
+import hb_core
+from hb_core.backends.clock import VirtualClock
+from hb_core.backends.simulated import SimulatedBackend
+from hb_core.backends.stores import MemoryStore
+from hb_core.bayesian import BayesianSampler
+from hb_core.config import Objective, ObjectiveType, TuningConfig, WarmStartType
+from hb_core.controller import decide, new_state
+from hb_core.curves import make_curve
+from hb_core.events import MetricReported, Stop, TrialStarted
+from hb_core.model_based import KDESampler, RungGPSampler
+from hb_core.runner import Tuner
+from hb_core.samplers import RandomSampler, make_sampler
+from hb_core.state import Trial, TrialStatus, TuningState
+from hb_core.warm_start import SEEDED_KEY, PriorObservation, prior_observations, seed_rungs
+from tests.helpers import DEFAULT_RANGES, request
+
+OPTIMUM = np.array([0.3, 0.3, 0.3, 0.3])
+
+
+def quality(cfg: TuningConfig, hps: Any) -> float:
+    return -float(np.sum((cfg.space.encode(hps)[:4] - OPTIMUM) ** 2))
+
+
+def child_config(strategy: str = "Bayesian", warm: str = "IdenticalDataAndAlgorithm", **hb: Any) -> TuningConfig:
+    body = request(strategy, name="child", parallel=4, max_jobs=40)
+    body["WarmStartConfig"] = {"ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "parent"}],
+                               "WarmStartType": warm}
+    if hb:
+        body["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"].update(hb)
+    return TuningConfig.from_dict(body)
+
+
+def parent_state(n: int = 20, *, reach: int = 27, ranges: dict[str, Any] | None = None,
+                 objective: tuple[str, str] = ("Maximize", "score"), seed: int = 5) -> TuningState:
+    """A finished parent: n trials that reported every epoch up to ``reach`` (value: quality, rising)."""
+    cfg = TuningConfig.from_dict(request("Hyperband", name="parent", ranges=ranges, objective=objective))
+    rng = np.random.default_rng(seed)
+    trials = []
+    for i in range(n):
+        hps = cfg.space.sample(rng)
+        value = quality(cfg, hps)
+        points = tuple((r, value - 0.01 * (reach - r), float(r)) for r in range(1, reach + 1))
+        trials.append(Trial(f"{i:04d}", hps, 0, TrialStatus.COMPLETED, 27, 0.0, points=points))
+    return new_state(cfg, now=0.0).with_changes(trials=tuple(trials))
+
+
+# --- prior_observations ---------------------------------------------------------------------------------
+
+
+def test_prior_observations_are_the_last_points_of_counted_trials() -> None:
+    parent = parent_state(5)
+    trials = list(parent.trials)
+    trials[1] = Trial("0001", trials[1].hyperparameters, 0, TrialStatus.FAILED, 27, 0.0, points=((1, 9.0, 1.0),))
+    trials[2] = Trial("0002", trials[2].hyperparameters, 0, TrialStatus.STOPPED, 27, 0.0)  # reported nothing
+    parent = parent.with_changes(trials=tuple(trials))
+    prior = prior_observations([parent], parent.config.space)
+    assert [dict(p.hyperparameters) for p in prior] == [dict(parent.trials[i].hyperparameters) for i in (0, 3, 4)]
+    assert all(p.resource == 27 and p.value == parent.trials[i].points[-1][1] for p, i in zip(prior, (0, 3, 4)))
+    _hps, _value, resource = prior[0]  # a plain (hyperparameters, value, resource) triple
+    assert resource == 27
+
+
+def test_prior_observations_per_rung_level() -> None:
+    parent = parent_state(3, reach=9)
+    prior = prior_observations([parent], parent.config.space, levels=(1, 3, 9, 27))
+    assert [p.resource for p in prior] == [1, 3, 9] * 3
+    assert prior[1].value == parent.trials[0].points[2][1]  # the value at resource 3
+
+
+def test_a_parent_with_other_ranges_contributes_what_fits() -> None:
+    narrow = copy.deepcopy(DEFAULT_RANGES)
+    narrow["IntegerParameterRanges"][0]["MaxValue"] = "100"  # units in [10, 100] instead of [10, 1000]
+    child = TuningConfig.from_dict(request("Hyperband", ranges=narrow))
+    parent = parent_state(30)
+    prior = prior_observations([parent], child.space)
+    expected = [t for t in parent.trials if int(t.hyperparameters["units"]) <= 100]
+    assert 0 < len(prior) == len(expected) < 30
+
+
+def test_transfer_learning_drops_hyperparameters_no_longer_tuned() -> None:
+    wider = copy.deepcopy(DEFAULT_RANGES)
+    wider["CategoricalParameterRanges"] = [{"Name": "activation", "Values": ["relu", "tanh"]}]
+    parent = parent_state(6, ranges=wider)
+    child = TuningConfig.from_dict(request("Hyperband"))  # no activation any more
+    assert prior_observations([parent], child.space) == []
+    prior = prior_observations([parent], child.space, warm_start_type=WarmStartType.TRANSFER_LEARNING)
+    assert len(prior) == 6 and all(set(p.hyperparameters) == set(child.space.names) for p in prior)
+
+
+def test_parents_with_another_objective_are_skipped() -> None:
+    parent = parent_state(4, objective=("Minimize", "loss"))
+    space = parent.config.space
+    assert len(prior_observations([parent], space)) == 4
+    assert prior_observations([parent], space, objective=Objective("score", ObjectiveType.MAXIMIZE)) == []
+
+
+# --- seed_rungs ------------------------------------------------------------------------------------------
+
+
+def test_seed_rungs_inserts_parent_values_once() -> None:
+    child = new_state(child_config("Hyperband", NumberOfBrackets=2), now=0.0)
+    parent = parent_state(6, reach=9)
+    seeded = seed_rungs(child, [parent])
+    levels = [[r.level for r in bracket] for bracket in seeded.rungs]
+    assert levels == [[1, 3, 9, 27], [3, 9, 27]]
+    for bracket in seeded.rungs:
+        for rung in bracket:
+            assert len(rung.keys) == (6 if rung.level <= 9 else 0)
+            assert list(rung.keys) == sorted(rung.keys)
+    assert seeded.extra[SEEDED_KEY] == 6 * 3 + 6 * 2
+    assert seed_rungs(seeded, [parent]) is seeded  # a restart does not insert twice
+    assert TuningState.from_dict(seeded.to_dict()) == seeded
+
+
+def test_seed_rungs_leaves_transfer_learning_and_rungless_jobs_alone() -> None:
+    parent = parent_state(4)
+    transfer = new_state(child_config("Hyperband", warm="TransferLearning"), now=0.0)
+    assert seed_rungs(transfer, [parent]) is transfer
+    bayesian = new_state(child_config("Bayesian"), now=0.0)
+    assert seed_rungs(bayesian, [parent]) is bayesian
+
+
+def test_seeded_rungs_judge_the_first_trials() -> None:
+    """Unseeded, the first trial passes the empty rung; seeded, a poor first value is stopped there."""
+    parent = parent_state(12)
+    cfg = child_config("Hyperband")
+    for seeded, stopped in ((False, False), (True, True)):
+        state = new_state(cfg, now=0.0)
+        state = seed_rungs(state, [parent]) if seeded else state
+        state, _ = decide(state, [], 0.0, sampler=RandomSampler(cfg.space))
+        events = [TrialStarted("0000", 1, 1.0), MetricReported("0000", 1, 1.0, -5.0, seq=1)]
+        state, actions = decide(state, events, 1.0, sampler=RandomSampler(cfg.space))
+        assert any(isinstance(a, Stop) and a.trial_id == "0000" for a in actions) is stopped
+
+
+# --- samplers with a prior ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["Bayesian", "KDE", "HyperbandBayesian"])
+def test_warm_start_changes_the_first_proposals(kind: str) -> None:
+    """With enough prior points the model is active from trial 0 and proposes near the parents' best."""
+    if kind == "Bayesian":
+        cfg = child_config("Bayesian")
+    else:
+        cfg = child_config("Hyperband", Sampler="KDE" if kind == "KDE" else "Bayesian", RandomFraction=0.0)
+    parent = parent_state(30)
+    prior = prior_observations([parent], cfg.space)
+    cold, warm = make_sampler(cfg), make_sampler(cfg, prior=prior)
+    state = new_state(cfg, now=0.0)
+    random = RandomSampler(cfg.space)
+    cold_first = [cold.propose(state, i) for i in range(4)]
+    warm_first = [warm.propose(state, i) for i in range(4)]
+    assert cold_first == [random.propose(state, i) for i in range(4)]
+    assert all(w != c for w, c in zip(warm_first, cold_first, strict=True))
+    assert np.median([quality(cfg, w) for w in warm_first]) > np.median([quality(cfg, c) for c in cold_first])
+    assert all(cfg.space.contains(w) for w in warm_first)  # type: ignore[arg-type]
+
+
+def test_a_small_prior_leaves_the_first_proposals_random() -> None:
+    cfg = child_config("Bayesian")
+    prior = prior_observations([parent_state(2)], cfg.space)
+    state = new_state(cfg, now=0.0)
+    sampler = BayesianSampler(cfg.space, 1.0, prior=prior)
+    assert sampler.propose(state, 0) == RandomSampler(cfg.space).propose(state, 0)
+
+
+def test_bayesian_prior_keeps_the_observations_at_the_largest_resource() -> None:
+    cfg = child_config("Bayesian")
+    hps = [cfg.space.sample(np.random.default_rng(i)) for i in range(3)]
+    prior = [PriorObservation(hps[0], 1.0, 27), PriorObservation(hps[1], 5.0, 3), PriorObservation(hps[2], 2.0, 27)]
+    _x, y, _ = BayesianSampler(cfg.space, 1.0, prior=prior).observations(new_state(cfg, now=0.0))
+    np.testing.assert_array_equal(y, [1.0, 2.0])
+
+
+def test_rung_samplers_place_prior_observations_at_their_rung() -> None:
+    cfg = child_config("Hyperband", Sampler="KDE")
+    space = cfg.space
+    hps = [space.sample(np.random.default_rng(i)) for i in range(8)]
+    prior = [PriorObservation(h, float(i), 27 if i < 6 else 5) for i, h in enumerate(hps)]
+    for kind in (KDESampler, RungGPSampler):
+        sampler = kind.from_config(cfg, prior)
+        data = sampler.rung_data(new_state(cfg, now=0.0))
+        assert data is not None and data.level == 27 and len(data.y) == 6
+
+
+def test_end_to_end_warm_started_child_starts_where_the_parent_ended() -> None:
+    """A parent runs in virtual time; its state seeds a child's sampler and rungs through the runner."""
+    parent_cfg = TuningConfig.from_dict(request("Hyperband", name="parent", parallel=4, max_jobs=40))
+    curve, _ = make_curve("quadratic", parent_cfg.space, seed=2)
+    parent = hb_core.simulate(parent_cfg, curve).state
+    cfg = child_config("Hyperband", Sampler="Bayesian")
+    prior = prior_observations([parent], cfg.space, objective=cfg.objective, levels=(1, 3, 9, 27))
+    firsts: dict[str, list[float]] = {}
+    for label, sampler in (("cold", make_sampler(cfg)), ("warm", make_sampler(cfg, prior=prior))):
+        clock = VirtualClock()
+        store = MemoryStore()
+        if label == "warm":
+            asyncio.run(store.save(seed_rungs(new_state(cfg, now=0.0, job_name="child"), [parent]), None))
+        backend = SimulatedBackend(curve, clock, default_budget=27)
+        state = asyncio.run(Tuner(cfg, backend, store, clock, job_name="child", sampler=sampler,
+                                  poll_interval=float("inf")).run())
+        assert state.done and len(state.trials) == 40
+        firsts[label] = [curve(dict(t.hyperparameters), 27) for t in state.trials[:8]]
+    assert np.median(firsts["warm"]) > np.median(firsts["cold"])
