@@ -10,7 +10,8 @@ FILE is a ``CreateHyperParameterTuningJob`` request body in JSON. ``run`` tunes
 for real: trials are local processes (relative paths in the request resolve
 against FILE's directory), the state lives in the job directory (default
 ``./hyperband_runs/<job name>``), and running the same command again on the
-same job directory reattaches to the tuning job where it was. Ctrl-C stops the
+same job directory reattaches to the tuning job where it was. Warm-start
+parents (``WarmStartConfig``) are read from sibling job directories. Ctrl-C stops the
 running trials and exits 130; the saved state is kept.
 """
 
@@ -151,8 +152,10 @@ async def _run_local(config: TuningConfig, name: str, job_dir: Path, base_dir: P
         rule = f"`FILE holds the request of the tuning job in {job_dir}` must hold"
         raise ConfigError("<file>", rule, stored.job_name, hint="give another --job-dir or --name for a new tuning job")
     backend = LocalBackend(config, job_dir, job_name=name, base_dir=base_dir)
+    parents = [LocalFileStore(job_dir.parent / parent) for parent in
+               (config.warm_start.parent_tuning_job_names if config.warm_start else ())]
     tuner = Tuner(config, backend, store, RealClock(), job_name=name, poll_interval=poll_interval,
-                  table_every=TABLE_EVERY)
+                  table_every=TABLE_EVERY, parents=parents)
     try:
         state = await tuner.run()
     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task, then raises KeyboardInterrupt

@@ -25,11 +25,12 @@ from hb_core.backends.clock import Clock
 from hb_core.backends.stores import StateConflict, StateStore
 from hb_core.config import TuningConfig
 from hb_core.controller import abort, decide, new_state, outstanding_actions
-from hb_core.errors import HyperbandError
+from hb_core.errors import ConfigError, HyperbandError
 from hb_core.events import Action, Event, Finish, Launch, Resume, Stop
 from hb_core.report import rung_table
-from hb_core.samplers import Sampler
+from hb_core.samplers import Sampler, make_sampler
 from hb_core.state import TuningState
+from hb_core.warm_start import seed_rungs, warm_sampler
 
 __all__ = ["Tuner"]
 
@@ -45,6 +46,9 @@ class Tuner:
     between two rung tables in the log (0: never). ``offload`` runs each
     decision in a worker thread, so that a long decision (a model fit) never
     blocks an event loop shared with others (the Airflow triggerer).
+    ``parents`` are the state stores of the ``WarmStartConfig`` parent jobs, in
+    its order: their trials seed the sampler's model and, for
+    ``IdenticalDataAndAlgorithm``, the new job's rungs.
     """
 
     MAX_CONFLICTS = 5
@@ -62,6 +66,7 @@ class Tuner:
         sampler: Sampler | None = None,
         table_every: int = 0,
         offload: bool = False,
+        parents: Sequence[StateStore] = (),
     ) -> None:
         self.config = config
         self.backend = backend
@@ -70,7 +75,8 @@ class Tuner:
         self.job_name = job_name
         self.seed = seed
         self.poll_interval = poll_interval
-        self.sampler = sampler
+        self.sampler = sampler or make_sampler(config)
+        self.parents = parents
         self.table_every = table_every
         self.offload = offload
         self.state: TuningState | None = None
@@ -78,8 +84,12 @@ class Tuner:
     async def start(self) -> TuningState:
         """Create the tuning job, or reattach to the one in the store; run the first round."""
         stored = await self.store.load()
+        parents = await self._load_parents()
+        if parents:
+            self.sampler = warm_sampler(self.config, parents)
         if stored is None:
             state = new_state(self.config, now=self.clock.now(), job_name=self.job_name, seed=self.seed)
+            state = seed_rungs(state, parents) if parents else state
             self._revision: int | None = None
             events: list[Event] = []
             log.info("tuning job %s: created (%s)", state.job_name, self.config.strategy.value)
@@ -92,6 +102,16 @@ class Tuner:
         if state.done:
             return state
         return await self._round(events, reissue=True)
+
+    async def _load_parents(self) -> list[TuningState]:
+        states = []
+        for position, store in enumerate(self.parents):
+            parent = await store.load()
+            if parent is None:
+                raise ConfigError(f"WarmStartConfig.ParentHyperParameterTuningJobs[{position}]",
+                                  "a parent tuning job must have a saved state", store)
+            states.append(parent)
+        return states
 
     async def step(self) -> TuningState:
         """One round: poll the backend, decide, checkpoint, act."""

@@ -41,6 +41,7 @@ def request(
     eta: int | None = None,
     brackets: int | None = None,
     variant: str | None = None,
+    sampler: str | None = None,
     seed: int | None = 0,
     objective: tuple[str, str] = ("Maximize", "score"),
     ranges: dict[str, Any] | None = None,
@@ -71,6 +72,8 @@ def request(
             hb["NumberOfBrackets"] = brackets
         if variant is not None:
             hb["Variant"] = variant
+        if sampler is not None:
+            hb["Sampler"] = sampler
         config["StrategyConfig"] = {"HyperbandStrategyConfig": hb}
     if completion:
         config["TuningJobCompletionCriteria"] = completion

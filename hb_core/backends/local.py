@@ -191,6 +191,24 @@ class LocalBackend:
         """The latest value of every metric the trial's jobs printed (objective included)."""
         return dict(self._latest.get(trial_id, {}))
 
+    def final_metrics(self, trial_id: str, attempt: int) -> dict[str, float]:
+        """The last value of every metric in an attempt's log, as SageMaker's ``FinalMetricDataList``.
+
+        Read from the log file, so it works for any attempt, also one this backend object never followed.
+        """
+        path = self.attempt_dir(trial_id, attempt) / proc.LOG_FILE
+        values: dict[str, float] = {}
+        if not path.exists():
+            return values
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                for name, regex in self._regexes:
+                    match = regex.search(line)
+                    if match is not None:
+                        with contextlib.suppress(TypeError, ValueError):
+                            values[name] = float(match.group(1))
+        return values
+
     def running(self) -> list[tuple[str, int]]:
         """(trial id, attempt) of the jobs not known to have ended."""
         return [key for key, job in self._jobs.items() if not job.ended]

@@ -23,7 +23,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
 
 from hb_airflow.links import SageMakerBestTrainingJobLink, TuningDashboardLink
-from hb_airflow.spec import BACKENDS, TuningSpec, build_store, build_tuner, default_state_uri
+from hb_airflow.spec import BACKENDS, TuningSpec, build_store, build_tuner, default_state_uri, parent_state_uris
 from hb_airflow.triggers import KILL_REASON, HyperbandControllerTrigger
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
@@ -165,11 +165,13 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
             request["HyperParameterTuningJobName"] = name
             path = self._request_path()
             base_dir = self.base_dir or str(path.parent if path is not None else self._dag_folder())
+            state_uri = self.state_uri or default_state_uri(self.backend, name, config)
             return TuningSpec(
                 request=request,
                 job_name=name,
                 backend=self.backend,
-                state_uri=self.state_uri or default_state_uri(self.backend, name, config),
+                state_uri=state_uri,
+                parent_state_uris=parent_state_uris(self.backend, state_uri, not self.state_uri, config),
                 base_dir=base_dir,
                 aws_conn_id=self.aws_conn_id,
                 region_name=self.region_name,

@@ -10,7 +10,7 @@ named by ``aws_conn_id``, through the Amazon provider's ``AwsBaseHook``.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
 from hb_core.runner import Tuner
 
-__all__ = ["BACKENDS", "TuningSpec", "build_store", "build_tuner", "default_state_uri", "local_state_uri"]
+__all__ = ["BACKENDS", "TuningSpec", "build_store", "build_tuner", "default_state_uri", "local_state_uri", "parent_state_uris"]
 
 BACKENDS = ("sagemaker", "local")
 
@@ -39,6 +39,7 @@ class TuningSpec:
       against (local backend: ``sagemaker_submit_directory``, channels).
     - ``aws_conn_id``/``region_name``: the Amazon provider's connection.
     - ``poll_interval``: seconds between decision rounds.
+    - ``parent_state_uris``: the state stores of the ``WarmStartConfig`` parents, in order.
     """
 
     request: dict[str, Any]
@@ -49,6 +50,7 @@ class TuningSpec:
     aws_conn_id: str | None = "aws_default"
     region_name: str | None = None
     poll_interval: float = 30.0
+    parent_state_uris: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -88,6 +90,16 @@ def default_state_uri(backend: str, job_name: str, config: TuningConfig) -> str:
     return f"{str(output).rstrip('/')}/{job_name}/hyperband"
 
 
+def parent_state_uris(backend: str, state_uri: str, default: bool, config: TuningConfig) -> list[str]:
+    """Where the warm-start parents keep their state: beside this job's (a custom ``state_uri``'s
+    siblings), or at each parent's default location."""
+    names = config.warm_start.parent_tuning_job_names if config.warm_start else ()
+    if default:
+        return [default_state_uri(backend, name, config) for name in names]
+    base = state_uri.rstrip("/").rsplit("/", 1)[0]
+    return [f"{base}/{name}" for name in names]
+
+
 def build_store(spec: TuningSpec) -> StateStore:
     if spec.state_uri.startswith("s3://"):
         from hb_airflow.aws import s3_store
@@ -120,4 +132,5 @@ def build_tuner(spec: TuningSpec, *, offload: bool = True, table_every: int = 20
         poll_interval=spec.poll_interval,
         offload=offload,
         table_every=table_every,
+        parents=[build_store(replace(spec, state_uri=uri)) for uri in spec.parent_state_uris],
     )

@@ -84,3 +84,43 @@ def test_templated_request_is_validated_at_execute_time() -> None:
     ti = SimpleNamespace(dag_id="d", run_id="r", task_id="t", map_index=-1)
     with pytest.raises(AirflowFailException, match="ResourceLimits.MaxParallelTrainingJobs"):
         op._spec({"ti": ti})  # type: ignore[typeddict-item]
+
+
+TRIAL_DAG = """
+import json, os
+import pendulum
+from airflow.sdk import DAG, task
+from hb_airflow.operators import HyperbandTuningOperator
+from hb_airflow.trial import SageMakerTrialOperator
+
+REQUEST = json.loads({request!r})
+
+with DAG(dag_id="tune_then_retrain", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+         catchup=False) as dag:
+    tune = HyperbandTuningOperator(task_id="tune", tuning_request=REQUEST, backend="local", poll_interval=0.2)
+    retrain = SageMakerTrialOperator(
+        task_id="retrain", training_job_definition=REQUEST["TrainingJobDefinition"], backend="local",
+        hyperparameters="{{{{ ti.xcom_pull(task_ids='tune', key='best_hyperparameters') | tojson }}}}",
+        resource=12, poll_interval=0.2)
+
+    @task
+    def dump(ti=None):
+        with open(os.environ["HB_TEST_OUT"], "w") as handle:
+            json.dump({{"best": ti.xcom_pull(task_ids="tune", key="best_hyperparameters"),
+                       "retrain": ti.xcom_pull(task_ids="retrain")}}, handle)
+
+    tune >> retrain >> dump()
+"""
+
+
+def test_retrain_the_best_with_the_trial_operator(airflow_home: AirflowHome) -> None:
+    request = tiny_request(jobs=6)
+    metrics = request["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]
+    metrics.append({"Name": "loss", "Regex": "loss=([0-9.]+)"})
+    state, xcoms = airflow_home.run_dag("tune_then_retrain", TRIAL_DAG.format(request=json.dumps(request)))
+    assert state == "success"
+    retrain = xcoms["retrain"]
+    assert retrain["status"] == "Completed" and retrain["resource"] == 12  # ran to the budget it was given
+    assert retrain["hyperparameters"] == {"x": repr(xcoms["best"]["x"])}
+    assert retrain["final_metrics"]["score"] > 0.5 and "loss" in retrain["final_metrics"]
+    assert (Path(retrain["model_artifacts"]) / "model.txt").read_text() == f"x={xcoms['best']['x']!r}\n"

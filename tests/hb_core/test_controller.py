@@ -27,6 +27,9 @@ STRATEGIES = [
     ("Hyperband", {}),
     ("Hyperband", {"variant": "Promotion"}),
     ("Hyperband", {"brackets": 3}),
+    ("Bayesian", {}),
+    ("Hyperband", {"sampler": "KDE"}),
+    ("Hyperband", {"sampler": "Bayesian", "variant": "Promotion"}),
 ]
 
 

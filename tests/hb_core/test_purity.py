@@ -23,6 +23,12 @@ PURE_MODULES = [
     "hb_core.backends.simulated",
     "hb_core.backends.stores",
     "hb_core.backends.clock",
+    "hb_core.backends.local",
+    "hb_core.bayesian",
+    "hb_core.model_based",
+    "hb_core.warm_start",
+    "hb_core.pstruct",
+    "hb_core.naming",
 ]
 
 BLOCKED = ["airflow", "boto3", "botocore", "aiobotocore", "sagemaker"]
