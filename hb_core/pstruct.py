@@ -68,7 +68,21 @@ def _remove_first(node: _Node | None, item: Any) -> tuple[_Node | None, bool]:
     return _merge(node[2], node[3]), True
 
 
-class SortedItems(Sequence[Any]):
+class _ValueSequence(Sequence[Any]):
+    """Value semantics: equal to any sequence with the same items, hashed as the tuple of them."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+
+class SortedItems(_ValueSequence):
     """An immutable sorted multiset; every update returns a new one sharing structure."""
 
     __slots__ = ("_root",)
@@ -150,14 +164,6 @@ class SortedItems(Sequence[Any]):
             yield node[0]
             node = node[3]
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
-
     def __repr__(self) -> str:
         return f"SortedItems({list(self)!r})"
 
@@ -167,7 +173,7 @@ _WIDTH = 1 << _BITS
 _MASK = _WIDTH - 1
 
 
-class PVector(Sequence[Any]):
+class PVector(_ValueSequence):
     """An immutable list: ``set`` and ``append`` return new vectors sharing all untouched nodes."""
 
     __slots__ = ("_root", "_len", "_shift")
@@ -235,14 +241,6 @@ class PVector(Sequence[Any]):
     def __iter__(self) -> Iterator[Any]:
         for index in range(self._len):
             yield self._leaf_get(index)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Sequence) or isinstance(other, str):
-            return NotImplemented
-        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
-
-    def __hash__(self) -> int:
-        return hash(tuple(self))
 
     def __repr__(self) -> str:
         return f"PVector({list(self)!r})"
