@@ -71,6 +71,7 @@ class SimulatedBackend:
         self._ready: list[Event] = []
         self._tiebreak = itertools.count()
         self.launches: list[tuple[str, int]] = []
+        self._history: dict[tuple[str, int], list[Event]] = {}
         self.n_running = 0
         self.peak_running = 0
 
@@ -92,7 +93,7 @@ class SimulatedBackend:
         self.launches.append((action.trial_id, action.attempt))
         self.n_running += 1
         self.peak_running = max(self.peak_running, self.n_running)
-        self._ready.append(TrialStarted(action.trial_id, action.attempt, start))
+        self._ready.append(self._record(TrialStarted(action.trial_id, action.attempt, start)))
         self._schedule(job, start + self.startup_seconds)
 
     async def stop(self, trial_id: str, attempt: int, reason: str) -> None:
@@ -100,7 +101,7 @@ class SimulatedBackend:
         if job is None or job.attempt != attempt or not job.running:
             return
         self._end(job)
-        self._ready.append(TrialStopped(trial_id, attempt, self.clock.now()))
+        self._ready.append(self._record(TrialStopped(trial_id, attempt, self.clock.now())))
 
     async def poll(self) -> list[Event]:
         now = self.clock.now()
@@ -110,11 +111,21 @@ class SimulatedBackend:
             job = self._jobs.get(trial_id)
             if job is None or job.attempt != attempt or not job.running:
                 continue
-            events.append(self._advance(job, time, kind))
+            events.append(self._record(self._advance(job, time, kind)))
         return events
 
     async def reconcile(self, state: TuningState) -> list[Event]:
-        return []  # the jobs live in this object; a restarted controller finds them as they are
+        """Everything the current attempt of each active trial did so far, as a real backend rereads
+        it from its logs or its API; the controller drops what it already knew."""
+        events: list[Event] = []
+        for index in state.active:
+            trial = state.trials[index]
+            events.extend(self._history.get((trial.trial_id, trial.attempt), ()))
+        return events
+
+    def _record(self, event: Event) -> Event:
+        self._history.setdefault((event.trial_id, event.attempt), []).append(event)
+        return event
 
     def next_event_time(self) -> float | None:
         if self._ready:
