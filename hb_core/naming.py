@@ -14,7 +14,7 @@ from hb_core.errors import ConfigError
 __all__ = ["JOB_NAME_PATTERN", "derived_tuning_job_name", "training_job_name"]
 
 #: SageMaker's name pattern for tuning jobs (1-32 characters) and training jobs (1-63).
-JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*\Z")  # \Z: a trailing newline does not pass
 
 
 def training_job_name(tuning_job_name: str, trial_id: str, attempt: int) -> str:

@@ -126,7 +126,18 @@ class Decision:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Decision:
-        return cls(**data)
+        d = _mapping(data, "decision")
+        return cls(
+            time=_number(d.get("time"), "decision.time"),
+            action=_text(d.get("action"), "decision.action"),
+            trial_id=_optional(_text, d.get("trial_id"), "decision.trial_id"),
+            message=_text(d.get("message", ""), "decision.message"),
+            rung=_optional(_integer, d.get("rung"), "decision.rung"),
+            value=_optional(_number, d.get("value"), "decision.value"),
+            cutoff=_optional(_number, d.get("cutoff"), "decision.cutoff"),
+            rank=_optional(_integer, d.get("rank"), "decision.rank"),
+            n=_optional(_integer, d.get("n"), "decision.n"),
+        )
 
 
 @dataclass(frozen=True)
@@ -178,11 +189,40 @@ class Trial:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Trial:
-        body = dict(data)
-        body["status"] = TrialStatus(body["status"])
-        body["points"] = tuple((int(r), float(v), float(t)) for r, v, t in body.get("points", ()))
-        body["hyperparameters"] = dict(body["hyperparameters"])
-        return cls(**body)
+        d = _mapping(data, "trial")
+        what = f"trial {d.get('trial_id')!r}"
+        hyperparameters = _mapping(d.get("hyperparameters"), f"{what}.hyperparameters")
+        for name, value in hyperparameters.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise StateError(f"{what}.hyperparameters.{name} must be a number or a string, but got {value!r}")
+        points = []
+        for point in _sequence(d.get("points", []), f"{what}.points"):
+            triple = _sequence(point, f"{what}.points[]")
+            if len(triple) != 3:
+                raise StateError(f"{what}.points[] must be [resource, value, time], but got {point!r}")
+            points.append((_integer(triple[0], f"{what}.resource"), _number(triple[1], f"{what}.value"),
+                           _number(triple[2], f"{what}.time")))
+        try:
+            status = TrialStatus(d.get("status"))
+        except ValueError as exc:
+            raise StateError(f"{what}.status must be a trial status, but got {d.get('status')!r}") from exc
+        return cls(
+            trial_id=_text(d.get("trial_id"), "trial.trial_id"),
+            hyperparameters=dict(hyperparameters),
+            bracket=_integer(d.get("bracket"), f"{what}.bracket"),
+            status=status,
+            budget=_optional(_integer, d.get("budget"), f"{what}.budget"),
+            created_time=_number(d.get("created_time"), f"{what}.created_time"),
+            attempt=_integer(d.get("attempt", 1), f"{what}.attempt"),
+            retries=_integer(d.get("retries", 0), f"{what}.retries"),
+            points=tuple(points),
+            rung_index=_integer(d.get("rung_index", 0), f"{what}.rung_index"),
+            start_time=_optional(_number, d.get("start_time"), f"{what}.start_time"),
+            end_time=_optional(_number, d.get("end_time"), f"{what}.end_time"),
+            segment_start=_optional(_number, d.get("segment_start"), f"{what}.segment_start"),
+            billable_seconds=_number(d.get("billable_seconds", 0.0), f"{what}.billable_seconds"),
+            stop_reason=_optional(_text, d.get("stop_reason"), f"{what}.stop_reason"),
+        )
 
 
 @dataclass(frozen=True)
@@ -209,10 +249,17 @@ class Rung:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Rung:
+        d = _mapping(data, "rung")
+        paused = []
+        for entry in _sequence(d.get("paused"), "rung.paused"):
+            pair = _sequence(entry, "rung.paused[]")
+            if len(pair) != 2:
+                raise StateError(f"rung.paused[] must be [key, trial index], but got {entry!r}")
+            paused.append((_number(pair[0], "rung.paused[].key"), _integer(pair[1], "rung.paused[].index")))
         return cls(
-            level=int(data["level"]),
-            keys=SortedItems(float(k) for k in data["keys"]),
-            paused=SortedItems((float(k), int(i)) for k, i in data["paused"]),
+            level=_integer(d.get("level"), "rung.level"),
+            keys=SortedItems(_number(k, "rung.keys[]") for k in _sequence(d.get("keys"), "rung.keys")),
+            paused=SortedItems(paused),
         )
 
 
@@ -317,56 +364,121 @@ class TuningState:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TuningState:
-        version = data.get("schema_version") if isinstance(data, Mapping) else None
-        if version != SCHEMA_VERSION:
-            raise StateError(f"state schema_version must be {SCHEMA_VERSION}, but got {version!r}")
+        """Read a state written by :meth:`to_dict`; anything else is a :class:`StateError`, never a crash later."""
+        d = _mapping(data, "state")
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise StateError(f"state schema_version must be {SCHEMA_VERSION}, but got {d.get('schema_version')!r}")
         try:
-            return cls(
-                schema_version=SCHEMA_VERSION,
-                job_name=str(data["job_name"]),
-                config=TuningConfig.from_dict(data["config"]),
-                seed=int(data["seed"]),
-                created_time=float(data["created_time"]),
-                status=TuningStatus(data["status"]),
-                trials=PVector(Trial.from_dict(t) for t in data["trials"]),
-                active=tuple(int(i) for i in data["active"]),
-                rungs=tuple(tuple(Rung.from_dict(r) for r in b) for b in data["rungs"]),
-                best_index=data["best_index"],
-                best_key=_opt_float(data["best_key"]),
-                best_seen=_opt_float(data["best_seen"]),
-                best_keys=tuple(float(k) for k in data["best_keys"]),
-                not_improving=int(data["not_improving"]),
-                n_ended=int(data["n_ended"]),
-                n_failed=int(data["n_failed"]),
-                ended_billable_seconds=float(data["ended_billable_seconds"]),
-                completion_reason=data["completion_reason"],
-                outcome=TuningStatus(data["outcome"]) if data["outcome"] else None,
-                finish=data["finish"],
-                decisions=tuple(Decision.from_dict(d) for d in data["decisions"]),
-                decision_count=int(data["decision_count"]),
-                revision=int(data["revision"]),
-                extra=dict(data.get("extra", {})),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            if isinstance(exc, StateError):
-                raise
-            raise StateError(f"state of schema_version {SCHEMA_VERSION} is malformed: {exc!r}") from exc
+            config = TuningConfig.from_dict(_mapping(d.get("config"), "state.config"))
+        except ValueError as exc:
+            raise StateError(f"state.config is not a valid tuning request: {exc}") from exc
+        try:
+            status = TuningStatus(d.get("status"))
+            outcome = TuningStatus(d["outcome"]) if d.get("outcome") is not None else None
+        except ValueError as exc:
+            raise StateError(f"state.status/outcome must be a tuning status: {exc}") from exc
+        finish = d.get("finish")
+        state = cls(
+            schema_version=SCHEMA_VERSION,
+            job_name=_text(d.get("job_name"), "state.job_name"),
+            config=config,
+            seed=_integer(d.get("seed"), "state.seed"),
+            created_time=_number(d.get("created_time"), "state.created_time"),
+            status=status,
+            trials=PVector(Trial.from_dict(t) for t in _sequence(d.get("trials"), "state.trials")),
+            active=tuple(_integer(i, "state.active[]") for i in _sequence(d.get("active"), "state.active")),
+            rungs=tuple(tuple(Rung.from_dict(r) for r in _sequence(b, "state.rungs[]"))
+                        for b in _sequence(d.get("rungs"), "state.rungs")),
+            best_index=_optional(_integer, d.get("best_index"), "state.best_index"),
+            best_key=_optional(_number, d.get("best_key"), "state.best_key"),
+            best_seen=_optional(_number, d.get("best_seen"), "state.best_seen"),
+            best_keys=tuple(_number(k, "state.best_keys[]") for k in _sequence(d.get("best_keys"), "state.best_keys")),
+            not_improving=_integer(d.get("not_improving"), "state.not_improving"),
+            n_ended=_integer(d.get("n_ended"), "state.n_ended"),
+            n_failed=_integer(d.get("n_failed"), "state.n_failed"),
+            ended_billable_seconds=_number(d.get("ended_billable_seconds"), "state.ended_billable_seconds"),
+            completion_reason=_optional(_text, d.get("completion_reason"), "state.completion_reason"),
+            outcome=outcome,
+            finish=None if finish is None else dict(_mapping(finish, "state.finish")),
+            decisions=tuple(Decision.from_dict(x) for x in _sequence(d.get("decisions"), "state.decisions")),
+            decision_count=_integer(d.get("decision_count"), "state.decision_count"),
+            revision=_integer(d.get("revision"), "state.revision"),
+            extra=dict(_mapping(d.get("extra", {}), "state.extra")),
+        )
+        state._check_consistency()
+        return state
+
+    def _check_consistency(self) -> None:
+        """The cross-references the controller relies on: ids, indices, brackets, rungs."""
+        n = len(self.trials)
+        expected_brackets = len(self.rungs) if self.rungs else 1
+        for index, trial in enumerate(self.trials):
+            if trial.trial_id != trial_id_for(index):
+                raise StateError(f"state.trials[{index}].trial_id must be {trial_id_for(index)!r}, "
+                                 f"but got {trial.trial_id!r}")
+            if not 0 <= trial.bracket < expected_brackets:
+                raise StateError(f"trial {trial.trial_id}.bracket must be in [0, {expected_brackets}), "
+                                 f"but got {trial.bracket}")
+            rungs = len(self.rungs[trial.bracket]) if self.rungs else 0
+            if not 0 <= trial.rung_index <= rungs or trial.attempt < 1:
+                raise StateError(f"trial {trial.trial_id} has rung_index {trial.rung_index} and attempt "
+                                 f"{trial.attempt}: `0 <= rung_index <= {rungs}` and `attempt >= 1` must hold")
+        for index in self.active:
+            if not 0 <= index < n or not self.trials[index].status.active:
+                raise StateError(f"state.active must list indices of active trials, but got {index}")
+        if self.best_index is not None and not 0 <= self.best_index < n:
+            raise StateError(f"state.best_index must be a trial index below {n}, but got {self.best_index}")
+        for bracket in self.rungs:
+            for rung in bracket:
+                if any(not 0 <= index < n for _, index in rung.paused):
+                    raise StateError(f"rung {rung.level} pauses a trial index outside [0, {n})")
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise StateError(f"{what} must be a JSON object, but got {value!r:.80}")
+    return value
+
+
+def _sequence(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise StateError(f"{what} must be a JSON array, but got {value!r:.80}")
+    return list(value)
+
+
+def _integer(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise StateError(f"{what} must be an integer, but got {value!r:.80}")
+    return value
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise StateError(f"{what} must be a number, but got {value!r:.80}")
+    return float(value)
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise StateError(f"{what} must be a string, but got {value!r:.80}")
+    return value
+
+
+def _optional(read: Any, value: Any, what: str) -> Any:
+    return None if value is None else read(value, what)
 
 
 def evolve(obj: _T, **changes: Any) -> _T:
     """``dataclasses.replace`` for the controller's hot path: a shallow copy with ``changes``.
 
-    Skips ``__init__`` (these dataclasses have no ``__post_init__``), which makes
-    it several times faster; only for the frozen records of this module.
+    Skips ``__init__`` (these dataclasses have no checks in it), which makes it
+    several times faster; only for the frozen records of this module, with
+    values of the declared types.
     """
     new = object.__new__(type(obj))
     new.__dict__.update(obj.__dict__)
     new.__dict__.update(changes)
     return new
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def signed_key(sign: float, value: float) -> float:

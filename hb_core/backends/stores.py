@@ -102,10 +102,11 @@ class LocalFileStore:
         except FileNotFoundError:
             return None
         try:
-            data = json.loads(text)
+            return TuningState.from_dict(json.loads(text))
         except json.JSONDecodeError as exc:
             raise StateError(f"{self.state_path} is not valid JSON: {exc}") from exc
-        return TuningState.from_dict(data)
+        except StateError as exc:
+            raise StateError(f"{self.state_path}: {exc}") from exc
 
     def _save(self, state: TuningState, expected_revision: int | None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

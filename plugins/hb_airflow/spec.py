@@ -19,6 +19,7 @@ from hb_core.backends.clock import RealClock
 from hb_core.backends.stores import LocalFileStore, StateStore
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
+from hb_core.naming import JOB_NAME_PATTERN
 from hb_core.runner import Tuner
 
 __all__ = ["BACKENDS", "TuningSpec", "build_store", "build_tuner", "default_state_uri", "local_state_uri", "parent_state_uris"]
@@ -53,6 +54,9 @@ class TuningSpec:
     parent_state_uris: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if len(self.job_name) > 32 or not JOB_NAME_PATTERN.match(self.job_name):
+            raise ConfigError("job_name", "`1-32 characters matching [a-zA-Z0-9](-*[a-zA-Z0-9])*` must hold",
+                              self.job_name)
         if self.backend not in BACKENDS:
             raise ConfigError("backend", f"`backend in {BACKENDS}` must hold", self.backend)
         if self.poll_interval <= 0:
