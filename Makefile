@@ -11,7 +11,7 @@ DEMO_HOME := $(CURDIR)/airflow_home
 AIRFLOW_ENV := AIRFLOW_HOME=$(DEMO_HOME) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
-.PHONY: demo test bench-scale clean
+.PHONY: demo test test-long bench-scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The long variants of the reliability suite: more fuzz examples, every crash pass, 10,000 trials.
+test-long: $(STAMP)
+	$(BIN)/python -m pytest -q -m long
 
 $(DEMO_HOME)/airflow.db: | $(STAMP)
 	mkdir -p $(DEMO_HOME)
