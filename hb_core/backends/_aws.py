@@ -1,0 +1,478 @@
+"""AWS plumbing shared by the SageMaker backend and the S3 state store: clients, backoff, CloudWatch batching.
+
+Terms:
+
+- *clients*: an :class:`AwsClients` hands out aiobotocore clients as async
+  context managers, one per service. :class:`AioSessionClients` builds them
+  from an aiobotocore session (credentials from the environment, per-service
+  ``endpoint_urls``); the Airflow layer builds them from an Airflow connection
+  instead (``hb_airflow.aws``). A :class:`ClientPool` opens each service's
+  client once, on first use, and keeps it for its owner's life.
+- *transient error*: a throttling error (:data:`THROTTLING_CODES`), an HTTP
+  5xx, or a connection error. :meth:`ClientPool.call` retries it with
+  exponential backoff and full jitter (a delay drawn uniformly from
+  ``[0, min(max_delay, base_delay * 2**n)]`` before retry n+1), sleeping on the
+  owner's clock so tests can run it on a fast one, at most
+  ``RetryPolicy.max_attempts`` attempts in all. botocore's own retries are
+  turned off in :func:`default_client_config` so that this backoff is the one
+  that runs (and the one tested).
+- Every other ``ClientError``, and a transient one that outlasts the attempts,
+  becomes an :class:`AwsCallError` (a ``BackendError``) naming the operation,
+  its subject (a job name, an S3 key) and the AWS error code.
+- *metric cursor*: how far one training job's metrics have been read
+  (:class:`MetricCursor`). :class:`CloudWatchMetrics` reads many jobs at once,
+  500 ``GetMetricData`` queries per call; :class:`LogLines` reads one job's
+  CloudWatch Logs stream forward. Both hand out each point or line once.
+
+No airflow here: this module sits in ``hb_core.backends``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import math
+import random
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from botocore import xform_name
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+from hb_core.backends.clock import Clock
+from hb_core.errors import BackendError
+
+__all__ = [
+    "MAX_METRIC_QUERIES",
+    "THROTTLING_CODES",
+    "AioSessionClients",
+    "AwsCallError",
+    "AwsClients",
+    "ClientPool",
+    "CloudWatchMetrics",
+    "LogLines",
+    "MetricCursor",
+    "RetryPolicy",
+    "default_client_config",
+    "epoch",
+    "get_metric_data",
+]
+
+log = logging.getLogger(__name__)
+
+#: Error codes AWS services use for "slow down" (SageMaker, CloudWatch, Logs, S3, EC2-style APIs).
+THROTTLING_CODES = frozenset({
+    "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+    "SlowDown", "RequestThrottled", "RequestThrottledException", "ProvisionedThroughputExceededException",
+})
+#: GetMetricData takes at most this many MetricDataQueries per call.
+MAX_METRIC_QUERIES = 500
+MAX_PAGES = 100  # a bound on every pagination loop
+NOT_FOUND = ("ResourceNotFound", "ResourceNotFoundException")
+
+
+class AwsClients(Protocol):
+    """Hands out aiobotocore clients: ``async with clients.client("sagemaker") as sm: ...``."""
+
+    def client(self, service_name: str) -> AbstractAsyncContextManager[Any]: ...
+
+
+def default_client_config(**overrides: Any) -> Any:
+    """An ``AioConfig`` with botocore's retries off (one attempt: our backoff retries) and moderate timeouts."""
+    from aiobotocore.config import AioConfig
+
+    options: dict[str, Any] = {
+        "retries": {"total_max_attempts": 1, "mode": "standard"},
+        "connect_timeout": 10,
+        "read_timeout": 60,
+        "max_pool_connections": 50,
+    }
+    options.update(overrides)
+    return AioConfig(**options)
+
+
+class AioSessionClients:
+    """:class:`AwsClients` on an aiobotocore session.
+
+    ``endpoint_urls`` maps a boto service name (``sagemaker``, ``cloudwatch``,
+    ``logs``, ``s3``) to its endpoint; a ``"*"`` entry applies to the services
+    not listed. ``config`` defaults to :func:`default_client_config`.
+    """
+
+    def __init__(
+        self,
+        session: Any = None,
+        region_name: str | None = None,
+        endpoint_urls: Mapping[str, str] | None = None,
+        config: Any = None,
+    ) -> None:
+        if session is None:
+            from aiobotocore.session import get_session
+
+            session = get_session()
+        self.session = session
+        self.region_name = region_name
+        self.endpoint_urls = dict(endpoint_urls or {})
+        self.config = config if config is not None else default_client_config()
+
+    def endpoint_url(self, service_name: str) -> str | None:
+        return self.endpoint_urls.get(service_name, self.endpoint_urls.get("*"))
+
+    def client(self, service_name: str) -> AbstractAsyncContextManager[Any]:
+        cm: AbstractAsyncContextManager[Any] = self.session.create_client(
+            service_name, region_name=self.region_name, endpoint_url=self.endpoint_url(service_name),
+            config=self.config,
+        )
+        return cm
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter for transient errors (module docstring)."""
+
+    max_attempts: int = 8
+    base_delay: float = 0.2
+    max_delay: float = 20.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"`max_attempts >= 1` must hold, but got max_attempts={self.max_attempts}")
+        if not (0 <= self.base_delay <= self.max_delay):
+            raise ValueError(f"`0 <= base_delay <= max_delay` must hold, but got {self.base_delay}, {self.max_delay}")
+
+    def delay(self, retry: int, rng: random.Random) -> float:
+        """The sleep before retry ``retry`` (0-based): uniform in [0, min(max_delay, base_delay * 2**retry)]."""
+        return rng.uniform(0.0, min(self.max_delay, self.base_delay * 2.0 ** min(retry, 60)))
+
+
+class AwsCallError(BackendError):
+    """An AWS call that failed for good: ``operation`` on ``subject`` ended with error ``code``."""
+
+    def __init__(self, operation: str, subject: str, code: str, message: str, status: int | None = None) -> None:
+        self.operation = operation
+        self.subject = subject
+        self.code = code
+        self.aws_message = message
+        self.status = status
+        where = f"{operation} {subject}" if subject else operation
+        super().__init__(f"{where}: {code}: {message}")
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or "")
+
+
+def error_message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message") or "")
+
+
+def http_status(exc: ClientError) -> int | None:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return int(status) if status is not None else None
+
+
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectTimeoutError, asyncio.TimeoutError,
+)
+try:  # aiobotocore wraps most aiohttp errors, but not every one
+    import aiohttp
+
+    _CONNECTION_ERRORS += (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)
+except ImportError:  # pragma: no cover - aiobotocore depends on aiohttp
+    pass
+
+
+def transient(exc: BaseException) -> str | None:
+    """Why ``exc`` is worth retrying (its code), or None when it is not."""
+    if isinstance(exc, ClientError):
+        code, status = error_code(exc), http_status(exc)
+        if code in THROTTLING_CODES or (status is not None and status >= 500):
+            return code or str(status)
+        return None
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return type(exc).__name__
+    return None
+
+
+class ClientPool:
+    """Open clients by service, and the one place AWS calls are made (with backoff).
+
+    ``calls`` counts attempts by operation (retries included), ``retries`` the
+    retried attempts, ``sleeps`` every backoff delay slept.
+    """
+
+    def __init__(
+        self, clients: AwsClients, *, clock: Clock, retry: RetryPolicy | None = None, rng: random.Random | None = None
+    ) -> None:
+        self.clients = clients
+        self.clock = clock
+        self.retry = retry or RetryPolicy()
+        self.rng = rng or random.Random()
+        self.calls: Counter[str] = Counter()
+        self.retries: Counter[str] = Counter()
+        self.sleeps: list[float] = []
+        self._open: dict[str, Any] = {}
+        self._stack = contextlib.AsyncExitStack()
+        self._lock: asyncio.Lock | None = None
+
+    async def client(self, service_name: str) -> Any:
+        client = self._open.get(service_name)
+        if client is not None:
+            return client
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if service_name not in self._open:
+                self._open[service_name] = await self._stack.enter_async_context(self.clients.client(service_name))
+            return self._open[service_name]
+
+    async def call(self, service_name: str, operation: str, *, subject: str = "", **params: Any) -> dict[str, Any]:
+        """``operation`` (e.g. ``DescribeTrainingJob``) with backoff; AwsCallError when it fails for good."""
+        client = await self.client(service_name)
+        method = getattr(client, xform_name(operation))
+        last = ""
+        for attempt in range(self.retry.max_attempts):
+            if attempt:
+                delay = self.retry.delay(attempt - 1, self.rng)
+                self.sleeps.append(delay)
+                self.retries[operation] += 1
+                await self.clock.sleep_until(self.clock.now() + delay)
+            self.calls[operation] += 1
+            try:
+                response: dict[str, Any] = await method(**params)
+                return response
+            except (ClientError, *_CONNECTION_ERRORS) as exc:
+                reason = transient(exc)
+                if reason is None:
+                    assert isinstance(exc, ClientError)
+                    raise AwsCallError(operation, subject, error_code(exc), error_message(exc), http_status(exc)) from exc
+                last = reason
+        raise AwsCallError(
+            operation, subject, last, f"still failing after {self.retry.max_attempts} attempts with backoff"
+        )
+
+    async def close(self) -> None:
+        self._open.clear()
+        await self._stack.aclose()
+        self._stack = contextlib.AsyncExitStack()
+
+
+# ---------------------------------------------------------------- CloudWatch
+
+
+def epoch(value: Any) -> float:
+    """Seconds since the epoch of a botocore timestamp (a datetime, or a number already)."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return float(value.timestamp())
+    return float(value)
+
+
+def align_down(t: float, period: int) -> float:
+    return math.floor(t / period) * period
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def get_metric_data(
+    pool: ClientPool, queries: Sequence[Mapping[str, Any]], start: float, end: float, *, subject: str = ""
+) -> dict[str, list[tuple[float, float]]]:
+    """Datapoints by query Id, ascending by timestamp: one GetMetricData call per 500 queries (and per page).
+
+    ``start``/``end`` are epoch seconds (the caller aligns them to the period,
+    so buckets have the same timestamps in every call).
+    """
+    results: dict[str, list[tuple[float, float]]] = {str(q["Id"]): [] for q in queries}
+    for chunk in chunks(list(queries), MAX_METRIC_QUERIES):
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {
+                "MetricDataQueries": list(chunk),
+                "StartTime": dt.datetime.fromtimestamp(start, dt.UTC),
+                "EndTime": dt.datetime.fromtimestamp(end, dt.UTC),
+                "ScanBy": "TimestampAscending",
+            }
+            if token:
+                params["NextToken"] = token
+            response = await pool.call("cloudwatch", "GetMetricData", subject=subject, **params)
+            for result in response.get("MetricDataResults", []):
+                points = results.setdefault(str(result["Id"]), [])
+                points.extend(zip((epoch(t) for t in result.get("Timestamps", [])), result.get("Values", [])))
+            token = response.get("NextToken")
+            if not token:
+                break
+    for points in results.values():
+        points.sort()
+    return results
+
+
+@dataclass
+class MetricCursor:
+    """How far one training job's metrics have been read.
+
+    CloudWatch: ``emitted`` holds the bucket timestamps already handed out and
+    ``last_ts`` the newest; its window starts a period before ``created``
+    (wall time). Logs: the stream found, and the forward token reached in it.
+    """
+
+    job_name: str
+    created: float
+    emitted: set[float] = field(default_factory=set)
+    last_ts: float | None = None
+    log_stream: str | None = None
+    log_token: str | None = None
+
+
+class CloudWatchMetrics:
+    """Training-job metrics from CloudWatch, for many jobs at once.
+
+    One :meth:`read` makes ``ceil(n / 500)`` GetMetricData calls for n jobs
+    (``ceil(2n / 500)`` with a resource metric), more only when a result is
+    paginated. Queries use ``Period=period`` and ``Stat=stat`` on
+    ``dimension`` (``Host=<job>/algo-1``, or ``TrainingJobName=<job>``); the
+    window's bounds are aligned to the period, so a bucket has the same
+    timestamp in every call. A datapoint is handed out once its bucket is
+    closed (``timestamp + period <= now - delay_seconds``, or the job ended),
+    in ascending timestamps; a timestamp already handed out (a duplicate) is
+    skipped, and one older than the newest handed out (late, out of order) is
+    dropped with a warning, so a job's points never repeat or go back.
+    """
+
+    def __init__(
+        self, pool: ClientPool, *, namespace: str, metric: str, resource_metric: str | None, period: int, stat: str,
+        dimension: str, delay_seconds: float,
+    ) -> None:
+        self.pool = pool
+        self.namespace = namespace
+        self.metric = metric
+        self.resource_metric = resource_metric
+        self.period = period
+        self.stat = stat
+        self.dimension = dimension
+        self.delay_seconds = delay_seconds
+
+    async def read(
+        self, cursors: Sequence[MetricCursor], final: Sequence[bool], wall: float
+    ) -> list[list[tuple[float, int | None]]]:
+        """The new (value, resource) points of each cursor's job; ``final[i]``: job i ended, take every bucket."""
+        per_call = MAX_METRIC_QUERIES // (2 if self.resource_metric else 1)
+        order = sorted(range(len(cursors)), key=lambda i: self.window_start(cursors[i]))
+        end = align_down(wall, self.period) + self.period
+        found: dict[int, tuple[list[tuple[float, float]], dict[float, float]]] = {}
+
+        async def batch(indices: Sequence[int]) -> None:
+            start = min(self.window_start(cursors[i]) for i in indices)
+            queries = []
+            for i in indices:
+                queries.append(self.query(f"o{i}", self.metric, cursors[i].job_name))
+                if self.resource_metric:
+                    queries.append(self.query(f"r{i}", self.resource_metric, cursors[i].job_name))
+            data = await get_metric_data(self.pool, queries, start, max(end, start + self.period),
+                                         subject=f"{len(indices)} training jobs")
+            for i in indices:
+                found[i] = (data.get(f"o{i}", []), dict(data.get(f"r{i}", [])))
+
+        await asyncio.gather(*(batch(chunk) for chunk in chunks(order, per_call)))
+        horizon = wall - self.delay_seconds
+        return [self._new_points(cursor, *found.get(i, ([], {})), horizon, final[i])
+                for i, cursor in enumerate(cursors)]
+
+    def query(self, query_id: str, metric: str, job_name: str) -> dict[str, Any]:
+        value = f"{job_name}/algo-1" if self.dimension == "Host" else job_name
+        return {
+            "Id": query_id,
+            "MetricStat": {
+                "Metric": {"Namespace": self.namespace, "MetricName": metric,
+                           "Dimensions": [{"Name": self.dimension, "Value": value}]},
+                "Period": self.period,
+                "Stat": self.stat,
+            },
+            "ReturnData": True,
+        }
+
+    def window_start(self, cursor: MetricCursor) -> float:
+        """From the newest bucket handed out (inclusive: its duplicates are recognised), else a period before
+        the job's creation."""
+        if cursor.last_ts is not None:
+            return cursor.last_ts
+        return align_down(cursor.created - self.period, self.period)
+
+    def _new_points(
+        self, cursor: MetricCursor, points: Sequence[tuple[float, float]], resources: Mapping[float, float],
+        horizon: float, final: bool,
+    ) -> list[tuple[float, int | None]]:
+        new: list[tuple[float, int | None]] = []
+        for ts, value in points:  # ascending timestamps
+            if ts in cursor.emitted:
+                continue  # a duplicate of a point handed out
+            if cursor.last_ts is not None and ts < cursor.last_ts:
+                log.warning("training job %s: dropped a late CloudWatch point at %s (newest handed out: %s)",
+                            cursor.job_name, ts, cursor.last_ts)
+                cursor.emitted.add(ts)
+                continue
+            if not final and ts + self.period > horizon:
+                break  # its bucket may still fill: hand it out once it is closed
+            cursor.emitted.add(ts)
+            cursor.last_ts = ts
+            resource = resources.get(ts)
+            new.append((float(value), None if resource is None else int(resource)))
+        return new
+
+
+class LogLines:
+    """A training job's CloudWatch Logs stream (``<job>/algo-1-<epoch seconds>`` in ``group``), read forward.
+
+    The stream is found once (DescribeLogStreams), then each :meth:`read`
+    follows ``GetLogEvents`` forward tokens from where the last one stopped:
+    every line once, in order.
+    """
+
+    def __init__(self, pool: ClientPool, group: str) -> None:
+        self.pool = pool
+        self.group = group
+
+    async def read(self, cursor: MetricCursor) -> list[str]:
+        name = cursor.job_name
+        if cursor.log_stream is None:
+            try:
+                response = await self.pool.call("logs", "DescribeLogStreams", subject=name, logGroupName=self.group,
+                                                logStreamNamePrefix=f"{name}/algo-1-")
+            except AwsCallError as exc:
+                if exc.code in NOT_FOUND:
+                    return []  # no log group yet
+                raise
+            streams = sorted(s["logStreamName"] for s in response.get("logStreams", []))
+            if not streams:
+                return []
+            cursor.log_stream = streams[0]
+        lines: list[str] = []
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"logGroupName": self.group, "logStreamName": cursor.log_stream,
+                                      "startFromHead": True}
+            if cursor.log_token:
+                params["nextToken"] = cursor.log_token
+            response = await self.pool.call("logs", "GetLogEvents", subject=name, **params)
+            events = response.get("events", [])
+            for event in events:
+                lines.extend(str(event.get("message", "")).splitlines())
+            token = response.get("nextForwardToken")
+            unchanged = token == cursor.log_token
+            cursor.log_token = token or cursor.log_token
+            if not events or unchanged:
+                break
+        return lines

@@ -1,0 +1,659 @@
+"""The SageMaker backend: every trial attempt is a SageMaker training job; metrics come from CloudWatch.
+
+Terms (AWS calls and their limits are in :mod:`hb_core.backends._aws`):
+
+- *training job*: one attempt of one trial, named
+  :func:`hb_core.naming.training_job_name` ``(tuning job, trial id, attempt)``.
+  Its ``CreateTrainingJob`` request is the ``TrainingJobDefinition``
+  (:meth:`SageMakerBackend.create_request`) with the trial's hyperparameters,
+  the resource hyperparameter (the first of ``epochs``, ``numepochs``,
+  ``n-epochs``, ``n_epochs``, ``num_epochs`` among the static ones, else
+  ``epochs``) set to the attempt's budget, tags linking it to the tuning job
+  and trial (``hyperband:tuning-job``, ``hyperband:trial``,
+  ``hyperband:attempt``, ``hyperband:from-resource``, then the request's
+  ``Tags``), and a per-trial ``CheckpointConfig.S3Uri``:
+  ``<CheckpointConfig.S3Uri, or S3OutputPath/<tuning job>/checkpoints>/<trial id>/``,
+  shared by the trial's attempts, so that a ``Resume`` (promotion variant) or
+  a retry is a new job that continues from the same checkpoints.
+- *adopting*: a create that finds the name taken (``ResourceInUse``, or a
+  ``ValidationException`` saying the job already exists) adopts that job
+  after checking its tags name this tuning job and trial; a launch is never
+  doubled. The attempt's ``from_resource`` comes back from its tag.
+- *statuses*: each :meth:`poll` lists this tuning job's InProgress jobs
+  (``ListTrainingJobs`` with ``NameContains`` and ``StatusEquals``, 100 per
+  page) and calls ``DescribeTrainingJob`` only for the followed jobs missing
+  from that list (ended, stopping, or too new to be listed), at most
+  ``describe_concurrency`` at a time. A job first seen InProgress gives
+  ``TrialStarted``; an ended one ``TrialCompleted`` (Completed),
+  ``TrialStopped`` (Stopped) or ``TrialFailed`` (Failed, with
+  ``FailureReason``). SecondaryStatus ``Interrupted`` (a managed-spot
+  interruption) and capacity errors are retriable failures;
+  ``MaxRuntimeExceeded`` and ``MaxWaitTimeExceeded`` are failures that are
+  not (a configuration that cannot finish within its limit; SageMaker reports
+  them as Stopped). ``billable_seconds`` is ``BillableTimeInSeconds`` (else
+  ``TrainingEndTime - TrainingStartTime``).
+- *metrics*, ``metric_source="cloudwatch"`` (default): SageMaker publishes
+  each ``MetricDefinitions`` match to CloudWatch, namespace
+  ``/aws/sagemaker/TrainingJobs``, dimension ``Host=<job>/algo-1`` (some
+  setups use ``TrainingJobName=<job>``: ``metric_dimension``). Each poll asks
+  ``GetMetricData`` for the objective of every running job, 500 queries per
+  call (``ceil(n/500)`` calls for n jobs), ``Period=metric_period`` with
+  window boundaries aligned to the period so that a bucket has the same
+  timestamp in every call. A datapoint becomes a ``MetricReported`` once its
+  bucket is closed (``timestamp + period <= now - metric_delay_seconds``, or
+  the job ended), numbered ``seq = from_resource + n`` in ascending
+  timestamps. Per job the timestamps already numbered are kept: a duplicate
+  is skipped, and a point older than the newest numbered one (late, out of
+  order) is dropped with a log line, so ``seq`` never goes back or repeats.
+  Standard CloudWatch metrics have 1-minute granularity: two objective values
+  printed within one minute merge into one datapoint (and one ``seq``). That
+  is why ``metric_source="logs"`` exists.
+- *metrics*, ``metric_source="logs"``: the job's CloudWatch Logs stream
+  (group ``/aws/sagemaker/TrainingJobs``, stream
+  ``<job>/algo-1-<epoch seconds>``) is read forward with ``GetLogEvents``
+  tokens and parsed with the ``MetricDefinitions`` regexes: exact, one
+  value per line. One call (or page) per running job and poll, at most
+  ``describe_concurrency`` at a time (GetLogEvents allows 25 calls a second
+  per account and region: mind it with many parallel jobs and a short poll).
+- *ending*: the terminal event of a job waits ``metric_delay_seconds`` after
+  its end was seen, and its last metrics are read before it, so a completed
+  trial's last value is never lost. On AWS, set ``metric_delay_seconds`` to
+  CloudWatch's ingestion lag (a minute or two); the emulator publishes at once.
+- *cost*: billable seconds x the instance type's price per hour / 3600 x
+  ``InstanceCount``; ``price_table`` (USD per instance-hour) defaults to
+  :data:`DEFAULT_PRICES`, approximate us-east-1 on-demand list prices to be
+  overridden with your own.
+
+Jobs outlive the controller: :meth:`SageMakerBackend.close` closes the
+clients and stops nothing; :meth:`reconcile` finds the jobs again by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import math
+import re
+import time
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from hb_core import naming
+from hb_core.backends._aws import (
+    MAX_PAGES,
+    NOT_FOUND,
+    AioSessionClients,
+    AwsCallError,
+    AwsClients,
+    ClientPool,
+    CloudWatchMetrics,
+    LogLines,
+    MetricCursor,
+    RetryPolicy,
+    epoch,
+)
+from hb_core.backends.clock import Clock, RealClock
+from hb_core.config import EPOCH_KEYS, TuningConfig
+from hb_core.errors import BackendError, ConfigError
+from hb_core.events import (
+    Event,
+    Launch,
+    MetricReported,
+    Resume,
+    TrialCompleted,
+    TrialFailed,
+    TrialStarted,
+    TrialStopped,
+)
+from hb_core.state import TrialStatus, TuningState
+
+__all__ = [
+    "DEFAULT_PRICES",
+    "LOG_GROUP",
+    "NAMESPACE",
+    "AioSessionClients",
+    "AwsCallError",
+    "AwsClients",
+    "RetryPolicy",
+    "SageMakerBackend",
+]
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+TAG_TUNING_JOB, TAG_TRIAL, TAG_ATTEMPT, TAG_FROM = (
+    "hyperband:tuning-job", "hyperband:trial", "hyperband:attempt", "hyperband:from-resource",
+)
+MAX_TAGS = 50
+ENDED = ("Completed", "Failed", "Stopped")
+NOT_RETRIABLE_SECONDARY = ("MaxRuntimeExceeded", "MaxWaitTimeExceeded")
+CAPACITY = re.compile(r"CapacityError|InsufficientInstanceCapacity|InsufficientCapacity|insufficient capacity", re.IGNORECASE)
+MISSES_BEFORE_LOST = 3  # Describe calls that find no job we created before it counts as lost
+
+#: Approximate us-east-1 on-demand training prices, USD per instance-hour; override with your own.
+DEFAULT_PRICES: Mapping[str, float] = {
+    "ml.m5.large": 0.115, "ml.m5.xlarge": 0.23, "ml.m5.2xlarge": 0.461, "ml.m5.4xlarge": 0.922,
+    "ml.c5.xlarge": 0.204, "ml.c5.2xlarge": 0.408, "ml.c5.4xlarge": 0.816,
+    "ml.g4dn.xlarge": 0.736, "ml.g4dn.2xlarge": 0.94, "ml.g4dn.12xlarge": 4.89,
+    "ml.g5.xlarge": 1.408, "ml.g5.2xlarge": 1.515, "ml.g5.4xlarge": 2.03, "ml.g5.12xlarge": 7.09,
+    "ml.p3.2xlarge": 3.825, "ml.p3.8xlarge": 14.688, "ml.p4d.24xlarge": 37.688,
+}
+#: CreateTrainingJob fields taken verbatim from the TrainingJobDefinition.
+PASSTHROUGH = (
+    "AlgorithmSpecification", "RoleArn", "InputDataConfig", "OutputDataConfig", "VpcConfig", "StoppingCondition",
+    "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption", "EnableManagedSpotTraining",
+    "RetryStrategy", "Environment",
+)
+_T = TypeVar("_T")
+
+
+@dataclass
+class _Job:
+    """One training job the backend follows."""
+
+    trial_id: str
+    attempt: int
+    name: str
+    from_resource: int
+    created: float  # wall time: where its metric window starts
+    started: bool = False
+    cursor: MetricCursor = field(init=False)
+    status: str | None = None
+    terminal: dict[str, Any] | None = None  # its DescribeTrainingJob once it ended
+    ended_seen: float | None = None  # wall time its end was first seen
+    reported: bool = False  # its terminal event was returned
+    misses: int = 0
+    known: int = 0  # seq values the tuning state already holds (after a restart)
+    ordinal: int = 0  # objective values numbered so far
+    resource: int | None = None  # latest ResourceMetricName value (logs)
+    billable: float | None = None
+
+    def __post_init__(self) -> None:
+        self.cursor = MetricCursor(self.name, self.created)
+
+
+class SageMakerBackend:
+    """Runs trials as SageMaker training jobs (module docstring).
+
+    ``clients`` hands out aiobotocore clients (``sagemaker``, ``cloudwatch``,
+    ``logs``); ``clock`` stamps the events and paces the backoff;
+    ``describe_concurrency`` bounds the per-job calls in flight
+    (DescribeTrainingJob, GetLogEvents); ``metric_period``, ``metric_stat``,
+    ``metric_dimension`` and ``metric_delay_seconds`` shape the CloudWatch
+    queries; ``retry`` is the backoff for throttling and 5xx errors.
+    """
+
+    def __init__(
+        self,
+        config: TuningConfig,
+        *,
+        job_name: str,
+        clients: AwsClients,
+        price_table: Mapping[str, float] | None = None,
+        metric_source: Literal["cloudwatch", "logs"] = "cloudwatch",
+        clock: Clock | None = None,
+        describe_concurrency: int = 10,
+        metric_period: int = 60,
+        metric_stat: str = "Average",
+        metric_dimension: Literal["Host", "TrainingJobName"] = "Host",
+        metric_delay_seconds: float = 0.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        definition = config.training_job_definition
+        if definition is None:
+            rule = "`TrainingJobDefinition is given (the SageMaker backend creates training jobs from it)` must hold"
+            raise ConfigError("TrainingJobDefinition", rule, None)
+        definition.require_sagemaker_fields(objective_metric=config.objective.metric_name)
+        if metric_source not in ("cloudwatch", "logs"):
+            raise ConfigError("metric_source", "`metric_source in ('cloudwatch', 'logs')` must hold", metric_source)
+        if metric_dimension not in ("Host", "TrainingJobName"):
+            raise ConfigError("metric_dimension", "`metric_dimension in ('Host', 'TrainingJobName')` must hold",
+                              metric_dimension)
+        if describe_concurrency < 1 or metric_period < 1:
+            raise ConfigError("describe_concurrency", "`describe_concurrency >= 1 and metric_period >= 1` must hold",
+                              (describe_concurrency, metric_period))
+        resource_metric = config.hyperband.resource_metric_name if config.hyperband is not None else None
+        if metric_source == "logs":  # the regexes are applied here
+            definition.require_local_fields(config.objective.metric_name, resource_metric=resource_metric)
+        if len(config.tags) > MAX_TAGS - 4:
+            raise ConfigError("Tags", f"`len(Tags) <= {MAX_TAGS - 4}` (4 tags are ours) must hold", len(config.tags))
+        naming.training_job_name(job_name, "0000", 1)  # a ConfigError now rather than at the first launch
+        self.config = config
+        self.job_name = job_name
+        self.clock: Clock = clock or RealClock()
+        self.metric_source = metric_source
+        self.metric_period = metric_period
+        self.metric_stat = metric_stat
+        self.metric_dimension = metric_dimension
+        self.metric_delay_seconds = metric_delay_seconds
+        self.prices = dict(DEFAULT_PRICES if price_table is None else price_table)
+        self.pool = ClientPool(clients, clock=self.clock, retry=retry)
+        self._definition = definition.to_dict()
+        self._objective = config.objective.metric_name
+        self._resource_metric = resource_metric
+        self._regexes = [(m.name, re.compile(m.regex)) for m in definition.metric_definitions]
+        self._static = dict(definition.static_hyperparameters)
+        self._resource_key = next((key for key in EPOCH_KEYS if key in self._static), "epochs")
+        self._resource_config = _resource_config(self._definition)
+        self._own_names = re.compile(rf"^{re.escape(job_name)}-(\d+)-(\d+)$")
+        self._cloudwatch = CloudWatchMetrics(
+            self.pool, namespace=NAMESPACE, metric=self._objective, resource_metric=resource_metric,
+            period=metric_period, stat=metric_stat, dimension=metric_dimension, delay_seconds=metric_delay_seconds,
+        )
+        self._logs = LogLines(self.pool, LOG_GROUP)
+        self._semaphore: asyncio.Semaphore | None = None
+        self._concurrency = describe_concurrency
+        self._jobs: dict[tuple[str, int], _Job] = {}
+        self._events: list[Event] = []
+
+    # ------------------------------------------------------------ names and requests
+
+    def training_job_name(self, trial_id: str, attempt: int) -> str:
+        return naming.training_job_name(self.job_name, trial_id, attempt)
+
+    def checkpoint_uri(self, trial_id: str) -> str:
+        """``<CheckpointConfig.S3Uri or S3OutputPath/<tuning job>/checkpoints>/<trial id>/``."""
+        configured = (self._definition.get("CheckpointConfig") or {}).get("S3Uri")
+        base = configured or f"{self._output_path()}/{self.job_name}/checkpoints"
+        return f"{str(base).rstrip('/')}/{trial_id}/"
+
+    def hyperparameters(self, action: Launch | Resume) -> dict[str, str]:
+        """Static, the trial's (rendered as strings), and the resource hyperparameter set to the budget."""
+        values = dict(self._static)
+        values.update(self.config.space.render(action.hyperparameters))
+        if action.budget is not None:
+            values[self._resource_key] = str(action.budget)
+        return values
+
+    def create_request(self, action: Launch | Resume) -> dict[str, Any]:
+        """The CreateTrainingJob request of an attempt (module docstring)."""
+        name = self.training_job_name(action.trial_id, action.attempt)
+        request: dict[str, Any] = {"TrainingJobName": name, "HyperParameters": self.hyperparameters(action)}
+        for key in PASSTHROUGH:
+            if self._definition.get(key) is not None:
+                request[key] = copy.deepcopy(self._definition[key])
+        request["ResourceConfig"] = copy.deepcopy(self._resource_config)
+        request.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
+        checkpoint = {"S3Uri": self.checkpoint_uri(action.trial_id)}
+        local = (self._definition.get("CheckpointConfig") or {}).get("LocalPath")
+        if local:
+            checkpoint["LocalPath"] = local
+        request["CheckpointConfig"] = checkpoint
+        from_resource = action.from_resource if isinstance(action, Resume) else 0
+        ours = {TAG_TUNING_JOB: self.job_name, TAG_TRIAL: action.trial_id, TAG_ATTEMPT: str(action.attempt),
+                TAG_FROM: str(from_resource)}
+        request["Tags"] = [{"Key": k, "Value": v} for k, v in ours.items()]
+        request["Tags"] += [{"Key": k, "Value": v} for k, v in self.config.tags if k not in ours]
+        return request
+
+    # ------------------------------------------------------------ the protocol
+
+    async def launch(self, action: Launch | Resume) -> None:
+        key = (action.trial_id, action.attempt)
+        if key in self._jobs:
+            return
+        name = self.training_job_name(*key)
+        from_resource = action.from_resource if isinstance(action, Resume) else 0
+        request = self.create_request(action)
+        try:
+            await self.pool.call("sagemaker", "CreateTrainingJob", subject=name, **request)
+        except AwsCallError as exc:
+            if _already_exists(exc):
+                self._jobs[key] = await self._adopt(action.trial_id, action.attempt, name)
+                return
+            if exc.code in ("ValidationException", "ResourceLimitExceeded"):
+                retriable = exc.code == "ResourceLimitExceeded"
+                log.warning("training job %s: CreateTrainingJob refused: %s", name, exc)
+                reason = f"CreateTrainingJob refused: {exc.code}: {exc.aws_message}"
+                self._events.append(TrialFailed(*key, self.clock.now(), reason, retriable=retriable,
+                                                billable_seconds=0.0))
+                return
+            raise
+        self._jobs[key] = _Job(action.trial_id, action.attempt, name, from_resource, time.time())
+        log.info("training job %s: created, budget %s", name, action.budget)
+
+    async def stop(self, trial_id: str, attempt: int, reason: str) -> None:
+        key = (trial_id, attempt)
+        job = self._jobs.get(key)
+        if job is not None and (job.reported or job.terminal is not None):
+            return
+        name = self.training_job_name(trial_id, attempt)
+        try:
+            await self.pool.call("sagemaker", "StopTrainingJob", subject=name, TrainingJobName=name)
+        except AwsCallError as exc:
+            if exc.code not in ("ValidationException", *NOT_FOUND):
+                raise
+            described = await self._describe(name)  # it ended already, or never existed
+            if described is None:
+                log.info("training job %s: nothing to stop, it does not exist", name)
+                if job is not None:
+                    job.reported = True
+                self._events.append(TrialStopped(trial_id, attempt, self.clock.now(), billable_seconds=0.0))
+                return
+            if job is None:
+                self._jobs[key] = self._job_from(described, trial_id, attempt, 0)
+            return
+        log.info("training job %s: stopping (%s)", name, reason)
+        if job is None:  # a job this backend does not follow yet: follow it so its end is reported
+            self._jobs[key] = _Job(trial_id, attempt, name, 0, time.time())
+
+    async def poll(self) -> list[Event]:
+        events, self._events = self._events, []
+        live = [job for job in self._jobs.values() if not job.reported]
+        if not live:
+            return events
+        await self._refresh(live)
+        return events + await self._collect(live)
+
+    async def reconcile(self, state: TuningState) -> list[Event]:
+        """Find the jobs of the trials active in ``state``; return what happened while nobody watched.
+
+        Per active trial (its current attempt): a job found is followed again
+        and reported from its start (values the state holds are dropped by
+        ``seq``). No job: a Pending trial is left to the runner's reissued
+        launch, a Stopping one is reported stopped, an InProgress one failed
+        (retriable: its job is lost). A running job of this tuning job whose
+        attempt ``state`` knows is over (an orphan) is stopped.
+        """
+        events: list[Event] = []
+        now = self.clock.now()
+        trials = [state.trials[i] for i in state.active if (state.trials[i].trial_id, state.trials[i].attempt)
+                  not in self._jobs]
+        names = [self.training_job_name(t.trial_id, t.attempt) for t in trials]
+        found = await self._bounded([self._describe(name) for name in names])
+        for trial, name, described in zip(trials, names, found):
+            if described is None:
+                if trial.status is TrialStatus.STOPPING:
+                    events.append(TrialStopped(trial.trial_id, trial.attempt, now, billable_seconds=0.0))
+                elif trial.status is TrialStatus.IN_PROGRESS:
+                    reason = f"training job {name} is lost: DescribeTrainingJob does not find it"
+                    events.append(TrialFailed(trial.trial_id, trial.attempt, now, reason, retriable=True))
+                continue
+            tags = await self._tags(described["TrainingJobArn"], name)
+            job = self._job_from(described, trial.trial_id, trial.attempt, _int(tags.get(TAG_FROM)))
+            job.known = len(trial.points)
+            self._jobs[(trial.trial_id, trial.attempt)] = job
+            log.info("training job %s: reattached (%s)", name, described.get("TrainingJobStatus"))
+        await self._stop_orphans(state)
+        return events + await self.poll()
+
+    def next_event_time(self) -> float | None:
+        return None
+
+    async def close(self) -> None:
+        """Close the clients. The jobs keep running: a new controller reattaches to them."""
+        await self.pool.close()
+
+    async def stop_all(self, reason: str) -> None:
+        """Stop every followed job that has not ended (their ends are reported by later polls)."""
+        for job in list(self._jobs.values()):
+            if not job.reported and job.terminal is None:
+                await self.stop(job.trial_id, job.attempt, reason)
+
+    # ------------------------------------------------------------ results
+
+    @property
+    def api_calls(self) -> Mapping[str, int]:
+        """AWS calls made, by operation (retries included)."""
+        return self.pool.calls
+
+    def price_per_hour(self) -> float | None:
+        """The price of one instance-hour of the definition's instance type, or None when the table lacks it."""
+        return self.prices.get(str(self._resource_config.get("InstanceType")))
+
+    def cost(self, trial_id: str) -> float | None:
+        """What the trial's ended jobs seen by this backend cost; None when the instance type has no price."""
+        return self._cost(job for job in self._jobs.values() if job.trial_id == trial_id)
+
+    def total_cost(self) -> float | None:
+        return self._cost(self._jobs.values())
+
+    def _cost(self, jobs: Any) -> float | None:
+        price = self.price_per_hour()
+        if price is None:
+            return None
+        seconds = sum(job.billable or 0.0 for job in jobs)
+        return seconds * price / 3600.0 * int(self._resource_config.get("InstanceCount") or 1)
+
+    async def model_artifacts(self, trial_id: str, attempt: int) -> str:
+        """``ModelArtifacts.S3ModelArtifacts`` of the attempt's job, else ``<S3OutputPath>/<job>/output/model.tar.gz``."""
+        name = self.training_job_name(trial_id, attempt)
+        described = await self._describe(name)
+        artifacts = ((described or {}).get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+        return str(artifacts) if artifacts else f"{self._output_path()}/{name}/output/model.tar.gz"
+
+    # ------------------------------------------------------------ statuses
+
+    async def _refresh(self, live: Sequence[_Job]) -> None:
+        """Bring the status of every live job up to date: one listing, then Describe for the jobs not in it."""
+        waiting = [job for job in live if job.terminal is None]
+        if not waiting:
+            return
+        listed = await self._list_in_progress()
+        unlisted = []
+        for job in waiting:
+            if job.name in listed:
+                job.status, job.misses = "InProgress", 0
+            else:
+                unlisted.append(job)
+        found = await self._bounded([self._describe(job.name) for job in unlisted])
+        now = self.clock.now()
+        for job, described in zip(unlisted, found):
+            if described is None:
+                job.misses += 1
+                if job.misses >= MISSES_BEFORE_LOST:
+                    reason = f"training job {job.name} is lost: DescribeTrainingJob no longer finds it"
+                    self._events.append(TrialFailed(job.trial_id, job.attempt, now, reason, retriable=True))
+                    job.reported = True
+                continue
+            job.misses = 0
+            job.status = str(described.get("TrainingJobStatus"))
+            if job.status in ENDED:
+                job.terminal, job.ended_seen = described, time.time()
+
+    async def _list_in_progress(self) -> set[str]:
+        names: set[str] = set()
+        token: str | None = None
+        for _ in range(MAX_PAGES):
+            params: dict[str, Any] = {"NameContains": self.job_name, "StatusEquals": "InProgress", "MaxResults": 100}
+            if token:
+                params["NextToken"] = token
+            response = await self.pool.call("sagemaker", "ListTrainingJobs", subject=self.job_name, **params)
+            names.update(s["TrainingJobName"] for s in response.get("TrainingJobSummaries", []))
+            token = response.get("NextToken")
+            if not token:
+                break
+        return names
+
+    async def _describe(self, name: str) -> dict[str, Any] | None:
+        """DescribeTrainingJob, or None when there is no such job."""
+        try:
+            return await self.pool.call("sagemaker", "DescribeTrainingJob", subject=name, TrainingJobName=name)
+        except AwsCallError as exc:
+            if _not_found(exc):
+                return None
+            raise
+
+    async def _tags(self, arn: str, name: str) -> dict[str, str]:
+        response = await self.pool.call("sagemaker", "ListTags", subject=name, ResourceArn=arn, MaxResults=100)
+        return {str(t["Key"]): str(t["Value"]) for t in response.get("Tags", [])}
+
+    async def _adopt(self, trial_id: str, attempt: int, name: str) -> _Job:
+        """The job a create found already there: ours (its tags say so) is followed; anything else is an error."""
+        described = await self._describe(name)
+        if described is None:
+            raise BackendError(f"CreateTrainingJob {name}: the name is taken, but DescribeTrainingJob does not find it")
+        tags = await self._tags(described["TrainingJobArn"], name)
+        owner = (tags.get(TAG_TUNING_JOB), tags.get(TAG_TRIAL), tags.get(TAG_ATTEMPT))
+        if owner != (self.job_name, trial_id, str(attempt)):
+            raise BackendError(
+                f"`training job {name} belongs to tuning job {self.job_name} trial {trial_id} attempt {attempt}` "
+                f"must hold to adopt it, but its tags say {owner}"
+            )
+        log.info("training job %s: already exists (%s), adopting it", name, described.get("TrainingJobStatus"))
+        return self._job_from(described, trial_id, attempt, _int(tags.get(TAG_FROM)))
+
+    def _job_from(self, described: Mapping[str, Any], trial_id: str, attempt: int, from_resource: int) -> _Job:
+        created = described.get("CreationTime")
+        job = _Job(trial_id, attempt, str(described["TrainingJobName"]), from_resource,
+                   epoch(created) if created is not None else time.time())
+        job.status = str(described.get("TrainingJobStatus"))
+        if job.status in ENDED:
+            job.terminal, job.ended_seen = dict(described), time.time()
+        return job
+
+    async def _stop_orphans(self, state: TuningState) -> None:
+        """Stop the running jobs of this tuning job whose attempt ``state`` knows is over (an ended trial, or an
+        attempt older than the trial's current one). A job of a trial or attempt ``state`` does not know yet is
+        left alone: a controller holding a newer state may just have launched it."""
+        active = {(state.trials[i].trial_id, state.trials[i].attempt) for i in state.active}
+        for name in sorted(await self._list_in_progress()):
+            match = self._own_names.match(name)
+            if match is None:
+                continue
+            trial_id, attempt = match.group(1), int(match.group(2))
+            trial = state.trial(trial_id)
+            if trial is None or attempt > trial.attempt or (trial_id, attempt) in active:
+                continue
+            log.warning("training job %s runs, but its attempt is over in the tuning state: stopping it", name)
+            try:
+                await self.pool.call("sagemaker", "StopTrainingJob", subject=name, TrainingJobName=name)
+            except AwsCallError as exc:
+                if exc.code not in ("ValidationException", *NOT_FOUND):
+                    raise
+
+    # ------------------------------------------------------------ events
+
+    async def _collect(self, live: Sequence[_Job]) -> list[Event]:
+        now, wall = self.clock.now(), time.time()
+        events: list[Event] = []
+        for job in live:
+            if not job.started and (job.status in ("InProgress", "Stopping") or job.terminal is not None):
+                job.started = True
+                events.append(TrialStarted(job.trial_id, job.attempt, now, job_name=job.name))
+        running = [job for job in live if job.started and not job.reported]
+        final = {id(job) for job in running
+                 if job.terminal is not None and wall >= (job.ended_seen or wall) + self.metric_delay_seconds}
+        if self.metric_source == "logs":
+            lines = await self._bounded([self._logs.read(job.cursor) for job in running])
+            for job, text in zip(running, lines):
+                events.extend(e for e in (self._parse(job, line) for line in text) if e is not None)
+        else:
+            points = await self._cloudwatch.read([job.cursor for job in running],
+                                                 [id(job) in final for job in running], wall)
+            for job, values in zip(running, points):
+                events.extend(e for e in (self._metric(job, v, r) for v, r in values) if e is not None)
+        for job in running:
+            if id(job) in final:
+                events.append(self._terminal(job))
+                job.reported = True
+        return events
+
+    def _metric(self, job: _Job, value: float, resource: int | None) -> MetricReported | None:
+        job.ordinal += 1
+        seq = job.from_resource + job.ordinal
+        if seq <= job.known:
+            return None  # the tuning state has it (we are re-reading after a restart)
+        return MetricReported(job.trial_id, job.attempt, self.clock.now(), value, seq, resource)
+
+    def _terminal(self, job: _Job) -> Event:
+        described = job.terminal or {}
+        status = str(described.get("TrainingJobStatus"))
+        secondary = str(described.get("SecondaryStatus") or "")
+        failure = str(described.get("FailureReason") or "")
+        job.billable = _billable(described)
+        now, key = self.clock.now(), (job.trial_id, job.attempt)
+        log.info("training job %s: %s (%s)%s", job.name, status.lower(), secondary, f": {failure}" if failure else "")
+        if secondary in NOT_RETRIABLE_SECONDARY:
+            reason = f"{secondary}: {failure or 'the job ran into its StoppingCondition and was stopped'}"
+            return TrialFailed(*key, now, reason, retriable=False, billable_seconds=job.billable)
+        if secondary == "Interrupted" and status != "Completed":
+            reason = f"Interrupted (managed spot): {failure or 'the spot instance was reclaimed'}"
+            return TrialFailed(*key, now, reason, retriable=True, billable_seconds=job.billable)
+        if status == "Completed":
+            return TrialCompleted(*key, now, billable_seconds=job.billable)
+        if status == "Stopped":
+            return TrialStopped(*key, now, billable_seconds=job.billable)
+        reason = failure or f"the training job ended {status} ({secondary})"
+        return TrialFailed(*key, now, reason, retriable=bool(CAPACITY.search(failure)), billable_seconds=job.billable)
+
+    # ------------------------------------------------------------ metrics
+
+    def _parse(self, job: _Job, line: str) -> MetricReported | None:
+        values: dict[str, float] = {}
+        for name, regex in self._regexes:
+            match = regex.search(line)
+            if match is not None:
+                try:
+                    values[name] = float(match.group(1))
+                except (TypeError, ValueError, IndexError):
+                    continue
+        if self._resource_metric and self._resource_metric in values and math.isfinite(values[self._resource_metric]):
+            job.resource = int(values[self._resource_metric])
+        if self._objective not in values:
+            return None
+        return self._metric(job, values[self._objective], job.resource)
+
+    # ------------------------------------------------------------ helpers
+
+    async def _bounded(self, calls: Sequence[Awaitable[_T]]) -> list[_T]:
+        """Await ``calls`` with at most ``describe_concurrency`` in flight."""
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self._concurrency)
+        semaphore = self._semaphore
+
+        async def one(call: Awaitable[_T]) -> _T:
+            async with semaphore:
+                return await call
+
+        return list(await asyncio.gather(*(one(c) for c in calls)))
+
+    def _output_path(self) -> str:
+        return str((self._definition.get("OutputDataConfig") or {}).get("S3OutputPath", "")).rstrip("/")
+
+
+def _resource_config(definition: Mapping[str, Any]) -> dict[str, Any]:
+    """``ResourceConfig`` (warm pools' ``KeepAlivePeriodInSeconds`` included), else the first instance of
+    ``HyperParameterTuningResourceConfig`` (``InstanceType``, or ``InstanceConfigs[0]``) as a ResourceConfig."""
+    given = definition.get("ResourceConfig")
+    if isinstance(given, Mapping) and given.get("InstanceType"):
+        return copy.deepcopy(dict(given))
+    tuning = dict(definition.get("HyperParameterTuningResourceConfig") or {})
+    first = (tuning.get("InstanceConfigs") or [{}])[0]
+    source = tuning if tuning.get("InstanceType") else {**tuning, **first}
+    config = {k: source[k] for k in ("InstanceType", "InstanceCount", "VolumeSizeInGB", "VolumeKmsKeyId")
+              if source.get(k) is not None}
+    config.setdefault("InstanceCount", 1)
+    config.setdefault("VolumeSizeInGB", 30)
+    return config
+
+
+def _billable(described: Mapping[str, Any]) -> float:
+    billable = described.get("BillableTimeInSeconds")
+    if billable is not None:
+        return float(billable)
+    start, end = described.get("TrainingStartTime"), described.get("TrainingEndTime")
+    if start is not None and end is not None:
+        return max(0.0, epoch(end) - epoch(start))
+    return 0.0
+
+
+def _already_exists(exc: AwsCallError) -> bool:
+    text = exc.aws_message.lower()
+    return exc.code == "ResourceInUse" or (
+        exc.code == "ValidationException" and ("already exists" in text or "must be unique" in text)
+    )
+
+
+def _not_found(exc: AwsCallError) -> bool:
+    return exc.code in NOT_FOUND or (exc.code == "ValidationException" and "not found" in exc.aws_message.lower())
+
+
+def _int(text: str | None) -> int:
+    try:
+        return int(text) if text is not None else 0
+    except ValueError:
+        return 0
+

@@ -1,0 +1,72 @@
+"""AWS for the Airflow layer: the SageMaker backend and the S3 state store, on an Airflow AWS connection.
+
+Clients come from the Amazon provider's ``AwsBaseHook`` (``aws_conn_id``,
+``region_name``), exactly as its deferrable operators get theirs
+(``get_client_type(..., deferrable=True)``, which ``get_async_conn`` wraps):
+credentials, assumed roles and region from the connection, and endpoints
+from its extra through ``AwsConnectionWrapper.get_service_endpoint_url`` —
+``service_config.<service>.endpoint_url`` for one service, else the
+connection's ``endpoint_url``. The service names are boto's: ``sagemaker``,
+``cloudwatch``, ``logs`` and ``s3``. For example a connection whose extra is
+``{"endpoint_url": "http://127.0.0.1:5000", "service_config": {"sagemaker":
+{"endpoint_url": "http://127.0.0.1:5001"}}}`` sends SageMaker calls to the
+emulator and the rest to moto. The connection's botocore config is kept;
+retries are turned off on top of it, so the backend's own backoff is the one
+that runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+from hb_airflow.spec import TuningSpec
+from hb_core.backends._aws import default_client_config
+from hb_core.backends.s3_store import S3Store
+from hb_core.backends.sagemaker import SageMakerBackend
+from hb_core.config import TuningConfig
+from hb_core.errors import ConfigError
+
+__all__ = ["HookClients", "s3_store", "sagemaker_backend"]
+
+
+class HookClients:
+    """:class:`hb_core.backends._aws.AwsClients` on an Airflow AWS connection (module docstring)."""
+
+    def __init__(self, aws_conn_id: str | None, region_name: str | None = None, config: Any = None) -> None:
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.config = config if config is not None else default_client_config()
+
+    def client(self, service_name: str) -> AbstractAsyncContextManager[Any]:
+        return self._client(service_name)
+
+    @asynccontextmanager
+    async def _client(self, service_name: str) -> AsyncIterator[Any]:
+        creator = await asyncio.to_thread(self._creator, service_name)  # the connection lookup is blocking
+        async with creator as client:
+            yield client
+
+    def _creator(self, service_name: str) -> Any:
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        hook = AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, client_type=service_name)
+        config = hook.config.merge(self.config)  # the connection's botocore config, our retries and timeouts on top
+        return hook.get_client_type(region_name=hook.region_name, config=config, deferrable=True)
+
+
+def sagemaker_backend(spec: TuningSpec, config: TuningConfig, **options: Any) -> SageMakerBackend:
+    """The SageMaker backend of ``spec``'s tuning job; ``options`` go to :class:`SageMakerBackend`
+    (``metric_source``, ``price_table``, ...)."""
+    clients = HookClients(spec.aws_conn_id, spec.region_name)
+    return SageMakerBackend(config, job_name=spec.job_name, clients=clients, **options)
+
+
+def s3_store(spec: TuningSpec) -> S3Store:
+    """The S3 store at ``spec.state_uri`` (``s3://bucket/prefix``)."""
+    bucket, _, prefix = spec.state_uri.removeprefix("s3://").partition("/")
+    if not spec.state_uri.startswith("s3://") or not bucket:
+        raise ConfigError("state_uri", "`state_uri is s3://bucket[/prefix]` must hold", spec.state_uri)
+    return S3Store(bucket, prefix, HookClients(spec.aws_conn_id, spec.region_name))
