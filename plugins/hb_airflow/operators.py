@@ -84,6 +84,9 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
     :param base_dir: the directory that relative paths in the request resolve
         against (local backend). Default: the request file's folder, else the DAG's.
     :param poll_interval: seconds between two decision rounds.
+    :param backend_options: keyword arguments of the backend, e.g. for SageMaker
+        ``{"metric_source": "logs"}`` (exact per-line metrics from CloudWatch Logs
+        instead of 1-minute CloudWatch metrics) or a ``price_table``.
     :param deferrable: run the controller in the triggerer (default: ``[operators]
         default_deferrable``); when False the same loop runs on the worker.
     """
@@ -103,6 +106,7 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         state_uri: str | None = None,
         base_dir: str | None = None,
         poll_interval: float = 30.0,
+        backend_options: dict[str, Any] | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -113,6 +117,7 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         self.state_uri = state_uri
         self.base_dir = base_dir
         self.poll_interval = poll_interval
+        self.backend_options = dict(backend_options or {})
         self.deferrable = deferrable
         if not _is_templated(backend) and backend not in BACKENDS:
             raise ConfigError("backend", f"`backend in {BACKENDS}` must hold", backend)
@@ -176,6 +181,7 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
                 aws_conn_id=self.aws_conn_id,
                 region_name=self.region_name,
                 poll_interval=self.poll_interval,
+                backend_options=self.backend_options,
             )
         except ConfigError as exc:
             raise AirflowFailException(f"invalid tuning request: {exc}") from exc

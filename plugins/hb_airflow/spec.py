@@ -41,6 +41,8 @@ class TuningSpec:
     - ``aws_conn_id``/``region_name``: the Amazon provider's connection.
     - ``poll_interval``: seconds between decision rounds.
     - ``parent_state_uris``: the state stores of the ``WarmStartConfig`` parents, in order.
+    - ``backend_options``: keyword arguments of the backend (SageMaker: ``metric_source``
+      ``"cloudwatch"`` or ``"logs"``, ``price_table``, ``metric_period``, ...). JSON only, no secrets.
     """
 
     request: dict[str, Any]
@@ -52,6 +54,7 @@ class TuningSpec:
     region_name: str | None = None
     poll_interval: float = 30.0
     parent_state_uris: list[str] = field(default_factory=list)
+    backend_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.job_name) > 32 or not JOB_NAME_PATTERN.match(self.job_name):
@@ -116,12 +119,11 @@ def build_backend(spec: TuningSpec, config: TuningConfig) -> Backend:
     if spec.backend == "local":
         from hb_core.backends.local import LocalBackend
 
-        return LocalBackend(
-            config, Path(spec.state_uri), job_name=spec.job_name, base_dir=Path(spec.base_dir or os.getcwd())
-        )
+        return LocalBackend(config, Path(spec.state_uri), job_name=spec.job_name,
+                            base_dir=Path(spec.base_dir or os.getcwd()), **spec.backend_options)
     from hb_airflow.aws import sagemaker_backend
 
-    return sagemaker_backend(spec, config)
+    return sagemaker_backend(spec, config, **spec.backend_options)
 
 
 def build_tuner(spec: TuningSpec, *, offload: bool = True, table_every: int = 20) -> Tuner:

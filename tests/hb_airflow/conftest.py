@@ -26,8 +26,11 @@ class AirflowHome:
     dags: Path
     env: dict[str, str]
 
-    def run_dag(self, module: str, source: str, *, timeout: float = 600) -> tuple[str, dict[str, Any]]:
-        """Write a DAG file, run it with ``dag.test()``, return (dag run state, what its dump task wrote)."""
+    def run_dag(self, module: str, source: str, *, timeout: float = 600,
+                env: dict[str, str] | None = None) -> tuple[str, dict[str, Any]]:
+        """Write a DAG file, run it with ``dag.test()``, return (dag run state, what its dump task wrote).
+
+        ``env`` adds variables for this run only (an ``AIRFLOW_CONN_*`` connection, say)."""
         (self.dags / f"{module}.py").write_text(textwrap.dedent(source))
         out = self.home / f"{module}.out.json"
         out.unlink(missing_ok=True)
@@ -38,7 +41,7 @@ class AirflowHome:
             "run = dag.test()\n"
             "print('DAGRUN_STATE', run.state)\n"
         )
-        env = {**self.env, "HB_TEST_OUT": str(out)}
+        env = {**self.env, **(env or {}), "HB_TEST_OUT": str(out)}
         done = subprocess.run([sys.executable, "-c", driver], env=env, capture_output=True, text=True,
                               timeout=timeout)
         log = done.stdout + done.stderr
