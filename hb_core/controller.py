@@ -58,6 +58,7 @@ from hb_core.events import (
 from hb_core.rungs import bracket_for, bracket_weights, keep_count, promote_count, rung_levels, stable_unit
 from hb_core.samplers import Sampler, make_sampler
 from hb_core.state import (
+    PRICE_KEY,
     Decision,
     Rung,
     Trial,
@@ -422,6 +423,9 @@ class _Round:
         budget = config.extensions.max_billable_seconds
         if budget is not None and self._billable_now() >= budget:
             return f"MaxBillableSeconds={budget:g} reached ({self._billable_now():.0f} s billed)"
+        price, max_cost = self.state.extra.get(PRICE_KEY), config.extensions.max_cost
+        if max_cost is not None and price is not None and self._billable_now() * price >= max_cost:
+            return f"MaxCost={max_cost:g} reached ({self._billable_now() * price:.2f} spent)"
         return None
 
     def _billable_now(self) -> float:

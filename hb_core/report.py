@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from hb_core.rungs import keep_count
-from hb_core.state import TuningState
+from hb_core.state import PRICE_KEY, TuningState
 
 __all__ = ["format_summary", "rung_table", "summary", "summary_text"]
 
@@ -56,6 +56,8 @@ def summary(state: TuningState) -> dict[str, Any]:
         "full_budget_resource": full,
         "resource_saved_fraction": (1 - spent / full) if full else None,
         "billable_seconds": round(state.ended_billable_seconds, 3),
+        "cost": (round(state.ended_billable_seconds * state.extra[PRICE_KEY], 4)
+                 if PRICE_KEY in state.extra else None),
         "decisions": state.decision_count,
     }
 
@@ -83,7 +85,8 @@ def format_summary(s: dict[str, Any]) -> str:
         resource += (f" of {s['full_budget_resource']} if every trial ran to MaxResource "
                      f"({100 * s['resource_saved_fraction']:.0f}% saved)")
     lines.append(resource)
-    lines.append(f"  billable time   {s['billable_seconds']:.1f} s, {s['decisions']} decisions")
+    cost = f", cost {s['cost']:.2f}" if s.get("cost") is not None else ""
+    lines.append(f"  billable time   {s['billable_seconds']:.1f} s{cost}, {s['decisions']} decisions")
     return "\n".join(lines)
 
 

@@ -29,7 +29,7 @@ from hb_core.errors import ConfigError, HyperbandError
 from hb_core.events import Action, Event, Finish, Launch, Resume, Stop
 from hb_core.report import rung_table
 from hb_core.samplers import Sampler, make_sampler
-from hb_core.state import TuningState
+from hb_core.state import PRICE_KEY, TuningState
 from hb_core.warm_start import seed_rungs, warm_sampler
 
 __all__ = ["Tuner"]
@@ -90,6 +90,7 @@ class Tuner:
         if stored is None:
             state = new_state(self.config, now=self.clock.now(), job_name=self.job_name, seed=self.seed)
             state = seed_rungs(state, parents) if parents else state
+            state = self._with_price(state)
             self._revision: int | None = None
             events: list[Event] = []
             log.info("tuning job %s: created (%s)", state.job_name, self.config.strategy.value)
@@ -102,6 +103,17 @@ class Tuner:
         if state.done:
             return state
         return await self._round(events, reissue=True)
+
+    def _with_price(self, state: TuningState) -> TuningState:
+        """Record the backend's price per job-second, which ``MaxCost`` and the cost summary need."""
+        price_of = getattr(self.backend, "price_per_second", None)
+        price = price_of() if price_of is not None else None
+        if price is None:
+            if self.config.extensions.max_cost is not None:
+                raise ConfigError("TuningJobExtensions.MaxCost", "`the backend knows the instance price (the "
+                                  "SageMaker backend's price_table)` must hold", self.config.extensions.max_cost)
+            return state
+        return state.with_changes(extra={**state.extra, PRICE_KEY: price})
 
     async def _load_parents(self) -> list[TuningState]:
         states = []

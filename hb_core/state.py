@@ -32,6 +32,7 @@ from hb_core.pstruct import PVector, SortedItems
 from hb_core.space import HyperparameterValue
 
 __all__ = [
+    "PRICE_KEY",
     "SCHEMA_VERSION",
     "Decision",
     "Rung",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
+#: ``TuningState.extra`` key: what one second of a training job costs (set when the backend has prices).
+PRICE_KEY = "price_per_second"
 
 _T = TypeVar("_T")
 

@@ -403,6 +403,11 @@ class SageMakerBackend:
         """The price of one instance-hour of the definition's instance type, or None when the table lacks it."""
         return self.prices.get(str(self._resource_config.get("InstanceType")))
 
+    def price_per_second(self) -> float | None:
+        """What one second of a job costs (all its instances), or None when the price table lacks the type."""
+        price = self.price_per_hour()
+        return None if price is None else price / 3600.0 * int(self._resource_config.get("InstanceCount") or 1)
+
     def cost(self, trial_id: str) -> float | None:
         """What the trial's ended jobs seen by this backend cost; None when the instance type has no price."""
         return self._cost(job for job in self._jobs.values() if job.trial_id == trial_id)
@@ -411,11 +416,8 @@ class SageMakerBackend:
         return self._cost(self._jobs.values())
 
     def _cost(self, jobs: Any) -> float | None:
-        price = self.price_per_hour()
-        if price is None:
-            return None
-        seconds = sum(job.billable or 0.0 for job in jobs)
-        return seconds * price / 3600.0 * int(self._resource_config.get("InstanceCount") or 1)
+        price = self.price_per_second()
+        return None if price is None else sum(job.billable or 0.0 for job in jobs) * price
 
     async def model_artifacts(self, trial_id: str, attempt: int) -> str:
         """``ModelArtifacts.S3ModelArtifacts`` of the attempt's job, else ``<S3OutputPath>/<job>/output/model.tar.gz``."""

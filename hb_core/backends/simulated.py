@@ -49,7 +49,8 @@ class SimulatedBackend:
     """Runs trials as curves on a :class:`VirtualClock`.
 
     ``default_budget`` is used when a launch carries no budget (strategies
-    other than Hyperband when the config names no epochs).
+    other than Hyperband when the config names no epochs); ``price_per_second``
+    prices the simulated jobs.
     """
 
     def __init__(
@@ -60,12 +61,14 @@ class SimulatedBackend:
         cost: CostFunction = 1.0,
         startup_seconds: float = 0.0,
         default_budget: int | None = None,
+        price_per_second: float | None = None,
     ) -> None:
         self.objective = objective
         self.clock = clock
         self.cost = cost
         self.startup_seconds = startup_seconds
         self.default_budget = default_budget
+        self._price = price_per_second
         self._jobs: dict[str, _Job] = {}
         self._heap: list[tuple[float, int, str, int, int]] = []
         self._ready: list[Event] = []
@@ -140,6 +143,10 @@ class SimulatedBackend:
 
     async def close(self) -> None:
         return None
+
+    def price_per_second(self) -> float | None:
+        """The price of a simulated job-second, when one was given (for ``MaxCost`` and cost summaries)."""
+        return self._price
 
     def running(self) -> list[str]:
         """Trial ids whose job is running now (for tests of the no-orphan rule)."""

@@ -130,3 +130,22 @@ def test_a_missing_parent_is_a_config_error_naming_it() -> None:
     runner = tuner(child, SimulatedBackend(mlp_accuracy, clock), MemoryStore(), clock, parents=[MemoryStore()])
     with pytest.raises(ConfigError, match=r"WarmStartConfig.ParentHyperParameterTuningJobs\[0\]"):
         asyncio.run(runner.start())
+
+
+def test_max_cost_stops_the_job_when_the_backend_knows_prices() -> None:
+    cfg = config("Random", parallel=3, max_jobs=200, extensions={"MaxCost": 2.0})
+    clock = VirtualClock()
+    backend = SimulatedBackend(mlp_accuracy, clock, cost=mlp_epoch_seconds, price_per_second=0.01)
+    state = asyncio.run(tuner(cfg, backend, MemoryStore(), clock).run())
+    assert "MaxCost=2 reached" in (state.completion_reason or "")
+    assert len(state.trials) < 200
+    spent = state.ended_billable_seconds * 0.01
+    assert 2.0 <= spent < 2.0 + 3 * 27 * 0.01 * 2  # overshoot at most the running jobs' last steps
+
+
+def test_max_cost_without_prices_is_a_config_error() -> None:
+    cfg = config("Random", extensions={"MaxCost": 2.0})
+    clock = VirtualClock()
+    runner = tuner(cfg, SimulatedBackend(mlp_accuracy, clock), MemoryStore(), clock)
+    with pytest.raises(ConfigError, match="TuningJobExtensions.MaxCost"):
+        asyncio.run(runner.start())
