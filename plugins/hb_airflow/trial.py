@@ -10,6 +10,7 @@ trigger, the same backends and the same state store, with the same guarantees
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,8 @@ class SageMakerTrialOperator(HyperbandTuningOperator):
     """
 
     template_fields: Sequence[str] = (
-        *HyperbandTuningOperator.template_fields, "training_job_definition", "hyperparameters",
+        *HyperbandTuningOperator.template_fields, "training_job_definition", "hyperparameters", "resource",
+        "objective_metric_name", "objective_type",
     )
     template_fields_renderers = {"training_job_definition": "json", "hyperparameters": "json"}
     operator_extra_links = (SageMakerBestTrainingJobLink(),)
@@ -97,7 +99,7 @@ class SageMakerTrialOperator(HyperbandTuningOperator):
         hyperparameters: dict[str, Any] | str,
         objective_metric_name: str | None = None,
         objective_type: str = "Maximize",
-        resource: int | None = None,
+        resource: int | str | None = None,
         **kwargs: Any,
     ) -> None:
         self.training_job_definition = training_job_definition
@@ -114,10 +116,11 @@ class SageMakerTrialOperator(HyperbandTuningOperator):
                 hyperparameters = {}  # rendered at execute time
             else:
                 hyperparameters = json.loads(hyperparameters)
+        name = re.sub(r"[^a-zA-Z0-9]+", "-", self.task_id).strip("-")[:32].strip("-") or "trial"
         return single_trial_request(
-            self.training_job_definition, hyperparameters, name=self.task_id[:32].strip("-_") or "trial",
+            self.training_job_definition, hyperparameters, name=name,
             objective_metric_name=self.objective_metric_name, objective_type=self.objective_type,
-            resource=self.resource,
+            resource=int(self.resource) if self.resource not in (None, "") else None,
         )
 
     def _finish(self, context: Context, spec: TuningSpec, state: TuningState) -> dict[str, Any]:
