@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from hb_core.config import TuningConfig
@@ -105,3 +107,16 @@ def run_rounds(
 def fresh(strategy: str = "Hyperband", **kwargs: Any) -> tuple[TuningState, tuple[Action, ...]]:
     """A new tuning job after its first round (the initial launches)."""
     return decide(new_state(config(strategy, **kwargs), now=0.0), [], 0.0)
+
+
+async def collect(backend: Any, done: Callable[[list[Event]], bool], timeout: float = 20.0,
+                  interval: float = 0.02) -> list[Event]:
+    """Poll ``backend`` until ``done(events)`` holds; fail after ``timeout`` seconds."""
+    events: list[Event] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events += await backend.poll()
+        if done(events):
+            return events
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s; events: {events}")

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import collect as poll_until
+
 from hb_core.backends import _process as proc
 from hb_core.backends.clock import RealClock
 from hb_core.backends.local import LocalBackend
@@ -108,16 +110,9 @@ def backend(tmp_path: Path, body: dict[str, Any] | None = None, **kwargs: Any) -
     return LocalBackend(config, tmp_path / "job", job_name=config.name or "job", base_dir=tmp_path, **kwargs)
 
 
-async def collect(b: LocalBackend, done: Callable[[list[Event]], bool], timeout: float = 20.0) -> list[Event]:
+async def collect(b: Any, done: Callable[[list[Event]], bool], timeout: float = 20.0) -> list[Event]:
     """Poll until ``done(events)``; fail after ``timeout`` seconds."""
-    events: list[Event] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events += await b.poll()
-        if done(events):
-            return events
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s; events: {events}")
+    return await poll_until(b, done, timeout, interval=0.02)
 
 
 def ended(events: list[Event]) -> bool:

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import collect as poll_until
+
 from hb_core.backends import _process as proc
 from hb_core.backends._aws import AwsCallError, RetryPolicy
 from hb_core.backends.base import Backend
@@ -95,16 +97,9 @@ def backend(endpoint: str, moto: str, body: dict[str, Any] | None = None, **kwar
     return SageMakerBackend(config, job_name=config.name or "sm-test", clients=clients, **kwargs)
 
 
-async def collect(b: SageMakerBackend, done: Callable[[list[Event]], bool], timeout: float = 30.0) -> list[Event]:
+async def collect(b: Any, done: Callable[[list[Event]], bool], timeout: float = 30.0) -> list[Event]:
     """Poll until ``done(events)``; fail after ``timeout`` seconds."""
-    events: list[Event] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events += await b.poll()
-        if done(events):
-            return events
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s; events: {events}")
+    return await poll_until(b, done, timeout, interval=0.05)
 
 
 def ended(n: int = 1) -> Callable[[list[Event]], bool]:
