@@ -52,5 +52,17 @@ demo: $(STAMP) $(DEMO_HOME)/airflow.db
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 
+# Benchmarks against Random, Bayesian and the peers (benchmarks/run.py); one BLAS thread per process.
+# bench-quick: a few minutes, prints the table, writes benchmarks/results/quick/.
+# bench: ~40 minutes, regenerates benchmarks/results/RESULTS.md and the plots.
+.PHONY: bench bench-quick
+bench-quick: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py --profile quick
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py --profile bench
+
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache build *.egg-info

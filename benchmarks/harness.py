@@ -1,0 +1,196 @@
+"""The benchmark harness: tasks, our methods in virtual time, and one event loop for the peers.
+
+- A :class:`Task` is a search space (AMT ``ParameterRanges``), a learning
+  curve ``objective(hyperparameters, epoch) -> accuracy`` and a cost
+  ``cost(hyperparameters, epoch) -> seconds`` for that epoch, plus the
+  Hyperband resource range and the targets (hardest first).
+- :func:`run_ours` runs one of our methods (:data:`OURS`) on a task through
+  :func:`hb_core.simulate`, i.e. the product's own ``Tuner`` loop and
+  controller on a virtual clock with ``n_workers`` parallel training jobs.
+- :func:`run_policy` runs a peer (a :class:`Policy`: ask for a configuration,
+  report each epoch's value and hear continue or stop, tell the end) in an
+  event loop on the same virtual clock: each of ``n_workers`` slots trains one
+  configuration epoch by epoch, each epoch taking ``cost`` seconds; a freed
+  slot asks for a new configuration at once.
+
+The rules are the same for everyone: every method may start at most
+``max_trials`` configurations (750: AMT's limit for a Hyperband tuning job),
+a run ends when a reported value reaches the hardest target, when its virtual
+time passes ``cap``, or when it has nothing left to run. Time-to-target is
+read from the run's best-so-far trace (:mod:`tta`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import hb_core
+from hb_core.config import TuningConfig
+
+__all__ = ["OURS", "Policy", "RunResult", "Task", "request", "run_ours", "run_policy"]
+
+Hyperparameters = dict[str, Any]
+Curve = Callable[[Hyperparameters, int], float]
+MAX_TRIALS = 750  # AMT's limit for a Hyperband tuning job; applied to every method alike
+METRIC = "validation:accuracy"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A tuning problem in virtual time (module docstring). ``startup`` is seconds per training job start."""
+
+    name: str
+    ranges: Mapping[str, Any]
+    objective: Curve
+    cost: Curve
+    min_resource: int
+    max_resource: int
+    targets: tuple[float, ...]
+    eta: int = 3
+    startup: float = 0.0
+    floor: float = 0.0  # the best-so-far before any report (chance accuracy), for plots
+
+    @property
+    def hard_target(self) -> float:
+        return max(self.targets)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one run did: its best-so-far trace, virtual seconds, trials started, epochs trained."""
+
+    method: str
+    seed: int
+    workers: int
+    trace: list[tuple[float, float]]
+    elapsed: float
+    trials: int
+    epochs: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def time_to(self, target: float) -> float:
+        for time, value in self.trace:
+            if value >= target:
+                return time
+        return math.inf
+
+
+#: Our methods: AMT strategy plus HyperbandStrategyConfig extensions.
+OURS: dict[str, dict[str, Any]] = {
+    "Random": {"Strategy": "Random"},
+    "Bayesian": {"Strategy": "Bayesian"},
+    "HB-stop": {"Strategy": "Hyperband"},
+    "HB-promo": {"Strategy": "Hyperband", "Variant": "Promotion"},
+    "HB-KDE": {"Strategy": "Hyperband", "Sampler": "KDE"},
+}
+
+
+def request(task: Task, method: str, *, seed: int, workers: int, cap: float | None,
+            max_trials: int = MAX_TRIALS, target: float | None = None, name: str = "bench") -> dict[str, Any]:
+    """The CreateHyperParameterTuningJob body of ``method`` (a key of :data:`OURS`) on ``task``."""
+    spec = dict(OURS[method])
+    strategy = spec.pop("Strategy")
+    limits: dict[str, Any] = {"MaxNumberOfTrainingJobs": max_trials, "MaxParallelTrainingJobs": workers}
+    if cap is not None:
+        limits["MaxRuntimeInSeconds"] = max(120, math.ceil(cap))
+    config: dict[str, Any] = {
+        "Strategy": strategy,
+        "HyperParameterTuningJobObjective": {"Type": "Maximize", "MetricName": METRIC},
+        "ResourceLimits": limits,
+        "ParameterRanges": dict(task.ranges),
+        "TrainingJobEarlyStoppingType": "Off",
+        "RandomSeed": seed,
+        "TuningJobCompletionCriteria": {"TargetObjectiveMetricValue": task.hard_target if target is None else target},
+    }
+    if strategy == "Hyperband":
+        hb = {"MinResource": task.min_resource, "MaxResource": task.max_resource, "ReductionFactor": task.eta}
+        hb.update(spec)
+        config["StrategyConfig"] = {"HyperbandStrategyConfig": hb}
+    return {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobConfig": config,
+        "TrainingJobDefinition": {"StaticHyperParameters": {"epochs": str(task.max_resource)}},
+    }
+
+
+def run_ours(task: Task, method: str, seed: int, workers: int, cap: float,
+             max_trials: int = MAX_TRIALS) -> RunResult:
+    """One run of our ``method`` through :func:`hb_core.simulate` (the product's Tuner on a virtual clock)."""
+    config = TuningConfig.from_dict(request(task, method, seed=seed, workers=workers, cap=cap, max_trials=max_trials))
+    result = hb_core.simulate(config, task.objective, cost=task.cost, startup_seconds=task.startup)
+    trace = [(t, v) for t, v in result.trace if t <= cap]
+    return RunResult(method, seed, workers, trace, min(result.elapsed, cap), len(result.trials),
+                     result.total_resource, {"peak_running": result.peak_running})
+
+
+class Policy(Protocol):
+    """A peer tuner driven step by step: ``ask`` a configuration, ``report`` each epoch, ``finish``."""
+
+    def ask(self) -> tuple[Any, Hyperparameters] | None:
+        """A new trial: (handle, configuration), or None when the tuner has nothing more to run."""
+        ...
+
+    def report(self, handle: Any, epoch: int, value: float) -> bool:
+        """The trial reached ``epoch`` with ``value``: True to go on, False to stop it."""
+        ...
+
+    def finish(self, handle: Any, epoch: int, value: float, completed: bool) -> None:
+        """The trial ended: at MaxResource (``completed``) or stopped after ``report`` said so."""
+        ...
+
+
+def run_policy(policy: Policy, task: Task, *, method: str, seed: int, workers: int, cap: float,
+               max_trials: int = MAX_TRIALS, target: float | None = None) -> RunResult:
+    """Run a peer on ``task`` with ``workers`` parallel slots in virtual time (module docstring)."""
+    target = task.hard_target if target is None else target
+    heap: list[tuple[float, int, int]] = []  # (time of the next epoch's report, tiebreak, slot)
+    slots: dict[int, tuple[Any, Hyperparameters, int, float]] = {}  # slot -> (handle, config, epoch, last value)
+    tiebreak = itertools.count()
+    trace: list[tuple[float, float]] = []
+    best, started, epochs, now = -math.inf, 0, 0, 0.0
+
+    def start(slot: int, at: float) -> None:
+        nonlocal started
+        if started >= max_trials:
+            return
+        asked = policy.ask()
+        if asked is None:
+            return
+        started += 1
+        handle, config = asked
+        slots[slot] = (handle, config, 0, math.nan)
+        heapq.heappush(heap, (at + task.startup + task.cost(config, 1), next(tiebreak), slot))
+
+    for slot in range(workers):
+        start(slot, 0.0)
+    while heap:
+        now, _, slot = heapq.heappop(heap)
+        if now > cap:
+            now = cap
+            break
+        handle, config, epoch, _ = slots[slot]
+        epoch += 1
+        epochs += 1
+        value = float(task.objective(config, epoch))
+        if value > best:
+            best = value
+            trace.append((now, value))
+        if best >= target:
+            break
+        if epoch >= task.max_resource:
+            policy.finish(handle, epoch, value, completed=True)
+        elif policy.report(handle, epoch, value):
+            slots[slot] = (handle, config, epoch, value)
+            heapq.heappush(heap, (now + task.cost(config, epoch + 1), next(tiebreak), slot))
+            continue
+        else:
+            policy.finish(handle, epoch, value, completed=False)
+        del slots[slot]
+        start(slot, now)
+    return RunResult(method, seed, workers, trace, now, started, epochs)
+

@@ -1,0 +1,177 @@
+"""The open-source peers, driven step by step on the harness's virtual clock (:func:`harness.run_policy`).
+
+How each is driven (one :class:`harness.Policy` per run, seeded with the run's seed):
+
+- **Optuna** (``optuna.create_study(direction="maximize", sampler=TPESampler(seed),
+  pruner=...)``, in-memory storage). ``ask`` is ``study.ask(distributions)``
+  (the search space as Optuna distributions, so every trial draws its
+  configuration from the sampler while the other slots' trials are still
+  running, as with ``n_jobs`` workers). Each epoch is ``trial.report(value,
+  epoch)`` followed by ``trial.should_prune()``; a pruned trial is
+  ``study.tell(trial, state=PRUNED)``, a trial reaching MaxResource is
+  ``study.tell(trial, value)``. Pruners:
+  ``HyperbandPruner(min_resource, max_resource, reduction_factor=eta)`` (its
+  default brackets: every bracket, trials assigned by hash) and
+  ``SuccessiveHalvingPruner(min_resource, reduction_factor=eta,
+  min_early_stopping_rate=0)`` (asynchronous SH, one bracket: the same rule
+  as our stopping variant). Optuna's default sampler, TPE, is what users
+  get; ``optuna-SHA-random`` swaps in ``RandomSampler(seed)`` to compare
+  the schedulers alone.
+- **Syne Tune** (``syne_tune.optimizer.baselines.ASHA(config_space, metric,
+  time_attr="epoch", max_t=max_resource, grace_period=min_resource,
+  reduction_factor=eta, do_minimize=False, random_seed=seed)``: stopping-type
+  ASHA with random search, one bracket). ``ask`` is ``scheduler.suggest()``,
+  then ``on_trial_add(Trial(...))``; each epoch is
+  ``scheduler.on_trial_result(trial, {metric: value, "epoch": epoch})``,
+  whose ``"STOP"`` stops the trial; at MaxResource ``on_trial_complete``.
+  This is the scheduler interface Syne Tune's own ``Tuner`` calls. Syne
+  Tune 0.16's ``RandomSearcher`` draws from numpy's *global* generator
+  (``Domain.sample()`` without its ``random_state``), so ``random_seed`` alone
+  does not make a run reproducible: the policy also calls
+  ``numpy.random.seed(seed)`` when it is created (runs never interleave within
+  a process). Its
+  simulator backend is not used because it wants a blackbox from the
+  repository, which downloads its data.
+- **Ray Tune** is not included: ``ray`` (2.60 on the registry) is a heavy
+  install (a large wheel plus a daemon and its own dependency tree) that the
+  benchmark machine does not need otherwise, and its ``ASHAScheduler`` is the
+  stopping rule Syne Tune's ASHA is adapted from, so Syne Tune stands in for it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from harness import METRIC, Hyperparameters, RunResult, Task, run_policy
+
+__all__ = ["PEERS", "OptunaPolicy", "SyneTunePolicy", "run_peer", "versions"]
+
+log = logging.getLogger(__name__)
+
+
+def versions() -> dict[str, str]:
+    """The installed versions of the peers (for the report)."""
+    import optuna
+    import syne_tune
+
+    return {"optuna": optuna.__version__, "syne-tune": syne_tune.__version__}
+
+
+def _optuna_distributions(ranges: Mapping[str, Any]) -> dict[str, Any]:
+    """AMT ``ParameterRanges`` as Optuna distributions (Logarithmic -> log=True)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    out: dict[str, Any] = {}
+    for r in ranges.get("ContinuousParameterRanges", []):
+        out[r["Name"]] = FloatDistribution(float(r["MinValue"]), float(r["MaxValue"]),
+                                           log=r.get("ScalingType") == "Logarithmic")
+    for r in ranges.get("IntegerParameterRanges", []):
+        out[r["Name"]] = IntDistribution(int(r["MinValue"]), int(r["MaxValue"]),
+                                         log=r.get("ScalingType") == "Logarithmic")
+    for r in ranges.get("CategoricalParameterRanges", []):
+        out[r["Name"]] = CategoricalDistribution(list(r["Values"]))
+    return out
+
+
+def _syne_tune_space(ranges: Mapping[str, Any]) -> dict[str, Any]:
+    """AMT ``ParameterRanges`` as a Syne Tune config space."""
+    from syne_tune.config_space import choice, lograndint, loguniform, randint, uniform
+
+    out: dict[str, Any] = {}
+    for r in ranges.get("ContinuousParameterRanges", []):
+        lo, hi = float(r["MinValue"]), float(r["MaxValue"])
+        out[r["Name"]] = loguniform(lo, hi) if r.get("ScalingType") == "Logarithmic" else uniform(lo, hi)
+    for r in ranges.get("IntegerParameterRanges", []):
+        lo, hi = int(r["MinValue"]), int(r["MaxValue"])
+        out[r["Name"]] = lograndint(lo, hi) if r.get("ScalingType") == "Logarithmic" else randint(lo, hi)
+    for r in ranges.get("CategoricalParameterRanges", []):
+        out[r["Name"]] = choice(list(r["Values"]))
+    return out
+
+
+class OptunaPolicy:
+    """An Optuna study with a pruner, driven by ask / report / should_prune / tell."""
+
+    def __init__(self, task: Task, seed: int, pruner: str, sampler: str = "tpe") -> None:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if pruner == "hyperband":
+            chosen: Any = optuna.pruners.HyperbandPruner(min_resource=task.min_resource,
+                                                         max_resource=task.max_resource, reduction_factor=task.eta)
+        elif pruner == "sha":
+            chosen = optuna.pruners.SuccessiveHalvingPruner(min_resource=task.min_resource,
+                                                            reduction_factor=task.eta, min_early_stopping_rate=0)
+        else:
+            raise ValueError(f"`pruner in ('hyperband', 'sha')` must hold, but got pruner={pruner!r}")
+        samplers = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler}
+        self.study = optuna.create_study(direction="maximize", sampler=samplers[sampler](seed=seed), pruner=chosen)
+        self.distributions = _optuna_distributions(task.ranges)
+        self._pruned = optuna.trial.TrialState.PRUNED
+
+    def ask(self) -> tuple[Any, Hyperparameters]:
+        trial = self.study.ask(self.distributions)
+        return trial, dict(trial.params)
+
+    def report(self, handle: Any, epoch: int, value: float) -> bool:
+        handle.report(value, epoch)
+        return not handle.should_prune()
+
+    def finish(self, handle: Any, epoch: int, value: float, completed: bool) -> None:
+        if completed:
+            handle.report(value, epoch)
+            self.study.tell(handle, value)
+        else:
+            self.study.tell(handle, state=self._pruned)
+
+
+class SyneTunePolicy:
+    """Syne Tune's ASHA scheduler, driven by suggest / on_trial_add / on_trial_result / on_trial_complete."""
+
+    def __init__(self, task: Task, seed: int) -> None:
+        import numpy as np
+        from syne_tune.optimizer.baselines import ASHA
+
+        np.random.seed(seed)  # its RandomSearcher samples from the global generator (module docstring)
+        self.scheduler = ASHA(_syne_tune_space(task.ranges), metric=METRIC, time_attr="epoch",
+                              max_t=task.max_resource, grace_period=task.min_resource,
+                              reduction_factor=task.eta, do_minimize=False, random_seed=seed)
+        self._next_id = 0
+        self._epoch0 = datetime.datetime(2024, 1, 1)  # creation times are bookkeeping only
+
+    def ask(self) -> tuple[Any, Hyperparameters] | None:
+        from syne_tune.backend.trial_status import Trial
+
+        suggestion = self.scheduler.suggest()
+        if suggestion is None:
+            return None
+        trial = Trial(trial_id=self._next_id, config=dict(suggestion.config), creation_time=self._epoch0)
+        self._next_id += 1
+        self.scheduler.on_trial_add(trial)
+        return trial, dict(trial.config)
+
+    def report(self, handle: Any, epoch: int, value: float) -> bool:
+        return self.scheduler.on_trial_result(handle, {METRIC: value, "epoch": epoch}) != "STOP"
+
+    def finish(self, handle: Any, epoch: int, value: float, completed: bool) -> None:
+        if completed:
+            result = {METRIC: value, "epoch": epoch}
+            self.scheduler.on_trial_result(handle, result)
+            self.scheduler.on_trial_complete(handle, result)
+
+
+#: Peer name -> factory (task, seed) -> policy.
+PEERS: dict[str, Callable[[Task, int], Any]] = {
+    "optuna-HB": lambda task, seed: OptunaPolicy(task, seed, "hyperband"),
+    "optuna-SHA": lambda task, seed: OptunaPolicy(task, seed, "sha"),
+    "optuna-SHA-random": lambda task, seed: OptunaPolicy(task, seed, "sha", sampler="random"),
+    "synetune-ASHA": SyneTunePolicy,
+}
+
+
+def run_peer(task: Task, peer: str, seed: int, workers: int, cap: float) -> RunResult:
+    """One run of ``peer`` (a key of :data:`PEERS`) on ``task``."""
+    return run_policy(PEERS[peer](task, seed), task, method=peer, seed=seed, workers=workers, cap=cap)

@@ -1,0 +1,307 @@
+"""Entry point of the benchmarks: ``make bench-quick``, ``make bench``, or the issue's full plan.
+
+    python benchmarks/run.py --profile quick   # a few minutes; prints the tables, writes results/quick/
+    python benchmarks/run.py --profile bench   # ~40 minutes; writes results/RESULTS.md and the plots
+    python benchmarks/run.py --profile full    # every data set, 50 / 20 seeds everywhere: hours
+
+Parts, in this order (each can be skipped, see ``--help``):
+
+1. ``real``: the MLP on the local backend, wall clock (:mod:`mlp_real`), alone on the machine.
+2. ``mlp``: the same MLP on the virtual 5-worker clock (:mod:`mlp_real`).
+3. ``nas``: NAS-Bench-201 in virtual time (:mod:`nasbench`), ours and the peers (:mod:`peers`).
+4. ``cost``: the controller's own cost (:mod:`controller_cost`).
+
+Runs are paired by seed: seed ``s`` is ``RandomSeed`` s for our methods and the
+peers' sampler seed. Parts 2 and 3 run in ``--jobs`` processes (one BLAS
+thread each). Every run's trace is saved to ``raw.json.gz`` beside the report
+(:func:`render.raw`); ``--from-raw`` re-renders the report from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import numpy as np
+from harness import OURS, RunResult
+
+RESULTS = HERE / "results"
+CHEAP_OURS = ("Random", "HB-stop", "HB-promo")
+CHEAP_PEERS = ("synetune-ASHA", "optuna-SHA-random")
+MODEL_PEERS = ("optuna-HB", "optuna-SHA")
+#: Virtual-time cap per worker count, as a multiple of the oracle's time (runs that miss count at the cap).
+CAP_TIMES_ORACLE = {5: 60.0, 16: 25.0, 64: 10.0}
+
+
+@dataclass(frozen=True)
+class NasPlan:
+    """Seeds per method on one data set; a method with 0 seeds (or absent) is not run."""
+
+    dataset: str
+    seeds: dict[str, dict[int, int]]  # method -> workers -> seeds
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    real_methods: tuple[str, ...]
+    real_seeds: int
+    real_cap: float
+    mlp_methods: tuple[str, ...]
+    mlp_seeds: int
+    mlp_cap: float
+    nas: tuple[NasPlan, ...]
+    cost_trials: tuple[int, ...]
+    workers: tuple[int, ...] = (5, 16, 64)
+    notes: list[str] = field(default_factory=list)
+
+
+def _nas(dataset: str, cheap: int, kde: int, tpe: dict[int, int], bayes: dict[int, int],
+         workers: Sequence[int] = (5, 16, 64)) -> NasPlan:
+    seeds: dict[str, dict[int, int]] = {}
+    for method in (*CHEAP_OURS, *CHEAP_PEERS):
+        seeds[method] = {w: cheap for w in workers}
+    seeds["HB-KDE"] = {w: kde for w in workers}
+    for method in MODEL_PEERS:
+        seeds[method] = {w: tpe.get(w, 0) for w in workers}
+    seeds["Bayesian"] = {w: bayes.get(w, 0) for w in workers}
+    return NasPlan(dataset, seeds)
+
+
+ALL_OURS = tuple(OURS)
+PROFILES = {
+    "quick": Profile(
+        "quick", ("Random", "Bayesian", "HB-stop"), 2, 120.0, ("Random", "Bayesian", "HB-stop"), 3, 300.0,
+        (_nas("cifar10", 8, 3, {5: 3, 16: 3}, {5: 3}),),
+        (100, 1000),
+    ),
+    "bench": Profile(
+        "bench", ALL_OURS, 5, 150.0, ALL_OURS, 10, 300.0,
+        (
+            _nas("cifar10", 50, 20, {5: 20, 16: 20, 64: 5}, {5: 20, 16: 10, 64: 5}),
+            _nas("cifar100", 20, 10, {5: 5, 16: 5}, {}),
+            _nas("imagenet", 20, 10, {5: 5, 16: 5}, {}),
+        ),
+        (100, 1000, 10_000),
+    ),
+    "full": Profile(
+        "full", ALL_OURS, 8, 180.0, ALL_OURS, 20, 300.0,
+        tuple(_nas(d, 50, 50, {5: 20, 16: 20, 64: 20}, {5: 20, 16: 20, 64: 20})
+              for d in ("cifar10", "cifar100", "imagenet")),
+        (100, 1000, 10_000),
+    ),
+}
+
+
+# ---------------------------------------------------------------- jobs (run in worker processes)
+
+_MLP_CACHE: Any = None
+
+
+def _quiet() -> None:
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("hb_core").setLevel(logging.ERROR)
+
+
+def nas_job(dataset: str, method: str, seed: int, workers: int, cap: float) -> RunResult:
+    _quiet()
+    import nasbench
+    from harness import run_ours
+    from peers import PEERS, run_peer
+
+    task = nasbench.task(dataset)
+    if method in PEERS:
+        return run_peer(task, method, seed, workers, cap)
+    return run_ours(task, method, seed, workers, cap)
+
+
+def mlp_job(method: str, seed: int, cap: float, cache_dir: str, tag: str) -> RunResult:
+    global _MLP_CACHE
+    _quiet()
+    import mlp_real
+    from harness import run_ours
+
+    if _MLP_CACHE is None:
+        _MLP_CACHE = mlp_real.CurveCache(Path(cache_dir), tag=tag)
+    before = _MLP_CACHE.trained_epochs
+    result = run_ours(mlp_real.virtual_task(_MLP_CACHE), method, seed, mlp_real.WORKERS, cap)
+    if _MLP_CACHE.trained_epochs != before:
+        _MLP_CACHE.save()
+    result.extra["trained_epochs"] = _MLP_CACHE.trained_epochs - before
+    return result
+
+
+# ---------------------------------------------------------------- parts
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def part_real(profile: Profile, seeds_offset: int = 0) -> tuple[list[RunResult], float]:
+    import mlp_real
+
+    _quiet()
+    runs = []
+    started = time.perf_counter()
+    for seed in range(seeds_offset, seeds_offset + profile.real_seeds):
+        for method in profile.real_methods:  # interleaved: methods of one seed run side by side in time
+            run = mlp_real.real_run(method, seed, profile.real_cap)
+            runs.append(run)
+            reached = run.time_to(mlp_real.HARD)
+            log(f"real {method} seed {seed}: {reached:.1f} s to {mlp_real.HARD} "
+                f"({run.trials} trials, load {run.extra['load'][0]:.1f})")
+    return runs, time.perf_counter() - started
+
+
+def part_mlp(profile: Profile, jobs: int, cache_dir: Path) -> tuple[list[RunResult], float]:
+    started = time.perf_counter()
+    shards = [ProcessPoolExecutor(max_workers=1) for _ in range(max(1, jobs))]
+    futures: list[Future[RunResult]] = []
+    try:
+        for seed in range(profile.mlp_seeds):  # a seed's methods share configurations: keep them in one shard
+            pool = shards[seed % len(shards)]
+            for method in profile.mlp_methods:
+                tag = f"s{seed % len(shards)}"
+                futures.append(pool.submit(mlp_job, method, seed, profile.mlp_cap, str(cache_dir), tag))
+        runs = [f.result() for f in futures]
+    finally:
+        for pool in shards:
+            pool.shutdown()
+    for method in profile.mlp_methods:
+        mine = [r for r in runs if r.method == method]
+        log(f"mlp virtual {method}: median {np.median([min(r.time_to(0.93), profile.mlp_cap) for r in mine]):.2f} s "
+            f"to 0.93 over {len(mine)} seeds")
+    return runs, time.perf_counter() - started
+
+
+def part_nas(profile: Profile, jobs: int) -> tuple[dict[tuple[str, int], dict[str, list[RunResult]]], dict[str, float]]:
+    import nasbench
+
+    caps = {}
+    work: list[tuple[float, str, str, int, int, float]] = []
+    for plan in profile.nas:
+        oracle, _ = nasbench.oracle(plan.dataset)
+        for method, per_workers in plan.seeds.items():
+            for workers, seeds in per_workers.items():
+                cap = CAP_TIMES_ORACLE[workers] * oracle
+                caps[f"{plan.dataset}/{workers}"] = cap
+                weight = {"Bayesian": 40.0, "optuna-HB": 10.0, "optuna-SHA": 8.0, "HB-KDE": 4.0}.get(method, 1.0)
+                weight *= 1 + workers / 16
+                for seed in range(seeds):
+                    work.append((weight, plan.dataset, method, seed, workers, cap))
+    work.sort(key=lambda w: -w[0])  # the long ones first, so that the pool ends together
+    results: dict[tuple[str, int], dict[str, list[RunResult]]] = {}
+    started = time.perf_counter()
+    log(f"nas: {len(work)} runs in {jobs} processes")
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        futures = [(w, pool.submit(nas_job, *w[1:])) for w in work]
+        for done, (w, future) in enumerate(futures, start=1):
+            run = future.result()
+            results.setdefault((w[1], w[4]), {}).setdefault(w[2], []).append(run)
+            if done % max(1, len(work) // 20) == 0:
+                log(f"nas: {done}/{len(work)} runs ({time.perf_counter() - started:.0f} s)")
+    for per in results.values():
+        for runs in per.values():
+            runs.sort(key=lambda r: r.seed)
+    return results, {"seconds": time.perf_counter() - started, **caps}
+
+
+def part_cost(profile: Profile) -> tuple[list[Any], float]:
+    import controller_cost
+
+    started = time.perf_counter()
+    costs = []
+    for n in profile.cost_trials:
+        c = controller_cost.measure(n)
+        costs.append(c)
+        log(f"cost {n} trials: {c.rounds} rounds, {c.cpu_per_round_us:.0f} us CPU per round, {c.state_bytes:,} B state")
+    return costs, time.perf_counter() - started
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
+    parser.add_argument("--parts", default="real,mlp,nas,cost", help="comma-separated subset of real,mlp,nas,cost")
+    parser.add_argument("--jobs", type=int, default=2, help="processes for the virtual-time parts")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="report directory (default: benchmarks/results, or benchmarks/results/quick for quick)")
+    parser.add_argument("--cache-dir", type=Path, default=None,
+                        help="MLP curve cache (default: $XDG_CACHE_HOME/airflow-hyperband-bench)")
+    parser.add_argument("--from-raw", type=Path, default=None,
+                        help="re-render the report from a saved raw.json (with --parts '' to run nothing again)")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    out = args.out or (RESULTS / "quick" if profile.name == "quick" else RESULTS)
+    import mlp_real
+    import render
+
+    cache_dir = args.cache_dir or mlp_real.default_cache_dir()
+    started = time.perf_counter()
+    log(f"profile {profile.name}: parts {sorted(parts)}; {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+    data: dict[str, Any] = {"profile": profile.name, "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+                            "python": platform.python_version(), "timings": {}}
+    if args.from_raw is not None:  # re-render a saved run; the parts named in --parts are run again
+        opener = gzip.open if args.from_raw.suffix == ".gz" else open
+        with opener(args.from_raw, "rt", encoding="utf-8") as handle:
+            data = render.from_raw(json.load(handle))
+        data["rerendered"] = sorted(parts)
+        if data.get("nas") and not data.get("nas_caps"):
+            import nasbench
+
+            data["nas_caps"] = {f"{d}/{w}": CAP_TIMES_ORACLE[w] * nasbench.oracle(d)[0] for d, w in data["nas"]}
+    if "real" in parts:
+        data["real"], data["timings"]["real"] = part_real(profile)
+    if "mlp" in parts:
+        data["mlp"], data["timings"]["mlp"] = part_mlp(profile, args.jobs, cache_dir)
+    if "nas" in parts:
+        data["nas"], caps = part_nas(profile, args.jobs)
+        data["timings"]["nas"] = caps.pop("seconds")
+        data["nas_caps"] = caps
+    if "cost" in parts:
+        data["cost"], data["timings"]["cost"] = part_cost(profile)
+    cache = mlp_real.CurveCache(cache_dir)
+    if args.from_raw is None:
+        data["total"] = time.perf_counter() - started
+    elif not data.get("total"):
+        data["total"] = sum(data["timings"].values())
+    command = " ".join(["benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
+    if args.from_raw is not None:
+        command = data.get("command") or f"benchmarks/run.py --profile {profile.name}"
+    data["command"] = command
+    text, blocks = render.results_markdown(profile, data, cache, command=command)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "RESULTS.md").write_text(text)
+    render.plots(blocks, out)
+    with gzip.open(out / "raw.json.gz", "wt", encoding="utf-8") as handle:
+        json.dump(render.raw(data), handle)
+    print(render.console_table(blocks))
+    log(f"done in {data['total']:.0f} s; report: {out / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+

@@ -1,0 +1,92 @@
+"""The virtual-time event loop for peers, and our methods through hb_core.simulate, on a tiny task."""
+
+from __future__ import annotations
+
+import math
+
+import harness
+import pytest
+
+from tests.benchmarks.tiny import cost, objective, task
+
+
+class Scripted:
+    """A policy with fixed configurations that stops every trial at ``stop_at`` (0: never); records calls."""
+
+    def __init__(self, configs, stop_at=0):
+        self.configs = list(configs)
+        self.stop_at = stop_at
+        self.running = set()
+        self.peak = 0
+        self.finished = []
+
+    def ask(self):
+        if not self.configs:
+            return None
+        config = self.configs.pop(0)
+        handle = len(self.finished) + len(self.running)
+        self.running.add(handle)
+        self.peak = max(self.peak, len(self.running))
+        return handle, config
+
+    def report(self, handle, epoch, value):
+        return not (self.stop_at and epoch >= self.stop_at)
+
+    def finish(self, handle, epoch, value, completed):
+        self.running.discard(handle)
+        self.finished.append((handle, epoch, completed))
+
+
+def test_one_worker_runs_trials_back_to_back_in_virtual_time():
+    configs = [{"x": "a", "y": "a"}, {"x": "b", "y": "d"}]
+    policy = Scripted(configs)
+    run = harness.run_policy(policy, task(target=2.0), method="p", seed=0, workers=1, cap=1e6)
+    assert run.trials == 2 and run.epochs == 18
+    assert run.elapsed == pytest.approx(9 * cost(configs[0], 1) + 9 * cost(configs[1], 1))
+    assert policy.finished == [(0, 9, True), (1, 9, True)]
+    assert run.trace[-1] == (pytest.approx(run.elapsed), objective(configs[1], 9))
+
+
+def test_slots_never_exceed_the_workers_and_stopped_trials_free_them():
+    configs = [{"x": x, "y": y} for x in "abcd" for y in "abcd"]
+    policy = Scripted(configs, stop_at=3)
+    run = harness.run_policy(policy, task(target=2.0), method="p", seed=0, workers=3, cap=1e6)
+    assert policy.peak == 3
+    assert run.trials == 16 and run.epochs == 16 * 3
+    assert all(not completed and epoch == 3 for _, epoch, completed in policy.finished)
+
+
+def test_a_run_stops_at_the_target():
+    best = {"x": "d", "y": "d"}
+    run = harness.run_policy(Scripted([best] * 5), task(target=0.8), method="p", seed=0, workers=1, cap=1e6)
+    first = next(e for e in range(1, 10) if objective(best, e) >= 0.8)
+    assert run.time_to(0.8) == pytest.approx(first * cost(best, 1))
+    assert run.trials == 1
+
+
+def test_a_run_stops_at_the_cap_and_at_max_trials():
+    configs = [{"x": "a", "y": "a"}] * 50
+    capped = harness.run_policy(Scripted(configs), task(), method="p", seed=0, workers=2, cap=20.0)
+    assert capped.elapsed == 20.0 and capped.time_to(0.9) == math.inf
+    limited = harness.run_policy(Scripted(configs), task(), method="p", seed=0, workers=2, cap=1e6, max_trials=4)
+    assert limited.trials == 4
+
+
+@pytest.mark.parametrize("method", sorted(harness.OURS))
+def test_every_method_of_ours_runs_on_the_virtual_clock(method):
+    run = harness.run_ours(task(target=0.88), method, seed=1, workers=3, cap=10_000, max_trials=40)
+    assert 0 < run.trials <= 40
+    assert run.trace == sorted(run.trace)
+    values = [v for _, v in run.trace]
+    assert values == sorted(values)
+
+
+def test_the_request_carries_strategy_extensions_and_limits():
+    body = harness.request(task(), "HB-promo", seed=3, workers=4, cap=50.0)
+    config = body["HyperParameterTuningJobConfig"]
+    assert config["StrategyConfig"]["HyperbandStrategyConfig"]["Variant"] == "Promotion"
+    assert config["ResourceLimits"] == {"MaxNumberOfTrainingJobs": 750, "MaxParallelTrainingJobs": 4,
+                                        "MaxRuntimeInSeconds": 120}
+    assert config["TuningJobCompletionCriteria"] == {"TargetObjectiveMetricValue": 0.9}
+    assert "StrategyConfig" not in harness.request(task(), "Bayesian", seed=0, workers=1, cap=None)[
+        "HyperParameterTuningJobConfig"]

@@ -1,0 +1,53 @@
+"""The peer adapters on a tiny problem: Optuna's pruners and Syne Tune's ASHA, step by step."""
+
+from __future__ import annotations
+
+import harness
+import pytest
+
+from tests.benchmarks.tiny import task
+
+pytest.importorskip("optuna", reason="optuna (the bench extra) is not installed")
+pytest.importorskip("syne_tune", reason="syne-tune (the bench extra) is not installed")
+
+import peers
+
+
+@pytest.mark.parametrize("peer", sorted(peers.PEERS))
+def test_each_peer_tunes_the_tiny_task(peer):
+    run = peers.run_peer(task(target=0.86), peer, seed=0, workers=3, cap=10_000)
+    assert run.method == peer and run.trials >= 1
+    values = [v for _, v in run.trace]
+    assert values == sorted(values)
+    assert run.trials <= harness.MAX_TRIALS
+
+
+@pytest.mark.parametrize("peer", ["optuna-SHA", "optuna-SHA-random", "optuna-HB", "synetune-ASHA"])
+def test_multi_fidelity_peers_stop_some_trials_early(peer):
+    run = peers.run_peer(task(target=2.0), peer, seed=1, workers=2, cap=600)  # unreachable target: run to the cap
+    assert run.epochs < run.trials * 9
+
+
+def test_a_peer_run_is_reproducible_for_a_seed():
+    a = peers.run_peer(task(target=2.0), "synetune-ASHA", seed=5, workers=2, cap=300)
+    b = peers.run_peer(task(target=2.0), "synetune-ASHA", seed=5, workers=2, cap=300)
+    assert a.trace == b.trace and a.trials == b.trials
+
+
+def test_search_spaces_translate_scaling():
+    ranges = {
+        "ContinuousParameterRanges": [{"Name": "lr", "MinValue": "0.0001", "MaxValue": "0.1",
+                                       "ScalingType": "Logarithmic"}],
+        "IntegerParameterRanges": [{"Name": "units", "MinValue": "10", "MaxValue": "1000", "ScalingType": "Linear"}],
+        "CategoricalParameterRanges": [{"Name": "op", "Values": ["a", "b"]}],
+    }
+    optuna_space = peers._optuna_distributions(ranges)
+    assert optuna_space["lr"].log and not optuna_space["units"].log
+    assert optuna_space["op"].choices == ("a", "b")
+    syne = peers._syne_tune_space(ranges)
+    assert syne["lr"].lower == pytest.approx(1e-4) and syne["units"].upper == 1000
+
+
+def test_an_unknown_pruner_is_refused():
+    with pytest.raises(ValueError, match="pruner in"):
+        peers.OptunaPolicy(task(), 0, "median")

@@ -1,0 +1,68 @@
+"""Report tables and plots from synthetic runs (no benchmark is run)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from harness import RunResult
+from report import Block, headline_table, method_table, peer_table, plot
+
+
+def runs(method, times, seeds=None):
+    seeds = seeds or range(len(times))
+    return [RunResult(method, s, 5, [] if math.isinf(t) else [(t / 2, 0.8), (t, 0.95)], t, 3, 9)
+            for s, t in zip(seeds, times, strict=True)]
+
+
+@pytest.fixture
+def block():
+    b = Block("nas-x", "X", 5, (0.9,), cap=100.0, oracle=5.0, floor=0.5)
+    b.runs = {"Random": runs("Random", [40, 60, 80, math.inf]), "Bayesian": runs("Bayesian", [30, 50, 70, 90]),
+              "HB-stop": runs("HB-stop", [10, 20, 30, 40]), "synetune-ASHA": runs("synetune-ASHA", [20, 30, 40, 50])}
+    return b
+
+
+def test_method_table_has_a_row_per_method_with_fraction_and_speedup(block):
+    lines = method_table(block, 0.9)
+    assert len(lines) == 2 + 4
+    random_row = next(line for line in lines if line.startswith("| Random "))
+    assert "3/4 (75%)" in random_row
+    hb_row = next(line for line in lines if line.startswith("| HB-stop "))
+    assert "| 25 [" in hb_row and "2.80x" in hb_row  # median 25; Random 70 / 25
+
+
+def test_a_censored_median_is_shown_as_a_lower_bound():
+    b = Block("k", "K", 5, (0.9,), cap=100.0, oracle=math.inf, floor=0.5)
+    b.runs = {"Random": runs("Random", [math.inf, math.inf, 10.0]), "HB-stop": runs("HB-stop", [1.0, 2.0, 3.0])}
+    row = next(line for line in method_table(b, 0.9) if line.startswith("| Random "))
+    assert ">=100 [" in row
+
+
+def test_headline_and_peer_tables_compare_with_our_best_hyperband(block):
+    headline = headline_table([block])
+    assert "synetune-ASHA 35" in headline[2] and "(HB-stop)" in headline[2]
+    peers = peer_table([block])
+    assert peers[2].startswith("| X | 5 | synetune-ASHA | HB-stop | 1.40x") and peers[2].endswith("| – |")
+
+
+def test_plot_writes_a_png(block, tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib (the bench extra) is not installed")
+    path = tmp_path / "p.png"
+    plot([block, block], path, "title")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_raw_json_round_trips_runs_and_costs(block):
+    import json
+
+    from controller_cost import Cost
+    from render import from_raw, raw
+
+    data = {"profile": "quick", "started": "now", "machine": "m", "python": "3.11", "timings": {"nas": 1.0},
+            "total": 1.0, "command": "c", "nas_caps": {"cifar10/5": 100.0}, "real": block.runs["Random"],
+            "mlp": [], "nas": {("cifar10", 5): block.runs}, "cost": [Cost(100, 10, 800, 0.1, 8000, 30.0)]}
+    back = from_raw(json.loads(json.dumps(raw(data))))
+    assert back["nas"][("cifar10", 5)]["HB-stop"] == block.runs["HB-stop"]
+    assert back["real"] == block.runs["Random"] and back["cost"] == data["cost"]
+    assert back["nas_caps"] == data["nas_caps"] and back["command"] == "c"
