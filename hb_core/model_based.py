@@ -135,9 +135,14 @@ class _RungModelSampler:
             data = self.rung_data(state)
             if data is not None:
                 point = self._from_model(state, index, data)
-                if not isinstance(point, str):
-                    return self.space.decode(point)
-                warn_once(state.job_name, point)
+                if isinstance(point, str):
+                    warn_once(state.job_name, point)
+                else:
+                    proposal = self.space.decode(point)
+                    # A configuration already tried teaches nothing new, and duplicates tie at every rung:
+                    # on all-categorical spaces a collapsed model would keep proposing the same one.
+                    if not any(dict(t.hyperparameters) == proposal for t in state.trials):
+                        return proposal
         return self.space.sample(trial_rng(state.seed, index, STREAM_RANDOM))
 
     def _from_model(self, state: TuningState, index: int, data: RungData) -> np.ndarray | str:
