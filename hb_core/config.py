@@ -110,6 +110,13 @@ DEFINITION = "TrainingJobDefinition"
 
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 EPOCH_KEYS = ("epochs", "numepochs", "n-epochs", "n_epochs", "num_epochs")
+
+
+def resource_hyperparameter(static: Mapping[str, Any]) -> str:
+    """The hyperparameter that carries a job's resource budget: the first of ``EPOCH_KEYS`` among the
+    static hyperparameters, else ``epochs``."""
+    return next((key for key in EPOCH_KEYS if key in static), "epochs")
+
 MAX_RESOURCE_LIMIT = 20_000
 HYPERBAND_MAX_JOBS = 750
 MAX_HYPERPARAMETERS = 100

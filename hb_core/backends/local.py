@@ -73,7 +73,7 @@ from typing import Any
 from hb_core.backends import _process as proc
 from hb_core.backends.clock import Clock, RealClock
 from hb_core import naming
-from hb_core.config import EPOCH_KEYS, TuningConfig
+from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import BackendError, ConfigError
 from hb_core.events import (
     Event,
@@ -158,7 +158,7 @@ class LocalBackend:
         self._resource_metric = resource_metric
         self._regexes = _compiled(definition.metric_definitions)
         self._static = dict(definition.static_hyperparameters)
-        self._resource_key = next((key for key in EPOCH_KEYS if key in self._static), "epochs")
+        self._resource_key = resource_hyperparameter(self._static)
         self._submit_dir = self._submit_directory()
         self._program = self._entry_point()
         self._channels = self._local_channels(definition.raw.get("InputDataConfig"))

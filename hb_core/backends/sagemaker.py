@@ -95,7 +95,7 @@ from hb_core.backends._aws import (
     epoch,
 )
 from hb_core.backends.clock import Clock, RealClock
-from hb_core.config import EPOCH_KEYS, TuningConfig
+from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import BackendError, ConfigError
 from hb_core.events import (
     Event,
@@ -235,7 +235,7 @@ class SageMakerBackend:
         self._resource_metric = resource_metric
         self._regexes = [(m.name, re.compile(m.regex)) for m in definition.metric_definitions]
         self._static = dict(definition.static_hyperparameters)
-        self._resource_key = next((key for key in EPOCH_KEYS if key in self._static), "epochs")
+        self._resource_key = resource_hyperparameter(self._static)
         self._resource_config = _resource_config(self._definition)
         self._own_names = re.compile(rf"^{re.escape(job_name)}-(\d+)-(\d+)$")
         self._cloudwatch = CloudWatchMetrics(

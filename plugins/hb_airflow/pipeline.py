@@ -46,7 +46,7 @@ from hb_airflow.operators import HyperbandTuningOperator
 from hb_airflow.registry import ModelRegistry, RegistrationDecision, decide
 from hb_airflow.spec import BACKENDS, default_state_uri
 from hb_airflow.trial import SageMakerTrialOperator
-from hb_core.config import EPOCH_KEYS, TuningConfig
+from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import ConfigError
 
 __all__ = ["configure_request", "load_request", "stage_data", "tuning_params", "tuning_pipeline"]
@@ -78,10 +78,6 @@ def load_request(tuning_request: Mapping[str, Any] | str | os.PathLike[str]) -> 
 
 def _definition(request: Mapping[str, Any]) -> dict[str, Any]:
     return dict(request.get("TrainingJobDefinition") or {})
-
-
-def _resource_key(static: Mapping[str, Any]) -> str:
-    return next((key for key in EPOCH_KEYS if key in static), "epochs")
 
 
 def tuning_params(
@@ -173,7 +169,7 @@ def configure_request(
         objective = job.setdefault("HyperParameterTuningJobObjective", {})
         objective["MetricName"] = given.get(OBJECTIVE_METRIC, objective.get("MetricName"))
         objective["Type"] = given.get(OBJECTIVE_TYPE, objective.get("Type"))
-    resource_key = _resource_key(static)
+    resource_key = resource_hyperparameter(static)
     if MAX_RESOURCE in given:
         resource = int(given[MAX_RESOURCE])
         hyperband = (job.get("StrategyConfig") or {}).get("HyperbandStrategyConfig")
@@ -379,7 +375,7 @@ def _retrain_skeleton(definition: Mapping[str, Any], channels: list[str], static
     """The retraining job's definition with the per-run values as templates on configure's XCom."""
     skeleton = copy.deepcopy(dict(definition))
     static = skeleton.setdefault("StaticHyperParameters", {})
-    for key in {_resource_key(static), *(static_overrides or {})}:
+    for key in {resource_hyperparameter(static), *(static_overrides or {})}:
         static[key] = pull("retrain", f"['static'][{key!r}]")
     if skeleton.get("ResourceConfig"):
         skeleton["ResourceConfig"]["InstanceType"] = pull("retrain", "['instance_type']")

@@ -19,6 +19,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from hb_airflow.links import SageMakerBestTrainingJobLink
 from hb_airflow.operators import HyperbandTuningOperator
 from hb_airflow.spec import TuningSpec
+from hb_core.config import resource_hyperparameter
 from hb_core.errors import ConfigError
 from hb_core.naming import training_job_name
 from hb_core.state import TuningState, TuningStatus
@@ -44,7 +45,7 @@ def single_trial_request(
     for key in hyperparameters:
         static.pop(key, None)
     if resource is not None:
-        static["epochs"] = str(resource)
+        static[resource_hyperparameter(static)] = str(resource)
     definition["StaticHyperParameters"] = static
     metrics = definition.get("AlgorithmSpecification", {}).get("MetricDefinitions") or []
     metric = objective_metric_name or (metrics[0]["Name"] if metrics else None)
@@ -53,7 +54,8 @@ def single_trial_request(
                           "AlgorithmSpecification.MetricDefinitions)", None)
     ranges = [{"Name": key, "Values": [_as_string(value)]} for key, value in hyperparameters.items()]
     if not ranges:  # a Grid needs one range: pin the resource hyperparameter instead
-        ranges = [{"Name": "epochs", "Values": [static.pop("epochs", str(resource or 1))]}]
+        key = resource_hyperparameter(static)
+        ranges = [{"Name": key, "Values": [static.pop(key, str(resource or 1))]}]
     return {
         "HyperParameterTuningJobName": name,
         "HyperParameterTuningJobConfig": {
