@@ -30,7 +30,7 @@ from hb_core.errors import ConfigError
 from hb_core.naming import derived_tuning_job_name, training_job_name
 from hb_core.report import rung_table, summary, summary_text
 from hb_core.runner import Tuner
-from hb_core.state import TuningState, TuningStatus
+from hb_core.state import Trial, TuningState, TuningStatus
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -256,7 +256,7 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         ti.xcom_push(key="best_hyperparameters", value=result["best_hyperparameters"])
         ti.xcom_push(key="best_training_job", value=best_job)
         ti.xcom_push(key="best_objective", value=result["best_objective"])
-        ti.xcom_push(key="model_artifacts", value=self._model_artifacts(spec, state, best_job))
+        ti.xcom_push(key="model_artifacts", value=self._model_artifacts(spec, state, best))
         ti.xcom_push(key="summary", value=result)
         if best_job and spec.backend == "sagemaker":
             SageMakerBestTrainingJobLink.persist(context=context, operator=self, region_name=self.region_name or "",
@@ -269,14 +269,15 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         return result
 
     @staticmethod
-    def _model_artifacts(spec: TuningSpec, state: TuningState, best_job: str | None) -> str | None:
-        best = state.trial(state.finish["best_trial_id"]) if state.finish and state.finish["best_trial_id"] else None
-        if best is None or best_job is None:
+    def _model_artifacts(spec: TuningSpec, state: TuningState, trial: Trial | None) -> str | None:
+        """Where the trial's last training job saved its model (None without a trial)."""
+        if trial is None:
             return None
         if spec.backend == "local":
             from hb_core.backends.local import model_dir
 
-            return str(model_dir(Path(spec.state_uri), best.trial_id, best.attempt))
+            return str(model_dir(Path(spec.state_uri), trial.trial_id, trial.attempt))
         definition = state.config.training_job_definition
         output = definition.raw.get("OutputDataConfig", {}).get("S3OutputPath", "") if definition else ""
-        return f"{str(output).rstrip('/')}/{best_job}/output/model.tar.gz"
+        job = training_job_name(spec.job_name, trial.trial_id, trial.attempt)
+        return f"{str(output).rstrip('/')}/{job}/output/model.tar.gz"

@@ -146,7 +146,7 @@ class SageMakerTrialOperator(HyperbandTuningOperator):
             "hyperparameters": dict(trial.hyperparameters),
             "resource": trial.resource,
             "final_metrics": metrics,
-            "model_artifacts": self._model_artifacts(spec, state, job),
+            "model_artifacts": self._model_artifacts(spec, state, trial),
             "billable_seconds": trial.billable_seconds,
         }
         self.log.info("training job %s: %s, %s", job, trial.status.value, metrics)
