@@ -27,6 +27,9 @@ class Faults:
     - ``throttle``: operation -> rate of throttling errors (HTTP 400
       ``ThrottlingException``; CloudWatch ``Throttling``; S3 503 ``SlowDown``).
     - ``server_errors``: operation -> rate of HTTP 500 errors.
+    - ``fail_first``: the first this many calls of every operation fault
+      whatever the rates (throttle, then 500, alternating), so a test can
+      know that each operation it made met a fault, however timing fell.
     - ``duplicate_metrics``: publish every CloudWatch datapoint twice.
     - ``metric_lag_seconds``: publish every CloudWatch datapoint this long
       after its timestamp (late arrival; the log line is not delayed).
@@ -35,6 +38,7 @@ class Faults:
     throttle: dict[str, float] = field(default_factory=dict)
     server_errors: dict[str, float] = field(default_factory=dict)
     max_consecutive: int = 2
+    fail_first: int = 0
     duplicate_metrics: bool = False
     metric_lag_seconds: float = 0.0
     seed: int = 0
@@ -44,14 +48,20 @@ class Faults:
         self._lock = threading.Lock()
         self._streak: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()
 
     def draw(self, operation: str) -> str | None:
         """``"throttle"``, ``"5xx"`` or None (no fault) for one call of ``operation``."""
         throttle = self.throttle.get(operation, self.throttle.get("*", 0.0))
         errors = self.server_errors.get(operation, self.server_errors.get("*", 0.0))
-        if not throttle and not errors:
-            return None
         with self._lock:
+            self.calls[operation] += 1
+            if self.calls[operation] <= self.fail_first:
+                kind = "throttle" if self.calls[operation] % 2 else "5xx"
+                self.injected[f"{operation}:{kind}"] += 1
+                return kind
+            if not throttle and not errors:
+                return None
             if self._streak[operation] >= self.max_consecutive:
                 self._streak[operation] = 0
                 return None

@@ -678,7 +678,7 @@ async def test_a_new_controller_adopts_the_jobs_after_a_crash(emulator: Callable
 
 async def test_end_to_end_under_throttling_on_every_call_type(emulator: Callable[..., Emulator], aws: str) -> None:
     make_bucket(aws, BUCKET)
-    faults = Faults(throttle={"*": 0.3}, server_errors={"*": 0.05}, max_consecutive=2, seed=3)
+    faults = Faults(throttle={"*": 0.3}, server_errors={"*": 0.05}, max_consecutive=2, fail_first=1, seed=3)
     emu = emulator(faults=faults)
     body = request(name="throttled", jobs=4, parallel=2, max_resource=9, sleep=0.1)
     config = TuningConfig.from_dict(body)
@@ -691,10 +691,10 @@ async def test_end_to_end_under_throttling_on_every_call_type(emulator: Callable
     assert state.status is TuningStatus.COMPLETED
     x = {t.trial_id: float(t.hyperparameters["x"]) for t in state.trials}
     assert state.finish is not None and state.finish["best_trial_id"] == max(x, key=lambda k: quality(x[k]))
-    kinds = {key.split(":")[0] for key in faults.injected}
-    # Which calls draw a fault depends on how many of each the timing produced; the calls made every
-    # poll or every round are always hit, and rarer ones (CreateTrainingJob, GetObject) usually are.
-    assert {"ListTrainingJobs", "GetLogEvents", "PutObject"} <= kinds, faults.injected
+    # fail_first=1: every operation's first call faulted, so each one the run made was retried through.
+    assert {key.split(":")[0] for key in faults.injected} == set(faults.calls), (faults.calls, faults.injected)
+    assert {"CreateTrainingJob", "DescribeTrainingJob", "ListTrainingJobs", "GetLogEvents",
+            "PutObject"} <= set(faults.calls), faults.calls
     _assert_ran_once_and_ended(emu, state)
 
 
