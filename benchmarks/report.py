@@ -23,8 +23,8 @@ __all__ = ["Block", "headline_table", "method_table", "peer_table", "plot"]
 
 OURS_ORDER = ("Random", "Bayesian", "HB-stop", "HB-promo", "HB-KDE")
 #: The method of ours each peer is compared with first: same scheduling rule and sampler family.
-PEER_MATCH = {"optuna-SHA-random": "HB-stop", "synetune-ASHA": "HB-stop", "optuna-SHA": "HB-KDE",
-              "optuna-HB": "HB-KDE"}
+PEER_MATCH = {"optuna-SHA-random": "HB-stop", "synetune-ASHA": "HB-stop", "raytune-ASHA": "HB-stop",
+              "optuna-SHA": "HB-KDE", "optuna-HB": "HB-KDE"}
 
 
 @dataclass
@@ -148,6 +148,7 @@ STYLE = {
     "Random": ("tab:gray", "-"), "Bayesian": ("tab:brown", "-"), "HB-stop": ("tab:blue", "-"),
     "HB-promo": ("tab:cyan", "-"), "HB-KDE": ("tab:purple", "-"), "optuna-HB": ("tab:orange", "--"),
     "optuna-SHA": ("tab:red", "--"), "optuna-SHA-random": ("tab:pink", "--"), "synetune-ASHA": ("tab:green", "--"),
+    "raytune-ASHA": ("tab:olive", "--"),
 }
 
 

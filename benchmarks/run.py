@@ -44,7 +44,7 @@ from harness import OURS, RunResult
 
 RESULTS = HERE / "results"
 CHEAP_OURS = ("Random", "HB-stop", "HB-promo")
-CHEAP_PEERS = ("synetune-ASHA", "optuna-SHA-random")
+CHEAP_PEERS = ("synetune-ASHA", "raytune-ASHA", "optuna-SHA-random")
 MODEL_PEERS = ("optuna-HB", "optuna-SHA")
 #: Virtual-time cap per worker count, as a multiple of the oracle's time (runs that miss count at the cap).
 CAP_TIMES_ORACLE = {5: 60.0, 16: 25.0, 64: 10.0}
@@ -86,6 +86,9 @@ def _nas(dataset: str, cheap: int, kde: int, tpe: dict[int, int], bayes: dict[in
 
 
 ALL_OURS = tuple(OURS)
+#: The issue's plan on every data set and worker count: 50 seeds for the cheap methods, 20 for Bayesian and TPE.
+NAS_ISSUE_PLAN = tuple(_nas(d, 50, 50, {5: 20, 16: 20, 64: 20}, {5: 20, 16: 20, 64: 20})
+                       for d in ("cifar10", "cifar100", "imagenet"))
 PROFILES = {
     "quick": Profile(
         "quick", ("Random", "Bayesian", "HB-stop"), 2, 120.0, ("Random", "Bayesian", "HB-stop"), 3, 300.0,
@@ -94,20 +97,24 @@ PROFILES = {
     ),
     "bench": Profile(
         "bench", ALL_OURS, 5, 150.0, ALL_OURS, 10, 300.0,
-        (
-            _nas("cifar10", 50, 20, {5: 20, 16: 20, 64: 5}, {5: 20, 16: 10, 64: 5}),
-            _nas("cifar100", 20, 10, {5: 5, 16: 5}, {}),
-            _nas("imagenet", 20, 10, {5: 5, 16: 5}, {}),
-        ),
+        NAS_ISSUE_PLAN,
         (100, 1000, 10_000),
     ),
     "full": Profile(
         "full", ALL_OURS, 8, 180.0, ALL_OURS, 20, 300.0,
-        tuple(_nas(d, 50, 50, {5: 20, 16: 20, 64: 20}, {5: 20, 16: 20, 64: 20})
-              for d in ("cifar10", "cifar100", "imagenet")),
+        NAS_ISSUE_PLAN,
         (100, 1000, 10_000),
     ),
 }
+
+
+def only_methods(profile: Profile, methods: set[str]) -> Profile:
+    """``profile`` with every part restricted to ``methods``."""
+    import dataclasses
+
+    nas = tuple(NasPlan(plan.dataset, {m: w for m, w in plan.seeds.items() if m in methods}) for plan in profile.nas)
+    return dataclasses.replace(profile, real_methods=tuple(m for m in profile.real_methods if m in methods),
+                               mlp_methods=tuple(m for m in profile.mlp_methods if m in methods), nas=nas)
 
 
 # ---------------------------------------------------------------- jobs (run in worker processes)
@@ -250,8 +257,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="MLP curve cache (default: $XDG_CACHE_HOME/airflow-hyperband-bench)")
     parser.add_argument("--from-raw", type=Path, default=None,
                         help="re-render the report from a saved raw.json (with --parts '' to run nothing again)")
+    parser.add_argument("--methods", default=None,
+                        help="comma-separated: run only these methods (with --from-raw, their runs replace or "
+                             "join the saved ones, e.g. a peer added to a saved run)")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
+    if args.methods:
+        profile = only_methods(profile, {m.strip() for m in args.methods.split(",") if m.strip()})
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
     out = args.out or (RESULTS / "quick" if profile.name == "quick" else RESULTS)
     import mlp_real
@@ -272,14 +284,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             import nasbench
 
             data["nas_caps"] = {f"{d}/{w}": CAP_TIMES_ORACLE[w] * nasbench.oracle(d)[0] for d, w in data["nas"]}
+    joining = args.from_raw is not None and bool(args.methods)  # new runs replace or join the saved ones
+
+    def keep(saved: list[RunResult] | None, new: list[RunResult]) -> list[RunResult]:
+        ran = {r.method for r in new}
+        return [r for r in saved or [] if r.method not in ran] + new if joining else new
+
     if "real" in parts:
-        data["real"], data["timings"]["real"] = part_real(profile)
+        real, seconds = part_real(profile)
+        data["real"], data["timings"]["real"] = keep(data.get("real"), real), seconds
     if "mlp" in parts:
-        data["mlp"], data["timings"]["mlp"] = part_mlp(profile, args.jobs, cache_dir)
+        mlp, seconds = part_mlp(profile, args.jobs, cache_dir)
+        data["mlp"], data["timings"]["mlp"] = keep(data.get("mlp"), mlp), seconds
     if "nas" in parts:
-        data["nas"], caps = part_nas(profile, args.jobs)
-        data["timings"]["nas"] = caps.pop("seconds")
-        data["nas_caps"] = caps
+        nas, caps = part_nas(profile, args.jobs)
+        seconds = caps.pop("seconds")
+        if joining:
+            for key, per in nas.items():
+                data["nas"].setdefault(key, {}).update(per)
+            data["timings"]["nas"] = data["timings"].get("nas", 0.0) + seconds
+        else:
+            data["nas"], data["timings"]["nas"] = nas, seconds
+        data["nas_caps"] = {**(data.get("nas_caps") or {}), **caps}
     if "cost" in parts:
         data["cost"], data["timings"]["cost"] = part_cost(profile)
     cache = mlp_real.CurveCache(cache_dir)

@@ -1,4 +1,4 @@
-"""The peer adapters on a tiny problem: Optuna's pruners and Syne Tune's ASHA, step by step."""
+"""The peer adapters on a tiny problem: Optuna's pruners, Syne Tune's ASHA and Ray Tune's ASHA, step by step."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from tests.benchmarks.tiny import task
 
 pytest.importorskip("optuna", reason="optuna (the bench extra) is not installed")
 pytest.importorskip("syne_tune", reason="syne-tune (the bench extra) is not installed")
+pytest.importorskip("ray.tune", reason="ray[tune] (the bench extra) is not installed")
 
 import peers
 
@@ -22,16 +23,28 @@ def test_each_peer_tunes_the_tiny_task(peer):
     assert run.trials <= harness.MAX_TRIALS
 
 
-@pytest.mark.parametrize("peer", ["optuna-SHA", "optuna-SHA-random", "optuna-HB", "synetune-ASHA"])
+@pytest.mark.parametrize("peer", ["optuna-SHA", "optuna-SHA-random", "optuna-HB", "synetune-ASHA", "raytune-ASHA"])
 def test_multi_fidelity_peers_stop_some_trials_early(peer):
     run = peers.run_peer(task(target=2.0), peer, seed=1, workers=2, cap=600)  # unreachable target: run to the cap
     assert run.epochs < run.trials * 9
 
 
-def test_a_peer_run_is_reproducible_for_a_seed():
-    a = peers.run_peer(task(target=2.0), "synetune-ASHA", seed=5, workers=2, cap=300)
-    b = peers.run_peer(task(target=2.0), "synetune-ASHA", seed=5, workers=2, cap=300)
+@pytest.mark.parametrize("peer", ["synetune-ASHA", "raytune-ASHA"])
+def test_a_peer_run_is_reproducible_for_a_seed(peer):
+    a = peers.run_peer(task(target=2.0), peer, seed=5, workers=2, cap=300)
+    b = peers.run_peer(task(target=2.0), peer, seed=5, workers=2, cap=300)
+    c = peers.run_peer(task(target=2.0), peer, seed=6, workers=2, cap=300)
     assert a.trace == b.trace and a.trials == b.trials
+    assert c.trace != a.trace
+
+
+def test_ray_tune_asha_stops_the_worse_two_thirds_at_a_rung():
+    policy = peers.RayTunePolicy(task(), seed=0)
+    trials = [policy.ask()[0] for _ in range(6)]
+    go_on = [policy.report(trial, 1, 1.0 - 0.1 * i) for i, trial in enumerate(trials)]  # best first
+    assert go_on == [True, False, False, False, False, False]
+    for i, trial in enumerate(trials):
+        policy.finish(trial, 1, 1.0 - 0.1 * i, completed=False)
 
 
 def test_search_spaces_translate_scaling():
@@ -46,6 +59,9 @@ def test_search_spaces_translate_scaling():
     assert optuna_space["op"].choices == ("a", "b")
     syne = peers._syne_tune_space(ranges)
     assert syne["lr"].lower == pytest.approx(1e-4) and syne["units"].upper == 1000
+    ray = peers._ray_tune_space(ranges)
+    assert ray["lr"].lower == pytest.approx(1e-4) and ray["units"].upper == 1001  # Ray's upper bound is exclusive
+    assert ray["op"].categories == ["a", "b"]
 
 
 def test_an_unknown_pruner_is_refused():
