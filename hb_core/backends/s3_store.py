@@ -3,9 +3,12 @@
 Layout under ``s3://<bucket>/<prefix>/``:
 
 - ``state.json``: the latest :class:`~hb_core.state.TuningState`.
-- ``decisions/<revision:010d>.jsonl``: the decisions of the round that saved
-  ``revision``, one JSON object per line. Each is written once, never read
-  back and rewritten, so appending costs one PUT whatever the log's length.
+- ``decisions/<revision:010d>.<count>.jsonl``: the ``count`` decisions of the
+  round that saved ``revision``, one JSON object per line. Each is written
+  once, never read back and rewritten, so appending costs one PUT whatever the
+  log's length; the count in the key lets a reader (the dashboard) total and
+  page the log from a listing alone. Keys without the count
+  (``<revision:010d>.jsonl``) are read too.
 
 The compare-and-set of :meth:`S3Store.save` is S3's conditional write: the
 first save puts with ``If-None-Match: *`` (it fails when any state exists),
@@ -32,16 +35,52 @@ compares the stored body with its own before calling it a conflict.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from hb_core.backends._aws import MAX_PAGES, AwsCallError, AwsClients, ClientPool, RetryPolicy
 from hb_core.backends.clock import Clock, RealClock
 from hb_core.backends.stores import StateConflict
-from hb_core.errors import StateError
+from hb_core.errors import ConfigError, StateError
 from hb_core.state import Decision, TuningState
 
-__all__ = ["S3Store"]
+__all__ = ["S3Store", "decision_key", "one_key_per_revision", "parse_decision_key", "parse_s3_uri"]
+
+_DECISION_KEY = re.compile(r"(\d{10})(?:\.(\d+))?\.jsonl")
+
+
+def decision_key(revision: int, count: int) -> str:
+    """The name, under ``decisions/``, of the object holding revision ``revision``'s ``count`` decisions."""
+    return f"{revision:010d}.{count}.jsonl"
+
+
+def parse_decision_key(name: str) -> tuple[int, int | None] | None:
+    """(revision, count or None when the key does not say) of a name under ``decisions/``; None if not one."""
+    match = _DECISION_KEY.fullmatch(name)
+    if match is None:
+        return None
+    return int(match[1]), int(match[2]) if match[2] is not None else None
+
+
+def parse_s3_uri(uri: str, field: str = "state_uri") -> tuple[str, str]:
+    """(bucket, prefix without slashes at its ends) of ``s3://bucket[/prefix]``; ConfigError naming ``field``."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket:
+        raise ConfigError(field, f"`{field} is s3://bucket[/prefix]` must hold", uri)
+    return bucket, prefix.strip("/")
+
+
+def one_key_per_revision(keys: Sequence[str]) -> list[str]:
+    """The decision objects among ``keys``, in revision order, one per revision (the first written name wins:
+    a round's decisions are put once, so a second name for a revision is an anomaly, not more decisions)."""
+    chosen: dict[int, str] = {}
+    for key in sorted(keys):
+        parsed = parse_decision_key(key.rsplit("/", 1)[-1])
+        if parsed is not None:
+            chosen.setdefault(parsed[0], key)
+    return [chosen[revision] for revision in sorted(chosen)]
+
 
 CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 MISSING_CODES = ("NoSuchKey", "404", "NotFound")
@@ -79,6 +118,12 @@ class S3Store:
 
     def _key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
+
+    @classmethod
+    def from_uri(cls, uri: str, clients: AwsClients, *, field: str = "state_uri", **kwargs: Any) -> S3Store:
+        """The store at ``s3://bucket[/prefix]`` (a bad URI is a ConfigError naming ``field``)."""
+        bucket, prefix = parse_s3_uri(uri, field)
+        return cls(bucket, prefix, clients, **kwargs)
 
     async def load(self) -> TuningState | None:
         body, etag = await self._get(self.state_key)
@@ -126,11 +171,11 @@ class S3Store:
         self._etag, self._revision = etag, state.revision
 
     async def append_decisions(self, decisions: Sequence[Decision]) -> None:
-        """Write the round's decisions as ``decisions/<revision:010d>.jsonl`` (once; a retry finds it there)."""
+        """Write the round's decisions as ``decisions/<revision:010d>.<count>.jsonl`` (once; a retry finds it there)."""
         if not decisions:
             return
         revision = self._revision if self._revision is not None else 0
-        key = self._key(f"{self.DECISIONS}/{revision:010d}.jsonl")
+        key = self._key(f"{self.DECISIONS}/{decision_key(revision, len(decisions))}")
         lines = "".join(json.dumps(d.to_dict(), separators=(",", ":")) + "\n" for d in decisions).encode()
         try:
             await self.pool.call("s3", "PutObject", subject=f"s3://{self.bucket}/{key}", Bucket=self.bucket, Key=key,
@@ -153,7 +198,7 @@ class S3Store:
             if not token:
                 break
         decisions: list[Decision] = []
-        for key in sorted(keys):
+        for key in one_key_per_revision(keys):
             body, _ = await self._get(key)
             for line in (body or b"").decode().splitlines():
                 if line.strip():

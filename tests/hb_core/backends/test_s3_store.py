@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from collections.abc import Callable
 
 import pytest
@@ -89,16 +90,24 @@ async def test_decisions_are_numbered_objects_written_once(aws: str) -> None:
     make_bucket(aws, BUCKET)
     s = store(aws, "jobs/decided")
     await s.save(state_at(1), None)
-    await s.append_decisions([Decision(1.0, "launch", "0000"), Decision(1.0, "launch", "0001")])
-    await s.append_decisions([Decision(1.0, "launch", "0000")])  # a retry of the same round: already there
+    round_one = [Decision(1.0, "launch", "0000"), Decision(1.0, "launch", "0001")]
+    await s.append_decisions(round_one)
+    await s.append_decisions(round_one)  # a retry of the same round: already there
     await s.save(state_at(2), 1)
     await s.append_decisions([Decision(2.0, "stop", "0001", rung=1, value=0.5)])
     await s.append_decisions([])
     keys = [o["Key"] for o in client("s3", aws).list_objects_v2(Bucket=BUCKET, Prefix="jobs/decided/")["Contents"]]
-    assert keys == ["jobs/decided/decisions/0000000001.jsonl", "jobs/decided/decisions/0000000002.jsonl",
+    assert keys == ["jobs/decided/decisions/0000000001.2.jsonl", "jobs/decided/decisions/0000000002.1.jsonl",
                     "jobs/decided/state.json"]
     assert [(d.action, d.trial_id) for d in await s.read_decisions()] == [
         ("launch", "0000"), ("launch", "0001"), ("stop", "0001")]
+    raw = client("s3", aws)
+    line = json.dumps(Decision(3.0, "promote", "0000").to_dict()) + "\n"
+    raw.put_object(Bucket=BUCKET, Key="jobs/decided/decisions/0000000003.jsonl", Body=line)  # a key without its count
+    raw.put_object(Bucket=BUCKET, Key="jobs/decided/decisions/0000000002.7.jsonl", Body=line)  # a second for one round
+    raw.put_object(Bucket=BUCKET, Key="jobs/decided/decisions/notes.txt", Body=b"not a decision object")
+    assert [(d.action, d.trial_id) for d in await s.read_decisions()] == [
+        ("launch", "0000"), ("launch", "0001"), ("stop", "0001"), ("promote", "0000")]
     await s.close()
 
 
