@@ -27,7 +27,6 @@ from hb_core.backends._aws import default_client_config
 from hb_core.backends.s3_store import S3Store
 from hb_core.backends.sagemaker import SageMakerBackend
 from hb_core.config import TuningConfig
-from hb_core.errors import ConfigError
 
 __all__ = ["HookClients", "s3_store", "sagemaker_backend"]
 
@@ -66,7 +65,4 @@ def sagemaker_backend(spec: TuningSpec, config: TuningConfig, **options: Any) ->
 
 def s3_store(spec: TuningSpec) -> S3Store:
     """The S3 store at ``spec.state_uri`` (``s3://bucket/prefix``)."""
-    bucket, _, prefix = spec.state_uri.removeprefix("s3://").partition("/")
-    if not spec.state_uri.startswith("s3://") or not bucket:
-        raise ConfigError("state_uri", "`state_uri is s3://bucket[/prefix]` must hold", spec.state_uri)
-    return S3Store(bucket, prefix, HookClients(spec.aws_conn_id, spec.region_name))
+    return S3Store.from_uri(spec.state_uri, HookClients(spec.aws_conn_id, spec.region_name))

@@ -42,7 +42,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hb_airflow.links import TuningDashboardLink
 from hb_airflow.ui import charts, views
-from hb_airflow.ui.jobs import BadJobName, LoadedJob, StateRoot, UnknownJob, check_job_name
+from hb_airflow.ui.jobs import (
+    BadJobName,
+    JobSource,
+    LoadedJob,
+    StateRoot,
+    StateRootUnavailable,
+    UnknownJob,
+    check_job_name,
+)
 from hb_airflow.ui.views import TaskLink, json_safe
 
 __all__ = ["create_app", "state_root_setting"]
@@ -59,20 +67,36 @@ READ_TASK_INSTANCES = Depends(requires_access_dag("GET", DagAccessEntity.TASK_IN
 
 
 def state_root_setting() -> str:
-    """``[hyperband] state_root`` (env ``AIRFLOW__HYPERBAND__STATE_ROOT``), default ``$AIRFLOW_HOME/hyperband``."""
+    """``[hyperband] state_root`` (env ``AIRFLOW__HYPERBAND__STATE_ROOT``), default ``$AIRFLOW_HOME/hyperband``.
+
+    A local directory, or ``s3://bucket/prefix`` (read with ``[hyperband] aws_conn_id``, default
+    ``aws_default``, and ``[hyperband] region_name``; see :mod:`hb_airflow.ui.s3_jobs`).
+    """
     return conf.get("hyperband", "state_root", fallback="") or str(Path(AIRFLOW_HOME) / "hyperband")
 
 
 @functools.cache
-def _state_root(setting: str) -> StateRoot:
+def _state_root(setting: str, aws_conn_id: str, region_name: str) -> JobSource:
+    if setting.startswith("s3://"):
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        from hb_airflow.ui.s3_jobs import S3StateRoot
+
+        try:
+            client = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="s3", region_name=region_name or None).get_conn()
+        except Exception as exc:  # a missing or broken connection: say which, as a 502 like any S3 failure
+            raise StateRootUnavailable(f"cannot make an S3 client for {setting} from [hyperband] aws_conn_id "
+                                       f"{aws_conn_id!r}: {type(exc).__name__}: {exc}") from exc
+        return S3StateRoot(setting, client)
     if "://" in setting:
-        raise HTTPException(501, f"the dashboard reads local state roots only (S3 support is planned); "
-                                 f"[hyperband] state_root is {setting!r}")
+        raise HTTPException(501, f"`[hyperband] state_root is a local directory or s3://bucket/prefix` must hold, "
+                                 f"but got {setting!r}")
     return StateRoot(setting)
 
 
-def _root() -> StateRoot:
-    return _state_root(state_root_setting())
+def _root() -> JobSource:
+    return _state_root(state_root_setting(), conf.get("hyperband", "aws_conn_id", fallback="aws_default"),
+                       conf.get("hyperband", "region_name", fallback=""))
 
 
 def create_app() -> FastAPI:
@@ -99,6 +123,10 @@ def create_app() -> FastAPI:
             login = get_auth_manager().get_url_login(next_url=str(request.url))
         return page(request, "error.html", exc.status_code, status=exc.status_code, detail=exc.detail, login=login,
                     title=f"{exc.status_code}", inline_css=Markup((HERE / "static" / "dashboard.css").read_text()))
+
+    @app.exception_handler(StateRootUnavailable)
+    def unavailable(request: Request, exc: StateRootUnavailable) -> Response:
+        return http_error(request, StarletteHTTPException(502, str(exc)))
 
     # ---- HTML pages -------------------------------------------------------------------------------
 

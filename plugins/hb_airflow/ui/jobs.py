@@ -14,8 +14,9 @@ Cost: a parsed state is cached per job and reused while ``state.json`` keeps
 its (mtime, size); the decision log is paged newest first by reading blocks
 from the end of the file, so page 1 of a long log costs one block read.
 
-Only local directories are read today; an S3 state root (``s3://bucket/prefix``,
-the SageMaker backend's default) needs an S3 source with the same three methods.
+An S3 state root (``s3://bucket/prefix``, where the SageMaker backend keeps
+its state) is read by :class:`~hb_airflow.ui.s3_jobs.S3StateRoot`, which has
+the same methods.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from hb_core.errors import StateError
 from hb_core.naming import JOB_NAME_PATTERN
 from hb_core.state import Decision, TuningState
 
-__all__ = ["BadJobName", "DecisionPage", "LoadedJob", "StateRoot", "UnknownJob", "check_job_name"]
+__all__ = ["BadJobName", "DecisionPage", "JobSource", "LoadedJob", "StateRoot", "StateRootUnavailable", "UnknownJob",
+           "check_job_name"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,10 @@ class BadJobName(ValueError):
 
 class UnknownJob(LookupError):
     """No tuning job of that name under the state root."""
+
+
+class StateRootUnavailable(RuntimeError):
+    """The state root could not be read (S3 refused or failed); the message says where and why."""
 
 
 def check_job_name(name: str) -> str:
@@ -85,7 +91,32 @@ class DecisionPage:
     decisions: tuple[Decision, ...]
 
 
-class StateRoot:
+class JobSource:
+    """What the dashboard reads: job names, a job's state, a page of its decisions (local or S3)."""
+
+    root: object
+
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def load(self, name: str) -> LoadedJob:
+        raise NotImplementedError
+
+    def decisions(self, name: str, *, offset: int = 0, limit: int = 50) -> DecisionPage:
+        raise NotImplementedError
+
+    def jobs(self) -> list[LoadedJob]:
+        """Every job, newest first (by creation time, then name)."""
+        loaded = []
+        for name in self.names():
+            try:
+                loaded.append(self.load(name))
+            except UnknownJob:  # removed between the listing and the read
+                continue
+        return sorted(loaded, key=lambda j: (-(j.state.created_time if j.state else j.updated_time), j.name))
+
+
+class StateRoot(JobSource):
     """Read-only view of the tuning jobs kept under one local directory."""
 
     def __init__(self, root: str | os.PathLike[str], *, cache_size: int = 32) -> None:
@@ -141,16 +172,6 @@ class StateRoot:
                 self._cache.popitem(last=False)
         return loaded
 
-    def jobs(self) -> list[LoadedJob]:
-        """Every job, newest first (by creation time, then name)."""
-        loaded = []
-        for name in self.names():
-            try:
-                loaded.append(self.load(name))
-            except UnknownJob:  # removed between the listing and the read
-                continue
-        return sorted(loaded, key=lambda j: (-(j.state.created_time if j.state else j.updated_time), j.name))
-
     def decisions(self, name: str, *, offset: int = 0, limit: int = 50) -> DecisionPage:
         """A page of job ``name``'s decision log, newest first."""
         directory = self.job_dir(name)
@@ -170,7 +191,7 @@ class StateRoot:
                 if not line.strip():
                     continue
                 if index >= offset:
-                    decision = _parse_decision(line)
+                    decision = parse_decision(line)
                     if decision is not None:
                         page.append(decision)
                     if len(page) >= limit:
@@ -200,11 +221,21 @@ class StateRoot:
     @staticmethod
     def _read(name: str, path: Path, mtime: float) -> LoadedJob:
         try:
-            state = TuningState.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, StateError) as exc:
+            body = path.read_bytes()
+        except OSError as exc:
             log.warning("tuning job %s: cannot read %s: %s", name, path, exc)
             return LoadedJob(name, None, mtime, f"{type(exc).__name__}: {exc}")
-        return LoadedJob(name, state, mtime)
+        return parse_state(name, str(path), body, mtime)
+
+
+def parse_state(name: str, where: str, body: bytes, updated_time: float) -> LoadedJob:
+    """Job ``name``'s state from the bytes of its ``state.json`` (at ``where``); an unreadable one says why."""
+    try:
+        state = TuningState.from_dict(json.loads(body))
+    except (ValueError, StateError) as exc:
+        log.warning("tuning job %s: cannot read %s: %s", name, where, exc)
+        return LoadedJob(name, None, updated_time, f"{type(exc).__name__}: {exc}")
+    return LoadedJob(name, state, updated_time)
 
 
 def _end_of_last_line(handle: BinaryIO, size: int) -> int:
@@ -235,7 +266,7 @@ def _lines_backwards(handle: BinaryIO, end: int) -> Iterator[bytes]:
         yield tail
 
 
-def _parse_decision(line: bytes) -> Decision | None:
+def parse_decision(line: bytes) -> Decision | None:
     try:
         return Decision.from_dict(json.loads(line))
     except (ValueError, TypeError) as exc:

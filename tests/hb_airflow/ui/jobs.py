@@ -18,7 +18,7 @@ from typing import Any
 
 from hb_core.backends.clock import VirtualClock
 from hb_core.backends.simulated import SimulatedBackend
-from hb_core.backends.stores import LocalFileStore
+from hb_core.backends.stores import LocalFileStore, StateStore
 from hb_core.config import TuningConfig
 from hb_core.runner import Tuner
 from hb_core.space import HyperparameterValue
@@ -59,22 +59,29 @@ def cost(hp: dict[str, HyperparameterValue], resource: int) -> float:
 
 
 def save_job(root: Path, name: str, *, rounds: int | None = None, started_ago: float = 3600.0,
-             **kwargs: Any) -> TuningState:
-    """Run tuning job ``name`` (to its end, or for ``rounds`` decision rounds) and save it under ``root``."""
+             store: StateStore | None = None, **kwargs: Any) -> TuningState:
+    """Run tuning job ``name`` (to its end, or for ``rounds`` decision rounds) and save it under ``root``
+    (or in ``store``: an S3Store, say)."""
     config = TuningConfig.from_dict(request(name, **kwargs))
     clock = VirtualClock(time.time() - started_ago)
     backend = SimulatedBackend(accuracy, clock, cost=cost, default_budget=config.max_resource)
-    tuner = Tuner(config, backend, LocalFileStore(root / name), clock, job_name=name, poll_interval=math.inf)
+    tuner = Tuner(config, backend, store or LocalFileStore(root / name), clock, job_name=name,
+                  poll_interval=math.inf)
 
     async def drive() -> TuningState:
-        state = await tuner.start()
-        done = 0
-        while not state.done and (rounds is None or done < rounds):
-            wake = backend.next_event_time()
-            assert wake is not None, "a running simulated job always has a next event"
-            await clock.sleep_until(wake)
-            state = await tuner.step()
-            done += 1
-        return state
+        try:
+            state = await tuner.start()
+            done = 0
+            while not state.done and (rounds is None or done < rounds):
+                wake = backend.next_event_time()
+                assert wake is not None, "a running simulated job always has a next event"
+                await clock.sleep_until(wake)
+                state = await tuner.step()
+                done += 1
+            return state
+        finally:
+            close = getattr(store, "close", None)
+            if close is not None:
+                await close()
 
     return asyncio.run(drive())

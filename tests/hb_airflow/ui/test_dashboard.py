@@ -9,15 +9,9 @@ through Airflow's own login page. Screenshots go to ``test-artifacts/ui/``.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.parse
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,10 +24,10 @@ import pytest
 from hb_core.backends.stores import LocalFileStore
 from tests.hb_airflow.conftest import AirflowHome
 from tests.hb_airflow.ui.jobs import save_job
+from tests.hb_airflow.ui.server import PASSWORDS, ApiServer, api_server
 
 DONE, LIVE = "mnist-hb-done", "mnist-hb-live"
 LIVE_ROUNDS, LIVE_STARTED_AGO = 200, 2100.0
-PASSWORDS = {"admin": "admin-pw-3141", "viewer": "viewer-pw-2718"}
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -60,81 +54,11 @@ with DAG(dag_id={LINK_DAG!r}, schedule=None, start_date=pendulum.datetime(2026, 
 """
 
 
-@dataclass
-class Dashboard:
-    url: str
-    port: int
+@dataclass(kw_only=True)
+class Dashboard(ApiServer):
     home: AirflowHome
     state_root: Path
     run_id: str
-    log: Path
-
-    def request(self, path: str, *, token: str | None = None, cookie: str | None = None,
-                method: str = "GET", body: bytes | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-        """One request with ``path`` sent exactly as given (no client-side normalisation of ``..`` or ``%2F``)."""
-        sent = dict(headers or {})
-        if token:
-            sent["Authorization"] = f"Bearer {token}"
-        if cookie:
-            sent["Cookie"] = f"_token={cookie}"
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-        try:
-            connection.request(method, path, body=body, headers=sent)
-            response = connection.getresponse()
-            return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-        finally:
-            connection.close()
-
-    def json(self, path: str, token: str) -> Any:
-        status, _, body = self.request(path, token=token)
-        assert status == 200, (path, status, body[:500])
-        return json.loads(body)
-
-    def token(self, user: str) -> str:
-        status, _, body = self.request("/auth/token", method="POST", headers={"Content-Type": "application/json"},
-                                       body=json.dumps({"username": user, "password": PASSWORDS[user]}).encode())
-        assert status == 201, body
-        return str(json.loads(body)["access_token"])
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    port = int(urllib.parse.urlsplit(url).port or 80)
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"airflow api-server exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            connection.request("GET", "/api/v2/monitor/health")
-            if connection.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            connection.close()
-        time.sleep(0.5)
-    pytest.fail(f"airflow api-server not healthy after {timeout:.0f} s:\n{log.read_text()[-4000:]}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Terminate the server's whole process group (uvicorn and its workers), then kill what is left."""
-    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 @pytest.fixture(scope="module")
@@ -142,31 +66,16 @@ def dashboard(airflow_home: AirflowHome) -> Iterator[Dashboard]:
     state_root = airflow_home.home / "hyperband"
     save_job(state_root, DONE)
     save_job(state_root, LIVE, rounds=LIVE_ROUNDS, seed=3, jobs=40, started_ago=LIVE_STARTED_AGO)
-    passwords = airflow_home.home / "passwords.json"
-    passwords.write_text(json.dumps(PASSWORDS))
-    env = {
-        **airflow_home.env,
-        "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__API_AUTH__JWT_SECRET": "hyperband-dashboard-test-secret-0123456789",
-    }
-    port = _free_port()
-    log = airflow_home.home / "api-server.log"
-    airflow = Path(sys.executable).with_name("airflow")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(airflow), "api-server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        state, written = airflow_home.run_dag(LINK_DAG, LINK_DAG_SOURCE, timeout=300)  # while the server starts
+    written: dict[str, Any] = {}
+
+    def link_dag() -> None:
+        state, out = airflow_home.run_dag(LINK_DAG, LINK_DAG_SOURCE, timeout=300)
         assert state == "success"
-        url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, process, log)
-        yield Dashboard(url, port, airflow_home, state_root, written["run_id"], log)
-    finally:
-        _stop(process)
+        written.update(out)
+
+    with api_server(airflow_home, "api-server", while_starting=link_dag) as server:
+        yield Dashboard(url=server.url, port=server.port, log=server.log, home=airflow_home, state_root=state_root,
+                        run_id=written["run_id"])
 
 
 @pytest.fixture(scope="module")
