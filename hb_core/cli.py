@@ -1,18 +1,27 @@
-"""``hb-tune``: validate, plan and simulate tuning requests from the command line.
+"""``hb-tune``: validate, plan, simulate and run tuning requests from the command line.
 
     hb-tune validate FILE              exit 0, or exit 2 with the error
     hb-tune plan FILE                  rung levels, brackets, trials, total resource
     hb-tune simulate FILE [--curve mlp|quadratic|constant] [--workers N] [--seed S] [--json]
     hb-tune run FILE [--backend local] [--job-dir DIR] [--poll-interval S] [--name NAME]
-    hb-tune show DIR                   the summary of the tuning job in DIR (or the newest job under DIR)
+    hb-tune run FILE --backend sagemaker [--state-uri S3URI] [--endpoint-url URL] [--region R]
+                     [--metric-source cloudwatch|logs] [--poll-interval S] [--name NAME]
+    hb-tune show DIR|S3URI             the summary of the tuning job there (or the newest job under DIR)
 
 FILE is a ``CreateHyperParameterTuningJob`` request body in JSON. ``run`` tunes
-for real: trials are local processes (relative paths in the request resolve
-against FILE's directory), the state lives in the job directory (default
-``./hyperband_runs/<job name>``), and running the same command again on the
-same job directory reattaches to the tuning job where it was. Warm-start
-parents (``WarmStartConfig``) are read from sibling job directories. Ctrl-C stops the
-running trials and exits 130; the saved state is kept.
+for real. With the local backend, trials are local processes (relative paths
+in the request resolve against FILE's directory) and the state lives in the
+job directory (default ``./hyperband_runs/<job name>``). With the SageMaker
+backend, trials are SageMaker training jobs, rung metrics come from CloudWatch
+(or the training jobs' logs), and the state lives in S3 (default
+``<S3OutputPath>/<job name>/hyperband``); credentials and region come from
+boto's usual chain (environment, profile, instance role), ``--endpoint-url``
+sends every AWS call elsewhere (the project's emulator, say). Either way,
+running the same command again reattaches to the tuning job where it was (its
+running training jobs are adopted, never started twice), and warm-start
+parents (``WarmStartConfig``) are read from their sibling job directories or
+state prefixes. Ctrl-C stops the running trials and exits 130; the saved
+state is kept.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from hb_core.backends.clock import RealClock
 from hb_core.backends.local import LocalBackend, model_dir
@@ -31,7 +41,7 @@ from hb_core.backends.stores import LocalFileStore
 from hb_core.config import HyperbandVariant, Strategy, TuningConfig
 from hb_core.curves import CURVES, make_curve
 from hb_core.errors import ConfigError, HyperbandError
-from hb_core.naming import training_job_name
+from hb_core.naming import default_s3_state_uri, model_artifacts_uri, training_job_name
 from hb_core.report import rung_table, summary, summary_text
 from hb_core.rungs import bracket_weights, rung_levels
 from hb_core.runner import Tuner
@@ -136,52 +146,108 @@ def _run(args: argparse.Namespace) -> int:
     if not name:
         rule = "`a tuning job name is given (in FILE or with --name)` must hold"
         raise ConfigError("HyperParameterTuningJobName", rule, None)
-    job_dir = Path(args.job_dir) if args.job_dir else Path("hyperband_runs") / name
+    misplaced = ("--state-uri", args.state_uri) if args.backend == "local" else ("--job-dir", args.job_dir)
+    if misplaced[1] is not None:
+        raise ConfigError(misplaced[0], f"`{misplaced[0]} is not given with --backend {args.backend}` must hold",
+                          misplaced[1], hint="--job-dir is for the local backend, --state-uri for sagemaker")
+    if args.backend == "local":
+        job_dir = Path(args.job_dir) if args.job_dir else Path("hyperband_runs") / name
+        where = str(job_dir)
+        run = _run_local(config, name, job_dir, Path(args.file).resolve().parent, args.poll_interval)
+    else:
+        where = args.state_uri or default_s3_state_uri(config, name)
+        run = _run_sagemaker(config, name, where, args)
     try:
-        return asyncio.run(_run_local(config, name, job_dir, Path(args.file).resolve().parent, args.poll_interval))
+        return asyncio.run(run)
     except KeyboardInterrupt:
-        print(f"interrupted: running trials stopped; run the same command again to resume from {job_dir}",
+        print(f"interrupted: running trials stopped; run the same command again to resume from {where}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
 async def _run_local(config: TuningConfig, name: str, job_dir: Path, base_dir: Path, poll_interval: float) -> int:
-    store = LocalFileStore(job_dir)
+    backend = LocalBackend(config, job_dir, job_name=name, base_dir=base_dir)
+    parents = [LocalFileStore(job_dir.parent / parent) for parent in _parent_names(config)]
+    state = await _drive(config, name, backend, LocalFileStore(job_dir), parents, poll_interval, str(job_dir))
+    _print_result(state, str(job_dir), model_dir(job_dir, *_best(state)) if _best(state) else None)
+    return 0 if state.status is TuningStatus.COMPLETED else 1
+
+
+async def _run_sagemaker(config: TuningConfig, name: str, state_uri: str, args: argparse.Namespace) -> int:
+    from hb_core.backends._aws import AioSessionClients
+    from hb_core.backends.sagemaker import SageMakerBackend
+
+    if args.metric_source not in ("cloudwatch", "logs"):
+        raise ConfigError("--metric-source", "`--metric-source is cloudwatch or logs` must hold", args.metric_source)
+    clients = AioSessionClients(region_name=args.region, endpoint_urls={"*": args.endpoint_url} if args.endpoint_url
+                                else None)
+    store = s3_store(state_uri, clients)
+    base = state_uri.rstrip("/").rsplit("/", 1)[0] if args.state_uri else None
+    parents = [s3_store(f"{base}/{parent}" if base else default_s3_state_uri(config, parent), clients)
+               for parent in _parent_names(config)]
+    backend = SageMakerBackend(config, job_name=name, clients=clients, metric_source=args.metric_source)
+    try:
+        state = await _drive(config, name, backend, store, parents, args.poll_interval, state_uri)
+    finally:
+        for each in (store, *parents):
+            await each.close()
+    best = _best(state)
+    _print_result(state, state_uri, model_artifacts_uri(config, name, *best) if best else None)
+    return 0 if state.status is TuningStatus.COMPLETED else 1
+
+
+def s3_store(uri: str, clients: Any) -> Any:
+    """The :class:`~hb_core.backends.s3_store.S3Store` at ``s3://bucket[/prefix]``."""
+    from hb_core.backends.s3_store import S3Store
+
+    return S3Store.from_uri(uri, clients, field="--state-uri")
+
+
+async def _drive(config: TuningConfig, name: str, backend: Any, store: Any, parents: list[Any],
+                 poll_interval: float, where: str) -> TuningState:
+    """Run the tuning job to its end: the one loop of every backend. Ctrl-C stops the running trials."""
     stored = await store.load()
     if stored is not None and stored.config != config:
-        rule = f"`FILE holds the request of the tuning job in {job_dir}` must hold"
-        raise ConfigError("<file>", rule, stored.job_name, hint="give another --job-dir or --name for a new tuning job")
-    backend = LocalBackend(config, job_dir, job_name=name, base_dir=base_dir)
-    parents = [LocalFileStore(job_dir.parent / parent) for parent in
-               (config.warm_start.parent_tuning_job_names if config.warm_start else ())]
+        rule = f"`FILE holds the request of the tuning job in {where}` must hold"
+        raise ConfigError("<file>", rule, stored.job_name, hint="give another --job-dir, --state-uri or --name "
+                                                                "for a new tuning job")
     tuner = Tuner(config, backend, store, RealClock(), job_name=name, poll_interval=poll_interval,
                   table_every=TABLE_EVERY, parents=parents)
     try:
-        state = await tuner.run()
+        return await tuner.run()
     except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task, then raises KeyboardInterrupt
         logging.getLogger(__name__).warning("interrupted: stopping %d running trials", len(backend.running()))
         await backend.stop_all("the tuning job was interrupted (Ctrl-C)")
         raise
     finally:
         await backend.close()
-    _print_result(state, job_dir)
-    return 0 if state.status is TuningStatus.COMPLETED else 1
 
 
-def _print_result(state: TuningState, job_dir: Path) -> None:
+def _parent_names(config: TuningConfig) -> tuple[str, ...]:
+    return tuple(config.warm_start.parent_tuning_job_names) if config.warm_start else ()
+
+
+def _best(state: TuningState) -> tuple[str, int] | None:
+    best = state.trial(str((state.finish or {}).get("best_trial_id") or ""))
+    return (best.trial_id, best.attempt) if best is not None else None
+
+
+def _print_result(state: TuningState, where: str, model: object | None) -> None:
     """The summary, the rung table, and where the best trial's job and model are."""
     print(summary_text(state))
     if state.rungs:
         print("Rungs:")
         print(rung_table(state))
-    best = state.trial(str((state.finish or {}).get("best_trial_id") or ""))
+    best = _best(state)
     if best is not None:
-        print(f"  best job        {training_job_name(state.job_name, best.trial_id, best.attempt)}")
-        print(f"  model dir       {model_dir(job_dir, best.trial_id, best.attempt)}")
-    print(f"  job directory   {job_dir}")
+        print(f"  best job        {training_job_name(state.job_name, *best)}")
+        print(f"  model           {model}")
+    print(f"  state           {where}")
 
 
 def _show(args: argparse.Namespace) -> int:
+    if args.dir.startswith("s3://"):
+        return asyncio.run(_show_s3(args))
     root = Path(args.dir)
     candidates = [root / LocalFileStore.STATE] if (root / LocalFileStore.STATE).exists() else sorted(
         root.glob(f"*/{LocalFileStore.STATE}"), key=lambda p: p.stat().st_mtime)
@@ -190,7 +256,25 @@ def _show(args: argparse.Namespace) -> int:
     job_dir = candidates[-1].parent
     state = asyncio.run(LocalFileStore(job_dir).load())
     assert state is not None
-    _print_result(state, job_dir)
+    best = _best(state)
+    _print_result(state, str(job_dir), model_dir(job_dir, *best) if best else None)
+    return 0 if state.status is not TuningStatus.FAILED else 1
+
+
+async def _show_s3(args: argparse.Namespace) -> int:
+    from hb_core.backends._aws import AioSessionClients
+
+    clients = AioSessionClients(region_name=args.region,
+                                endpoint_urls={"*": args.endpoint_url} if args.endpoint_url else None)
+    store = s3_store(args.dir, clients)
+    try:
+        state = await store.load()
+    finally:
+        await store.close()
+    if state is None:
+        raise ConfigError("<dir>", f"`a tuning job's state prefix (holding {store.STATE})` must be given", args.dir)
+    best = _best(state)
+    _print_result(state, args.dir, model_artifacts_uri(state.config, state.job_name, *best) if best else None)
     return 0 if state.status is not TuningStatus.FAILED else 1
 
 
@@ -208,14 +292,22 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--workers", type=int, default=None, help="default: MaxParallelTrainingJobs")
     sim.add_argument("--seed", type=int, default=None, help="default: the request's RandomSeed")
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
-    run = commands.add_parser("run", help="run the tuning job for real, trials as local processes")
+    run = commands.add_parser("run", help="run the tuning job for real: local processes or SageMaker training jobs")
     run.add_argument("file")
-    run.add_argument("--backend", choices=["local"], default="local", help="where trials run (default: local)")
-    run.add_argument("--job-dir", default=None, help="state and trials (default: ./hyperband_runs/<job name>)")
-    run.add_argument("--poll-interval", type=float, default=1.0, help="seconds between decision rounds")
+    run.add_argument("--backend", choices=["local", "sagemaker"], default="local",
+                     help="where trials run (default: local)")
+    run.add_argument("--job-dir", default=None, help="local: state and trials (default: ./hyperband_runs/<job name>)")
+    run.add_argument("--state-uri", default=None,
+                     help="sagemaker: s3://bucket/prefix of the state (default: <S3OutputPath>/<job name>/hyperband)")
+    run.add_argument("--metric-source", default="cloudwatch", help="sagemaker: cloudwatch (default) or logs")
+    run.add_argument("--poll-interval", type=float, default=None,
+                     help="seconds between decision rounds (default: 1 local, 30 sagemaker)")
     run.add_argument("--name", default=None, help="tuning job name (default: HyperParameterTuningJobName)")
-    show = commands.add_parser("show", help="print the summary of a tuning job from its state directory")
+    show = commands.add_parser("show", help="print the summary of a tuning job from its state directory or S3 URI")
     show.add_argument("dir")
+    for command in (run, show):
+        command.add_argument("--endpoint-url", default=None, help="sagemaker/S3: one endpoint for every AWS call")
+        command.add_argument("--region", default=None, help="sagemaker/S3: AWS region (default: boto's chain)")
     return parser
 
 
@@ -235,6 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(plan_text(load_config(args.file)))
             return 0
         if args.command == "run":
+            if args.poll_interval is None:
+                args.poll_interval = 1.0 if args.backend == "local" else 30.0
             return _run(args)
         if args.command == "show":
             return _show(args)

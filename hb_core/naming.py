@@ -2,6 +2,11 @@
 
 That is what makes a launch idempotent: a controller that relaunches after a
 crash asks for a job that already exists, and adopts it instead of doubling it.
+
+Where a SageMaker tuning job's things live in S3 is derived the same way, from
+the request's ``OutputDataConfig.S3OutputPath``: the controller's state at
+``<S3OutputPath>/<tuning job>/hyperband`` and each training job's model at
+``<S3OutputPath>/<training job>/output/model.tar.gz`` (SageMaker's own layout).
 """
 
 from __future__ import annotations
@@ -9,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import re
 
+from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
 
-__all__ = ["JOB_NAME_PATTERN", "derived_tuning_job_name", "training_job_name"]
+__all__ = ["JOB_NAME_PATTERN", "default_s3_state_uri", "derived_tuning_job_name", "model_artifacts_uri",
+           "training_job_name"]
 
 #: SageMaker's name pattern for tuning jobs (1-32 characters) and training jobs (1-63).
 JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*\Z")  # \Z: a trailing newline does not pass
@@ -35,3 +42,27 @@ def derived_tuning_job_name(base: str, *identity: str) -> str:
     digest = hashlib.sha256("\x1f".join(identity).encode()).hexdigest()[:8]
     cleaned = re.sub(r"[^a-zA-Z0-9]+", "-", base).strip("-") or "hb"
     return f"{cleaned[: 32 - 9].rstrip('-')}-{digest}"
+
+
+def _s3_output_path(config: TuningConfig) -> str:
+    definition = config.training_job_definition
+    output = definition.raw.get("OutputDataConfig", {}).get("S3OutputPath") if definition else None
+    return str(output or "").rstrip("/")
+
+
+def default_s3_state_uri(config: TuningConfig, tuning_job_name: str) -> str:
+    """``<S3OutputPath>/<tuning job>/hyperband``: where the SageMaker backend keeps state unless told otherwise."""
+    output = _s3_output_path(config)
+    if not output:
+        raise ConfigError(
+            "TrainingJobDefinition.OutputDataConfig.S3OutputPath",
+            "an S3 output path is needed for the SageMaker backend's default state_uri (or pass state_uri)",
+            output or None,
+        )
+    return f"{output}/{tuning_job_name}/hyperband"
+
+
+def model_artifacts_uri(config: TuningConfig, tuning_job_name: str, trial_id: str, attempt: int) -> str:
+    """Where SageMaker saves the model of the trial's training job: ``<S3OutputPath>/<job>/output/model.tar.gz``."""
+    job = training_job_name(tuning_job_name, trial_id, attempt)
+    return f"{_s3_output_path(config)}/{job}/output/model.tar.gz"

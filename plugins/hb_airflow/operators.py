@@ -27,7 +27,7 @@ from hb_airflow.spec import BACKENDS, TuningSpec, build_store, build_tuner, defa
 from hb_airflow.triggers import KILL_REASON, HyperbandControllerTrigger
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
-from hb_core.naming import derived_tuning_job_name, training_job_name
+from hb_core.naming import derived_tuning_job_name, model_artifacts_uri, training_job_name
 from hb_core.report import rung_table, summary, summary_text
 from hb_core.runner import Tuner
 from hb_core.state import Trial, TuningState, TuningStatus
@@ -277,7 +277,4 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
             from hb_core.backends.local import model_dir
 
             return str(model_dir(Path(spec.state_uri), trial.trial_id, trial.attempt))
-        definition = state.config.training_job_definition
-        output = definition.raw.get("OutputDataConfig", {}).get("S3OutputPath", "") if definition else ""
-        job = training_job_name(spec.job_name, trial.trial_id, trial.attempt)
-        return f"{str(output).rstrip('/')}/{job}/output/model.tar.gz"
+        return model_artifacts_uri(state.config, spec.job_name, trial.trial_id, trial.attempt)

@@ -19,7 +19,7 @@ from hb_core.backends.clock import RealClock
 from hb_core.backends.stores import LocalFileStore, StateStore
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
-from hb_core.naming import JOB_NAME_PATTERN
+from hb_core.naming import JOB_NAME_PATTERN, default_s3_state_uri
 from hb_core.runner import Tuner
 
 __all__ = ["BACKENDS", "TuningSpec", "build_store", "build_tuner", "default_state_uri", "local_state_uri", "parent_state_uris"]
@@ -86,15 +86,7 @@ def default_state_uri(backend: str, job_name: str, config: TuningConfig) -> str:
     """Local: :func:`local_state_uri`; SageMaker: ``<S3OutputPath>/<job>/hyperband``."""
     if backend == "local":
         return local_state_uri(job_name)
-    definition = config.training_job_definition
-    output = definition.raw.get("OutputDataConfig", {}).get("S3OutputPath") if definition else None
-    if not output:
-        raise ConfigError(
-            "TrainingJobDefinition.OutputDataConfig.S3OutputPath",
-            "an S3 output path is needed for the SageMaker backend's default state_uri (or pass state_uri)",
-            output,
-        )
-    return f"{str(output).rstrip('/')}/{job_name}/hyperband"
+    return default_s3_state_uri(config, job_name)
 
 
 def parent_state_uris(backend: str, state_uri: str, default: bool, config: TuningConfig) -> list[str]:

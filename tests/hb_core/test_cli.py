@@ -77,3 +77,24 @@ def test_show_prints_the_newest_job_under_a_directory(tmp_path: Path, capsys: py
     out = capsys.readouterr().out
     assert "Tuning job shown: Completed" in out and "shown-0000-1" in out and "score=0.75" in out
     assert main(["show", str(tmp_path / "nothing-here")]) == 2
+
+
+@pytest.mark.parametrize(("args", "field"), [
+    (["--backend", "local", "--state-uri", "s3://bucket/state"], "--state-uri"),
+    (["--backend", "sagemaker", "--job-dir", "runs/x"], "--job-dir"),
+    (["--backend", "sagemaker", "--state-uri", "bucket/state"], "--state-uri"),
+    (["--backend", "sagemaker", "--metric-source", "stdout", "--state-uri", "s3://b/p"], "--metric-source"),
+])
+def test_run_refuses_options_of_the_other_backend_or_bad_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], field: str,
+) -> None:
+    assert main(["run", write(tmp_path, request()), *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {field}: ") and "must hold" in err
+
+
+def test_run_on_sagemaker_needs_an_s3_output_path_for_its_default_state(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["run", write(tmp_path, request()), "--backend", "sagemaker"]) == 2
+    assert "OutputDataConfig.S3OutputPath" in capsys.readouterr().err

@@ -578,7 +578,7 @@ async def test_hb_tune_run_survives_a_sigkilled_controller(tmp_path: Path) -> No
 
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
-    assert "reattached" in rerun.stderr and "best trial" in rerun.stdout and "model dir" in rerun.stdout
+    assert "reattached" in rerun.stderr and "best trial" in rerun.stdout and "model" in rerun.stdout
     state_final = await LocalFileStore(job_dir).load()
     assert state_final is not None and state_final.status is TuningStatus.COMPLETED
     assert len(state_final.trials) == 6 and all(t.status.ended for t in state_final.trials)

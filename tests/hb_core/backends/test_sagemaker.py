@@ -12,6 +12,8 @@ import contextlib
 import dataclasses
 import json
 import math
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -696,6 +698,57 @@ async def test_end_to_end_under_throttling_on_every_call_type(emulator: Callable
     assert {"CreateTrainingJob", "DescribeTrainingJob", "ListTrainingJobs", "GetLogEvents",
             "PutObject"} <= set(faults.calls), faults.calls
     _assert_ran_once_and_ended(emu, state)
+
+
+def test_hb_tune_runs_a_tuning_job_on_sagemaker_and_reattaches(emulator: Callable[..., Emulator], aws: str,
+                                                              tmp_path: Path) -> None:
+    """The command line, as a user runs it: ``hb-tune run --backend sagemaker`` in its own process."""
+    make_bucket(aws, BUCKET)
+    emu = emulator()
+    body = request(name="from-cli", jobs=4, parallel=2, max_resource=9, sleep=0.1)
+    path = tmp_path / "tuning.json"
+    path.write_text(json.dumps(body))
+    state_uri = f"s3://{BUCKET}/output/from-cli/hyperband"  # the default: <S3OutputPath>/<job>/hyperband
+    aws_args = ["--endpoint-url", emu.endpoint, "--region", "us-east-1"]
+    run = [sys.executable, "-m", "hb_core.cli", "run", str(path), "--backend", "sagemaker", "--metric-source", "logs",
+           "--poll-interval", "0.2", *aws_args]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=180, check=False)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "Completed" in first.stdout and f"state           {state_uri}" in first.stdout
+    state = asyncio.run(_load(aws, "output/from-cli/hyperband"))
+    assert state.status is TuningStatus.COMPLETED and len(state.trials) == 4
+    best = state.trial(str(state.finish["best_trial_id"])) if state.finish else None
+    assert best is not None
+    assert (f"model           s3://{BUCKET}/output/from-cli-{best.trial_id}-{best.attempt}/output/model.tar.gz"
+            in first.stdout)
+    _assert_ran_once_and_ended(emu, state)
+
+    created = list(emu.created)
+    again = subprocess.run(run, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert emu.created == created  # reattached to the finished job: nothing launched twice
+
+    shown = subprocess.run([sys.executable, "-m", "hb_core.cli", "show", state_uri, *aws_args], capture_output=True,
+                           text=True, timeout=60, check=False)
+    assert shown.returncode == 0 and f"best job        from-cli-{best.trial_id}-{best.attempt}" in shown.stdout
+
+    body["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"] = 5
+    path.write_text(json.dumps(body))
+    changed = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
+    assert changed.returncode == 2 and "FILE holds the request of the tuning job in " + state_uri in changed.stderr
+    missing = subprocess.run([sys.executable, "-m", "hb_core.cli", "show", f"s3://{BUCKET}/output/none", *aws_args],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert missing.returncode == 2 and "s3://tuning/output/none" in missing.stderr
+
+
+async def _load(endpoint: str, prefix: str) -> TuningState:
+    store = S3Store(BUCKET, prefix, aio_clients(endpoint))
+    try:
+        state = await store.load()
+    finally:
+        await store.close()
+    assert state is not None
+    return state
 
 
 # ---------------------------------------------------------------- helpers
