@@ -104,6 +104,14 @@ def test_aws_connection_comes_from_the_environment(services: dict[str, Any]) -> 
     assert env["AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"] == "true"
 
 
+def test_the_dashboard_reads_the_state_the_sagemaker_backend_writes(services: dict[str, Any]) -> None:
+    env = services["airflow-apiserver"]["environment"]
+    # the backend's default state_uri is <S3OutputPath>/<job>/hyperband, and the templates' S3OutputPath is this
+    assert env["AIRFLOW__HYPERBAND__STATE_ROOT"] == (
+        "${HYPERBAND_STATE_ROOT:-${HYPERBAND_S3_OUTPUT:-s3://my-bucket/hyperband/mlp}}")
+    assert env["HYPERBAND_S3_OUTPUT"] == "${HYPERBAND_S3_OUTPUT:-s3://my-bucket/hyperband/mlp}"
+
+
 def test_emulated_profile_runs_moto_and_the_emulator_without_aws(services: dict[str, Any]) -> None:
     for name in EMULATED:
         assert services[name]["profiles"] == ["emulated"]
