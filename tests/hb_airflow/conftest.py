@@ -31,9 +31,18 @@ class AirflowHome:
         """Write a DAG file, run it with ``dag.test()``, return (dag run state, what its dump task wrote).
 
         ``env`` adds variables for this run only (an ``AIRFLOW_CONN_*`` connection, say)."""
+        process = self.start_dag(module, source, env=env)
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        return self.dag_result(module, process.returncode, stdout, stderr)
+
+    def start_dag(self, module: str, source: str, *, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Write a DAG file and start ``dag.test()`` on it in a subprocess (its own session); do not wait."""
         (self.dags / f"{module}.py").write_text(textwrap.dedent(source))
-        out = self.home / f"{module}.out.json"
-        out.unlink(missing_ok=True)
+        (self.home / f"{module}.out.json").unlink(missing_ok=True)
         driver = (
             "import importlib, sys\n"
             f"sys.path.insert(0, {str(self.dags)!r})\n"
@@ -41,14 +50,31 @@ class AirflowHome:
             "run = dag.test()\n"
             "print('DAGRUN_STATE', run.state)\n"
         )
-        env = {**self.env, **(env or {}), "HB_TEST_OUT": str(out)}
-        done = subprocess.run([sys.executable, "-c", driver], env=env, capture_output=True, text=True,
-                              timeout=timeout)
-        log = done.stdout + done.stderr
+        env = {**self.env, **(env or {}), "HB_TEST_OUT": str(self.home / f"{module}.out.json")}
+        return subprocess.Popen([sys.executable, "-c", driver], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def dag_result(self, module: str, returncode: int, stdout: str, stderr: str) -> tuple[str, dict[str, Any]]:
+        """(dag run state, what its dump task wrote) of a finished ``dag.test()``; its log is kept beside it."""
+        log = stdout + stderr
         (self.home / f"{module}.log").write_text(log)
-        assert done.returncode == 0, log[-5000:]
-        state = next((line.split()[-1] for line in done.stdout.splitlines() if line.startswith("DAGRUN_STATE")), "")
+        assert returncode == 0, log[-5000:]
+        state = next((line.split()[-1] for line in stdout.splitlines() if line.startswith("DAGRUN_STATE")), "")
+        out = self.home / f"{module}.out.json"
         return state, (json.loads(out.read_text()) if out.exists() else {})
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Processes (not zombies) still in the process group a trial's supervisor leads."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
 
 
 @pytest.fixture(scope="session")

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import re
+import signal
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
-
 from hb_airflow.operators import HyperbandTuningOperator
-from hb_core.errors import ConfigError
+
+from hb_core.backends.stores import LocalFileStore
+from hb_core.errors import ConfigError, StateError
 from hb_core.naming import JOB_NAME_PATTERN
-from tests.hb_airflow.conftest import AirflowHome, tiny_request
+from hb_core.state import TuningState
+from tests.hb_airflow.conftest import AirflowHome, live_group_members, tiny_request
 
 DAG_SOURCE = """
 import json, os
@@ -124,3 +130,64 @@ def test_retrain_the_best_with_the_trial_operator(airflow_home: AirflowHome) -> 
     assert retrain["hyperparameters"] == {"x": repr(xcoms["best"]["x"])}
     assert retrain["final_metrics"]["score"] > 0.5 and "loss" in retrain["final_metrics"]
     assert (Path(retrain["model_artifacts"]) / "model.txt").read_text() == f"x={xcoms['best']['x']!r}\n"
+
+
+KILL_DAG_SOURCE = """
+import json
+import pendulum
+from airflow.sdk import DAG
+from hb_airflow.operators import HyperbandTuningOperator
+
+with DAG(dag_id={dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False) as dag:
+    HyperbandTuningOperator(task_id="tune", tuning_request=json.loads({request!r}), backend="local",
+                            state_uri={state_uri!r}, poll_interval=0.2, deferrable=False)
+"""
+
+
+def test_sigterm_to_a_worker_running_the_controller_stops_every_trial(airflow_home: AirflowHome,
+                                                                       tmp_path: Path) -> None:
+    """What a user's "mark failed" does to a non-deferrable task: Airflow's task runner gets SIGTERM and calls
+    ``on_kill``; every trial process must be gone and the job must end Failed, nothing left running."""
+    dag_id = "tiny_local_killed"
+    state_uri = tmp_path / "killed"
+    request = tiny_request(name="killed", parallel=3, jobs=9, sleep=0.5, max_resource=27)
+    source = KILL_DAG_SOURCE.format(dag_id=dag_id, request=json.dumps(request), state_uri=str(state_uri))
+    process = airflow_home.start_dag(dag_id, source)
+    try:
+        deadline = time.monotonic() + 180
+        running: list[int] = []
+        while time.monotonic() < deadline and process.poll() is None:
+            state = _load(state_uri)
+            if state is not None and sum(1 for t in state.trials if t.points and not t.status.ended) >= 2:
+                running = _trial_groups(state_uri)
+                if len(running) >= 2:
+                    break
+            time.sleep(0.1)
+        assert len(running) >= 2, "the controller never had two trials reporting"
+        process.send_signal(signal.SIGTERM)  # to the task runner's process, as the supervisor does
+        stdout, stderr = process.communicate(timeout=180)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
+    dag_state, _ = airflow_home.dag_result(dag_id, process.returncode, stdout, stderr)
+    assert dag_state == "failed"
+    state = _load(state_uri)
+    assert state is not None and state.status.value == "Failed"
+    assert "killed by a user" in (state.completion_reason or "")
+    assert all(t.status.ended for t in state.trials)
+    assert not [pid for g in _trial_groups(state_uri) for pid in live_group_members(g)], "a trial outlived on_kill"
+    log = (airflow_home.home / f"{dag_id}.log").read_text()
+    assert "killed by a user" in log
+
+
+def _load(state_uri: Path) -> TuningState | None:
+    try:
+        return asyncio.run(LocalFileStore(state_uri).load())
+    except StateError:  # caught mid-write by a reader that does not lock: try again
+        return None
+
+
+def _trial_groups(state_uri: Path) -> list[int]:
+    groups = [json.loads(p.read_text()).get("pid") for p in state_uri.rglob("pid.json")]
+    return [int(g) for g in groups if g]

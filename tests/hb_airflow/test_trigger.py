@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from hb_airflow.spec import TuningSpec
 from hb_airflow.triggers import HyperbandControllerTrigger, TuningStateTrigger
+
 from hb_core.backends.stores import LocalFileStore
 from hb_core.state import TuningState
-from tests.hb_airflow.conftest import tiny_request
+from tests.hb_airflow.conftest import live_group_members, tiny_request
 
 WAIT = 120.0  # upper bound on any wait in these tests, in seconds
 
@@ -56,19 +56,6 @@ async def wait_for(store: LocalFileStore, predicate: Callable[[TuningState], boo
 
 def launched_jobs(launches: Path) -> list[str]:
     return launches.read_text().split() if launches.exists() else []
-
-
-def live_group_members(pgid: int) -> list[int]:
-    """Processes (not zombies) still in the process group a trial's supervisor leads."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members
 
 
 @pytest.fixture
