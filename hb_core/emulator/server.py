@@ -14,9 +14,12 @@ One endpoint serves two things:
   DescribeTrainingJob really answers, although botocore's model lists
   ``ResourceNotFound``); stopping an ended job is a ``ValidationException``
   naming its status.
-- every other request (S3, CloudWatch, CloudWatch Logs, ...) is forwarded
-  unchanged to the moto server, so a client pointed at the emulator reaches
-  moto through it and every call type can be throttled.
+- every other request (S3, CloudWatch, CloudWatch Logs, and the SageMaker
+  operations it does not emulate, such as the Model Registry's, or tags of a
+  resource that is not a training job) is forwarded unchanged to the moto
+  server, so one client pointed at the emulator reaches moto through it, as
+  one AWS connection reaches every service in production, and every call
+  type can be throttled.
 
 Before either, :class:`~hb_core.emulator.faults.Faults` may answer the call
 with a throttling error or a 500 in the caller's protocol (JSON for
@@ -56,6 +59,7 @@ NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "expect",
               "proxy-authorization", "proxy-authenticate", "content-length"}
+TRAINING_OPERATIONS = ("CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob", "ListTrainingJobs")
 CBOR_PATH = re.compile(r"^/service/[^/]+/operation/([A-Za-z]+)")
 
 
@@ -223,6 +227,9 @@ class Emulator:
             if fault is not None:
                 request.reply(*error_response("json", fault))
                 return
+            if not self.emulates(operation, body):
+                self._forward(request, method, body)
+                return
             try:
                 result = self.api(operation, json.loads(body or b"{}"))
             except ApiError as exc:
@@ -261,6 +268,18 @@ class Emulator:
             request.reply(response.status, reply, data, length=length)
         finally:
             connection.close()
+
+    @staticmethod
+    def emulates(operation: str, body: bytes) -> bool:
+        """Whether the emulator answers this SageMaker call itself (else moto does): the training-job
+        operations, and tags of a training job."""
+        if operation in ("ListTags", "AddTags"):
+            try:
+                arn = str(json.loads(body or b"{}").get("ResourceArn", ""))
+            except ValueError:
+                return True  # let the emulator's own validation answer
+            return ":training-job/" in arn
+        return operation in TRAINING_OPERATIONS
 
     def api(self, operation: str, body: Mapping[str, Any]) -> dict[str, Any]:
         handler = {

@@ -78,9 +78,9 @@ class DagResult:
 
 def aws_environment(home: AirflowHome, moto: str, *, training_endpoint: str | None = None,
                     **settings: str) -> dict[str, str]:
-    """The DAG run's environment: dummy credentials, ``aws_default`` on moto (its SageMaker calls on
-    ``training_endpoint`` when given: the connection of emulated.env), ``aws_registry`` on moto, and the
-    DAG templates' ``HYPERBAND_*`` settings."""
+    """The DAG run's environment: dummy credentials, the one connection ``aws_default`` on moto (its
+    SageMaker calls on ``training_endpoint`` when given: the connection of emulated.env, whose emulator
+    passes the registry's calls on to moto), and the DAG templates' ``HYPERBAND_*`` settings."""
     assert moto.startswith("http://127.0.0.1:"), moto
     env = {k: v for k, v in home.env.items()
            if not k.startswith(("AWS_", "HYPERBAND_", "AIRFLOW_CONN_"))}
@@ -90,15 +90,13 @@ def aws_environment(home: AirflowHome, moto: str, *, training_endpoint: str | No
         assert training_endpoint.startswith("http://127.0.0.1:"), training_endpoint
         extra["service_config"] = {"sagemaker": {"endpoint_url": training_endpoint}}
     connection = {"conn_type": "aws", "extra": extra}
-    registry = {"conn_type": "aws", "extra": {"endpoint_url": moto, "region_name": REGION}}
     env.update({
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": REGION,
         "AWS_CONFIG_FILE": str(home.home / "no-aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(home.home / "no-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
         "AIRFLOW_CONN_AWS_DEFAULT": json.dumps(connection),
-        "AIRFLOW_CONN_AWS_REGISTRY": json.dumps(registry),
-        "HYPERBAND_REGISTRY_CONN_ID": "aws_registry",
+        "HYPERBAND_REGISTRY_CONN_ID": "aws_default",
         "HYPERBAND_POLL_INTERVAL": "0.5",
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),  # dag.test() serializes the DAG from its bundle
         "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",

@@ -98,7 +98,7 @@ def test_health_checks_gate_the_start_up_order(services: dict[str, Any]) -> None
 
 def test_aws_connection_comes_from_the_environment(services: dict[str, Any]) -> None:
     env = services["airflow-worker"]["environment"]
-    for key in ("AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_AWS_REGISTRY", "AWS_ACCESS_KEY_ID",
+    for key in ("AIRFLOW_CONN_AWS_DEFAULT", "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         assert env[key] == f"${{{key}:-}}", key  # interpolated from the caller's environment, empty by default
     assert env["AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"] == "true"
@@ -134,15 +134,14 @@ def test_emulated_profile_runs_moto_and_the_emulator_without_aws(services: dict[
     assert "create_bucket" in services["aws-init"]["command"][0]
 
 
-def test_emulated_env_routes_training_to_the_emulator_and_the_registry_to_moto() -> None:
+def test_emulated_env_routes_sagemaker_to_the_emulator_and_the_rest_to_moto() -> None:
     values = env_file(ROOT / "emulated.env")
     training = json.loads(values["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]
-    registry = json.loads(values["AIRFLOW_CONN_AWS_REGISTRY"])["extra"]
     assert training["endpoint_url"] == "http://aws:5000"
     assert training["service_config"]["sagemaker"]["endpoint_url"] == "http://aws:4566"
     assert training["config_kwargs"]["s3"]["addressing_style"] == "path"  # 'aws' is no bucket's DNS domain
-    assert registry["endpoint_url"] == "http://aws:5000"
-    assert values["HYPERBAND_REGISTRY_CONN_ID"] == "aws_registry"
+    assert values["HYPERBAND_REGISTRY_CONN_ID"] == "aws_default"  # the emulator passes registry calls to moto
+    assert "AIRFLOW_CONN_AWS_REGISTRY" not in values
     assert values["AWS_ACCESS_KEY_ID"] == values["AWS_SECRET_ACCESS_KEY"] == "testing"
     assert values["HYPERBAND_BACKEND"] == "sagemaker"
 

@@ -1,9 +1,9 @@
 """The pipeline DAG on the SageMaker backend without AWS: training jobs on the SageMaker emulator,
 S3, CloudWatch and the Model Registry on moto's server, all over HTTP on 127.0.0.1.
 
-The connections are those of ``emulated.env``: ``aws_default`` sends its SageMaker calls to the
-emulator (CreateTrainingJob and friends) and the rest to moto; ``aws_registry`` points at moto,
-which implements the registry calls.
+The connection is that of ``emulated.env``: ``aws_default`` sends its SageMaker calls to the
+emulator, which runs the training jobs and passes the Model Registry's calls on to moto (which
+implements them), and everything else to moto.
 """
 
 from __future__ import annotations

@@ -252,6 +252,26 @@ def test_the_api_answers_as_sagemaker_does(emulator: Callable[..., Emulator], aw
     assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "team", "Value": "ai"}, {"Key": "x", "Value": "1"}]
 
 
+def test_sagemaker_calls_it_does_not_emulate_reach_moto(emulator: Callable[..., Emulator], aws: str) -> None:
+    """One SageMaker client on the emulator serves a whole pipeline: training jobs here, the Model Registry
+    (and tags of anything but a training job) on moto, as one AWS connection reaches every service."""
+    emu = emulator(run_processes=False)
+    sm = client("sagemaker", emu.endpoint)
+    group = sm.create_model_package_group(ModelPackageGroupName="mlp", ModelPackageGroupDescription="d",
+                                          Tags=[{"Key": "team", "Value": "ml"}])["ModelPackageGroupArn"]
+    assert client("sagemaker", aws).describe_model_package_group(ModelPackageGroupName="mlp")[
+        "ModelPackageGroupArn"] == group  # it is on moto
+    assert sm.describe_model_package_group(ModelPackageGroupName="mlp")["ModelPackageGroupArn"] == group
+    assert sm.list_tags(ResourceArn=group)["Tags"] == [{"Key": "team", "Value": "ml"}]
+    sm.create_training_job(**request("tagged-0000-1"))
+    job = sm.describe_training_job(TrainingJobName="tagged-0000-1")["TrainingJobArn"]
+    assert sm.list_tags(ResourceArn=job)["Tags"] == [{"Key": "team", "Value": "ml"}]  # the emulator's own
+    with pytest.raises(ClientError) as unknown_job:  # a training job moto never saw is still the emulator's
+        client("sagemaker", aws).describe_training_job(TrainingJobName="tagged-0000-1")
+    assert unknown_job.value.response["Error"]["Code"] == "ValidationException"
+    assert emu.created == ["tagged-0000-1"]
+
+
 def test_faults_are_injected_per_operation_and_other_calls_reach_moto(
     emulator: Callable[..., Emulator], aws: str
 ) -> None:
