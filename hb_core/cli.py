@@ -169,7 +169,8 @@ async def _run_local(config: TuningConfig, name: str, job_dir: Path, base_dir: P
     backend = LocalBackend(config, job_dir, job_name=name, base_dir=base_dir)
     parents = [LocalFileStore(job_dir.parent / parent) for parent in _parent_names(config)]
     state = await _drive(config, name, backend, LocalFileStore(job_dir), parents, poll_interval, str(job_dir))
-    _print_result(state, str(job_dir), model_dir(job_dir, *_best(state)) if _best(state) else None)
+    best = _best(state)
+    _print_result(state, str(job_dir), model_dir(job_dir, *best) if best else None)
     return 0 if state.status is TuningStatus.COMPLETED else 1
 
 

@@ -185,7 +185,7 @@ def create_app() -> FastAPI:
     @app.get("/api/jobs")
     def api_jobs(user: GetUserDep, session: SessionDep) -> JSONResponse:
         rows = _visible_rows(user, session)
-        return _json({"jobs": rows, "total_entries": len(rows), "state_root": str(_root().root)})
+        return _json({"jobs": rows, "total_entries": len(rows), "state_root": state_root_setting()})
 
     @app.get("/api/jobs/{job}")
     def api_job(job: str, user: GetUserDep, session: SessionDep) -> JSONResponse:

@@ -94,8 +94,6 @@ class DecisionPage:
 class JobSource:
     """What the dashboard reads: job names, a job's state, a page of its decisions (local or S3)."""
 
-    root: object
-
     def names(self) -> list[str]:
         raise NotImplementedError
 
