@@ -54,7 +54,8 @@ bench-scale: $(STAMP)
 
 # Benchmarks against Random, Bayesian and the peers (benchmarks/run.py); one BLAS thread per process.
 # bench-quick: a few minutes, prints the table, writes benchmarks/results/quick/.
-# bench: ~40 minutes, regenerates benchmarks/results/RESULTS.md and the plots.
+# bench: ~70 minutes (plus 30-45 the first time, for the MLP curve cache), regenerates
+# benchmarks/results/RESULTS.md and the plots.
 .PHONY: bench bench-quick
 bench-quick: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -100,7 +100,7 @@ def raw(data: dict[str, Any]) -> dict[str, Any]:
 
     mlp_exact = mlp_real.EASY - 0.01
 
-    keys = ("profile", "started", "machine", "python", "timings", "total", "command", "nas_caps")
+    keys = ("profile", "started", "machine", "python", "timings", "total", "command", "nas_caps", "rerendered")
     out: dict[str, Any] = {k: data.get(k) for k in keys}
     out["real"] = [run(r, mlp_exact) for r in data.get("real") or []]
     out["mlp"] = [run(r, mlp_exact) for r in data.get("mlp") or []]
@@ -119,7 +119,7 @@ def from_raw(body: dict[str, Any]) -> dict[str, Any]:
                          r["trials"], r["epochs"], r.get("extra") or {})
 
     data = {k: body.get(k) for k in ("profile", "started", "machine", "python", "timings", "total", "nas_caps",
-                                     "command")}
+                                     "command", "rerendered")}
     data["timings"] = data["timings"] or {}
     data["real"] = [run(r) for r in body.get("real") or []]
     data["mlp"] = [run(r) for r in body.get("mlp") or []]
@@ -219,7 +219,8 @@ def results_markdown(profile: Any, data: dict[str, Any], cache: Any, *, command:
         "for the run it names.",
         "",
         *([f"Re-rendered from the run's `raw.json.gz` on {time.strftime('%Y-%m-%d %H:%M')}"
-           + (f"; parts measured again then: {', '.join(data['rerendered'])}." if data["rerendered"] else ".")]
+           + (f"; measured again or added since, in order: {'; '.join(data['rerendered'])}."
+              if data["rerendered"] else ".")]
           if data.get("rerendered") is not None else []),
         "",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",

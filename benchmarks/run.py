@@ -1,8 +1,13 @@
-"""Entry point of the benchmarks: ``make bench-quick``, ``make bench``, or the issue's full plan.
+"""Entry point of the benchmarks: ``make bench-quick``, ``make bench`` (the issue's plan), or more seeds.
 
     python benchmarks/run.py --profile quick   # a few minutes; prints the tables, writes results/quick/
-    python benchmarks/run.py --profile bench   # ~40 minutes; writes results/RESULTS.md and the plots
-    python benchmarks/run.py --profile full    # every data set, 50 / 20 seeds everywhere: hours
+    python benchmarks/run.py --profile bench   # the issue's plan: ~70 min, plus 30-45 min the first time
+                                               # (the MLP curve cache); writes results/RESULTS.md and the plots
+    python benchmarks/run.py --profile full    # bench with more MLP seeds (8 wall-clock, 80 virtual)
+
+    # add a method to a saved run, or measure one part again, and re-render:
+    python benchmarks/run.py --profile bench --from-raw benchmarks/results/raw.json.gz \
+        --parts nas --methods raytune-ASHA --note "why" --out benchmarks/results
 
 Parts, in this order (each can be skipped, see ``--help``):
 
@@ -96,12 +101,12 @@ PROFILES = {
         (100, 1000),
     ),
     "bench": Profile(
-        "bench", ALL_OURS, 5, 150.0, ALL_OURS, 10, 300.0,
+        "bench", ALL_OURS, 5, 150.0, ALL_OURS, 40, 300.0,
         NAS_ISSUE_PLAN,
         (100, 1000, 10_000),
     ),
     "full": Profile(
-        "full", ALL_OURS, 8, 180.0, ALL_OURS, 20, 300.0,
+        "full", ALL_OURS, 8, 180.0, ALL_OURS, 80, 300.0,
         NAS_ISSUE_PLAN,
         (100, 1000, 10_000),
     ),
@@ -257,6 +262,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="MLP curve cache (default: $XDG_CACHE_HOME/airflow-hyperband-bench)")
     parser.add_argument("--from-raw", type=Path, default=None,
                         help="re-render the report from a saved raw.json (with --parts '' to run nothing again)")
+    parser.add_argument("--note", dest="command_note", default=None,
+                        help="with --from-raw: what the parts run again are for (kept in the report's header)")
     parser.add_argument("--methods", default=None,
                         help="comma-separated: run only these methods (with --from-raw, their runs replace or "
                              "join the saved ones, e.g. a peer added to a saved run)")
@@ -279,7 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         opener = gzip.open if args.from_raw.suffix == ".gz" else open
         with opener(args.from_raw, "rt", encoding="utf-8") as handle:
             data = render.from_raw(json.load(handle))
-        data["rerendered"] = sorted(parts)
+        done_then = ", ".join(sorted(parts)) + (f" (only {args.methods})" if args.methods and parts else "")
+        if args.command_note:
+            done_then += f": {args.command_note}"
+        data["rerendered"] = [*(data.get("rerendered") or []), *([done_then] if parts else [])]
         if data.get("nas") and not data.get("nas_caps"):
             import nasbench
 
