@@ -175,13 +175,11 @@ async def _run_local(config: TuningConfig, name: str, job_dir: Path, base_dir: P
 
 
 async def _run_sagemaker(config: TuningConfig, name: str, state_uri: str, args: argparse.Namespace) -> int:
-    from hb_core.backends._aws import AioSessionClients
     from hb_core.backends.sagemaker import SageMakerBackend
 
     if args.metric_source not in ("cloudwatch", "logs"):
         raise ConfigError("--metric-source", "`--metric-source is cloudwatch or logs` must hold", args.metric_source)
-    clients = AioSessionClients(region_name=args.region, endpoint_urls={"*": args.endpoint_url} if args.endpoint_url
-                                else None)
+    clients = _aws_clients(args)
     store = s3_store(state_uri, clients)
     base = state_uri.rstrip("/").rsplit("/", 1)[0] if args.state_uri else None
     parents = [s3_store(f"{base}/{parent}" if base else default_s3_state_uri(config, parent), clients)
@@ -195,6 +193,14 @@ async def _run_sagemaker(config: TuningConfig, name: str, state_uri: str, args: 
     best = _best(state)
     _print_result(state, state_uri, model_artifacts_uri(config, name, *best) if best else None)
     return 0 if state.status is TuningStatus.COMPLETED else 1
+
+
+def _aws_clients(args: argparse.Namespace) -> Any:
+    """aiobotocore clients from boto's credential chain, ``--region`` and ``--endpoint-url`` (for every service)."""
+    from hb_core.backends._aws import AioSessionClients
+
+    return AioSessionClients(region_name=args.region,
+                             endpoint_urls={"*": args.endpoint_url} if args.endpoint_url else None)
 
 
 def s3_store(uri: str, clients: Any) -> Any:
@@ -263,11 +269,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 async def _show_s3(args: argparse.Namespace) -> int:
-    from hb_core.backends._aws import AioSessionClients
-
-    clients = AioSessionClients(region_name=args.region,
-                                endpoint_urls={"*": args.endpoint_url} if args.endpoint_url else None)
-    store = s3_store(args.dir, clients)
+    store = s3_store(args.dir, _aws_clients(args))
     try:
         state = await store.load()
     finally:
