@@ -41,7 +41,7 @@ from hb_core.backends.stores import LocalFileStore
 from hb_core.config import HyperbandVariant, Strategy, TuningConfig
 from hb_core.curves import CURVES, make_curve
 from hb_core.errors import ConfigError, HyperbandError
-from hb_core.naming import default_s3_state_uri, model_artifacts_uri, training_job_name
+from hb_core.naming import default_s3_state_uri, model_artifacts_uri, parent_state_uris, training_job_name
 from hb_core.report import rung_table, summary, summary_text
 from hb_core.rungs import bracket_weights, rung_levels
 from hb_core.runner import Tuner
@@ -167,7 +167,8 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _run_local(config: TuningConfig, name: str, job_dir: Path, base_dir: Path, poll_interval: float) -> int:
     backend = LocalBackend(config, job_dir, job_name=name, base_dir=base_dir)
-    parents = [LocalFileStore(job_dir.parent / parent) for parent in _parent_names(config)]
+    names = config.warm_start.parent_tuning_job_names if config.warm_start else ()
+    parents = [LocalFileStore(job_dir.parent / parent) for parent in names]  # sibling job directories
     state = await _drive(config, name, backend, LocalFileStore(job_dir), parents, poll_interval, str(job_dir))
     best = _best(state)
     _print_result(state, str(job_dir), model_dir(job_dir, *best) if best else None)
@@ -181,9 +182,8 @@ async def _run_sagemaker(config: TuningConfig, name: str, state_uri: str, args: 
         raise ConfigError("--metric-source", "`--metric-source is cloudwatch or logs` must hold", args.metric_source)
     clients = _aws_clients(args)
     store = s3_store(state_uri, clients)
-    base = state_uri.rstrip("/").rsplit("/", 1)[0] if args.state_uri else None
-    parents = [s3_store(f"{base}/{parent}" if base else default_s3_state_uri(config, parent), clients)
-               for parent in _parent_names(config)]
+    default = None if args.state_uri else (lambda parent: default_s3_state_uri(config, parent))
+    parents = [s3_store(uri, clients) for uri in parent_state_uris(config, state_uri, default)]
     backend = SageMakerBackend(config, job_name=name, clients=clients, metric_source=args.metric_source)
     try:
         state = await _drive(config, name, backend, store, parents, args.poll_interval, state_uri)
@@ -228,10 +228,6 @@ async def _drive(config: TuningConfig, name: str, backend: Any, store: Any, pare
         raise
     finally:
         await backend.close()
-
-
-def _parent_names(config: TuningConfig) -> tuple[str, ...]:
-    return tuple(config.warm_start.parent_tuning_job_names) if config.warm_start else ()
 
 
 def _best(state: TuningState) -> tuple[str, int] | None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
 
 __all__ = ["JOB_NAME_PATTERN", "default_s3_state_uri", "derived_tuning_job_name", "model_artifacts_uri",
-           "training_job_name"]
+           "parent_state_uris", "training_job_name"]
 
 #: SageMaker's name pattern for tuning jobs (1-32 characters) and training jobs (1-63).
 JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*\Z")  # \Z: a trailing newline does not pass
@@ -66,3 +67,13 @@ def model_artifacts_uri(config: TuningConfig, tuning_job_name: str, trial_id: st
     """Where SageMaker saves the model of the trial's training job: ``<S3OutputPath>/<job>/output/model.tar.gz``."""
     job = training_job_name(tuning_job_name, trial_id, attempt)
     return f"{_s3_output_path(config)}/{job}/output/model.tar.gz"
+
+
+def parent_state_uris(config: TuningConfig, state_uri: str, default: Callable[[str], str] | None) -> list[str]:
+    """Where the ``WarmStartConfig`` parents keep their state, in order: ``default(parent)`` for each (this
+    job is at its default place too), or else the siblings of ``state_uri`` (a local path or an S3 URI)."""
+    names = config.warm_start.parent_tuning_job_names if config.warm_start else ()
+    if default is not None:
+        return [default(name) for name in names]
+    base = state_uri.rstrip("/").rsplit("/", 1)[0]
+    return [f"{base}/{name}" for name in names]

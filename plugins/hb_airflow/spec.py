@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hb_core import naming
 from hb_core.backends.base import Backend
 from hb_core.backends.clock import RealClock
 from hb_core.backends.stores import LocalFileStore, StateStore
@@ -92,11 +93,8 @@ def default_state_uri(backend: str, job_name: str, config: TuningConfig) -> str:
 def parent_state_uris(backend: str, state_uri: str, default: bool, config: TuningConfig) -> list[str]:
     """Where the warm-start parents keep their state: beside this job's (a custom ``state_uri``'s
     siblings), or at each parent's default location."""
-    names = config.warm_start.parent_tuning_job_names if config.warm_start else ()
-    if default:
-        return [default_state_uri(backend, name, config) for name in names]
-    base = state_uri.rstrip("/").rsplit("/", 1)[0]
-    return [f"{base}/{name}" for name in names]
+    return naming.parent_state_uris(
+        config, state_uri, (lambda name: default_state_uri(backend, name, config)) if default else None)
 
 
 def build_store(spec: TuningSpec) -> StateStore:
