@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import math
 import statistics
@@ -35,10 +34,7 @@ from tests.helpers import config  # noqa: E402
 
 
 async def measure(trials: int, concurrent: int) -> tuple[list[tuple[int, float, int]], int, int]:
-    cfg = config("Hyperband", parallel=100, max_jobs=750, max_resource=81)
-    limits = dataclasses.replace(cfg.resource_limits, max_number_of_training_jobs=trials,
-                                 max_parallel_training_jobs=concurrent)  # past AMT's limits: load test only
-    cfg = dataclasses.replace(cfg, resource_limits=limits)
+    cfg = config("Hyperband", parallel=concurrent, max_jobs=trials, max_resource=81)  # past AMT's quotas: hb_core.amt
     clock = VirtualClock()
     backend = SimulatedBackend(mlp_accuracy, clock, cost=mlp_epoch_seconds)
     tuner = Tuner(cfg, backend, MemoryStore(), clock, job_name="load", poll_interval=math.inf)

@@ -30,9 +30,7 @@ from tests.helpers import config  # noqa: E402
 
 
 def big_run(trials: int, workers: int) -> tuple[float, int, int]:
-    cfg = config("Hyperband", parallel=min(workers, 100), max_jobs=750, max_resource=81)
-    limits = dataclasses.replace(cfg.resource_limits, max_number_of_training_jobs=trials)
-    cfg = dataclasses.replace(cfg, resource_limits=limits)  # past AMT's 750: planning only
+    cfg = config("Hyperband", parallel=workers, max_jobs=trials, max_resource=81)  # past AMT's quotas: hb_core.amt
     objective, _ = make_curve("quadratic", cfg.space)
     start = time.perf_counter()
     result = hb_core.simulate(cfg, objective, cost=mlp_epoch_seconds, n_workers=workers)

@@ -1,6 +1,6 @@
 """``hb-tune``: validate, plan, simulate and run tuning requests from the command line.
 
-    hb-tune validate FILE              exit 0, or exit 2 with the error
+    hb-tune validate FILE [--amt]      exit 0, or exit 2 with the error (--amt: also where AMT would refuse it)
     hb-tune plan FILE                  rung levels, brackets, trials, total resource
     hb-tune simulate FILE [--curve mlp|quadratic|constant] [--workers N] [--seed S] [--json]
     hb-tune run FILE [--backend local] [--job-dir DIR] [--poll-interval S] [--name NAME]
@@ -277,12 +277,30 @@ async def _show_s3(args: argparse.Namespace) -> int:
     return 0 if state.status is not TuningStatus.FAILED else 1
 
 
+def _validate(args: argparse.Namespace) -> int:
+    """Exit 0 on a valid request; with ``--amt``, exit 2 naming each place AMT itself would refuse it."""
+    config = load_config(args.file)
+    print(f"{args.file}: valid {config.strategy.value} tuning request")
+    if not args.amt:
+        return 0
+    findings = config.amt_findings()
+    for finding in findings:
+        print(f"AMT would refuse it: {finding}", file=sys.stderr)
+    if findings:
+        return EXIT_INVALID
+    print(f"{args.file}: within SageMaker AMT's quotas and API")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hb-tune", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log every decision")
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check a CreateHyperParameterTuningJob request")
     validate.add_argument("file")
+    validate.add_argument("--amt", action="store_true",
+                          help="also report where SageMaker AMT itself would refuse the request (its quotas, "
+                               "our extension keys); exit 2 if anywhere")
     plan = commands.add_parser("plan", help="print rung levels, brackets and the resource a job may spend")
     plan.add_argument("file")
     sim = commands.add_parser("simulate", help="run the tuning job in virtual time on a built-in curve family")
@@ -319,9 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("hb_core.backends").setLevel(logging.WARNING)
     try:
         if args.command == "validate":
-            config = load_config(args.file)
-            print(f"{args.file}: valid {config.strategy.value} tuning request")
-            return 0
+            return _validate(args)
         if args.command == "plan":
             print(plan_text(load_config(args.file)))
             return 0

@@ -39,8 +39,8 @@ Our extensions, in AMT's CamelCase style:
   the first static hyperparameter among ``epochs``, ``numepochs``, ``n-epochs``,
   ``n_epochs``, ``num_epochs``.
 - Top-level ``TuningJobExtensions``: ``MaxFailedTrainingJobs``,
-  ``MaxRetriesPerTrial``, ``MaxBillableSeconds``, ``MaxCost`` (see
-  :class:`Extensions`).
+  ``MaxRetriesPerTrial``, ``MaxBillableSeconds``, ``MaxCost``,
+  ``EnforceAmtQuotas`` (see :class:`Extensions`).
 
 Our choices where AMT is silent or where we differ:
 
@@ -54,6 +54,10 @@ Our choices where AMT is silent or where we differ:
   ``HyperParameterTuningJobConfig`` and the definition as ``TrainingJobDefinition``.
 - ``MaxNumberOfTrainingJobs`` is required except for Grid, where it defaults
   to the grid size.
+- AMT's service quotas (750 training jobs for Hyperband, 100 in parallel) are
+  not ours: the controller runs any count. :mod:`hb_core.amt` lists where a
+  request exceeds them (``hb-tune validate --amt``), and
+  ``TuningJobExtensions.EnforceAmtQuotas`` makes them part of validation.
 - ``Autotune`` is rejected: it asks AMT to choose the strategy, which we cannot.
 - ``StaticHyperParameters`` values may be JSON numbers or booleans; they are
   stored as strings (``3`` -> ``"3"``, ``0.1`` -> ``"0.1"``, ``true`` -> ``"true"``).
@@ -77,6 +81,7 @@ from types import MappingProxyType
 from typing import Any
 
 from hb_core import _validate as v
+from hb_core import amt
 from hb_core.errors import ConfigError
 from hb_core.rungs import rung_levels
 from hb_core.space import CategoricalParameter, SearchSpace
@@ -118,7 +123,6 @@ def resource_hyperparameter(static: Mapping[str, Any]) -> str:
     return next((key for key in EPOCH_KEYS if key in static), "epochs")
 
 MAX_RESOURCE_LIMIT = 20_000
-HYPERBAND_MAX_JOBS = 750
 MAX_HYPERPARAMETERS = 100
 INT_MAX = 2**31 - 1  # AMT's integers are 32-bit
 
@@ -138,7 +142,7 @@ HYPERBAND_KEYS = (
 RANGE_KEYS = ("ContinuousParameterRanges", "IntegerParameterRanges", "CategoricalParameterRanges")
 LIMIT_KEYS = ("MaxNumberOfTrainingJobs", "MaxParallelTrainingJobs", "MaxRuntimeInSeconds")
 CRITERIA_KEYS = ("TargetObjectiveMetricValue", "BestObjectiveNotImproving", "ConvergenceDetected")
-EXTENSION_KEYS = ("MaxFailedTrainingJobs", "MaxRetriesPerTrial", "MaxBillableSeconds", "MaxCost")
+EXTENSION_KEYS = ("MaxFailedTrainingJobs", "MaxRetriesPerTrial", "MaxBillableSeconds", "MaxCost", "EnforceAmtQuotas")
 WARM_START_KEYS = ("ParentHyperParameterTuningJobs", "WarmStartType")
 DEFINITION_KEYS = (  # AMT's HyperParameterTrainingJobDefinition
     *("DefinitionName", "TuningObjective", "HyperParameterRanges", "StaticHyperParameters"),
@@ -266,7 +270,7 @@ class ResourceLimits:
     @classmethod
     def from_dict(cls, raw: object, path: str = LIMITS) -> ResourceLimits:
         f = _fields(raw, path, LIMIT_KEYS)
-        parallel = f.integer("MaxParallelTrainingJobs", lo=1, hi=100)
+        parallel = f.integer("MaxParallelTrainingJobs", lo=1, hi=INT_MAX)  # AMT's 100: hb_core.amt
         jobs = f.integer("MaxNumberOfTrainingJobs", lo=1, hi=INT_MAX, default=None)
         return cls(jobs, parallel, f.integer("MaxRuntimeInSeconds", lo=120, hi=15_768_000, default=None))
 
@@ -407,12 +411,15 @@ class Extensions:
       interruption, capacity) are retried at most this often per trial.
     - ``MaxBillableSeconds`` (> 0): cost budget in billable instance-seconds.
     - ``MaxCost`` (> 0): cost budget in the price table's currency (SageMaker backend).
+    - ``EnforceAmtQuotas`` (``Enabled`` | ``Disabled``, default ``Disabled``): refuse a request
+      that exceeds AMT's own quotas (:mod:`hb_core.amt`), for requests that must also run on AMT.
     """
 
     max_failed_training_jobs: int | None = None
     max_retries_per_trial: int = 2
     max_billable_seconds: float | None = None
     max_cost: float | None = None
+    enforce_amt_quotas: bool = False
 
     @classmethod
     def from_dict(cls, raw: object, path: str = EXTENSIONS) -> Extensions:
@@ -422,6 +429,7 @@ class Extensions:
             f.integer("MaxRetriesPerTrial", lo=0, hi=INT_MAX, default=cls.max_retries_per_trial),
             f.number("MaxBillableSeconds", lo=0.0, strict_lo=True, default=None),
             f.number("MaxCost", lo=0.0, strict_lo=True, default=None),
+            f.choice("EnforceAmtQuotas", _Toggle, default=_Toggle.DISABLED) is _Toggle.ENABLED,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -431,6 +439,7 @@ class Extensions:
             "MaxRetriesPerTrial": None if retries == Extensions.max_retries_per_trial else retries,
             "MaxBillableSeconds": self.max_billable_seconds,
             "MaxCost": self.max_cost,
+            "EnforceAmtQuotas": _Toggle.ENABLED.value if self.enforce_amt_quotas else None,
         }
         return _without_none(entries)
 
@@ -665,7 +674,7 @@ class TuningConfig:
         job = None if definition is None else TrainingJobDefinition.from_dict(definition.obj, definition.path)
         _check_static(space, job)
         warm_start = top.get("WarmStartConfig")
-        return cls(
+        tuning = cls(
             name=name,
             strategy=strategy,
             objective=objective,
@@ -680,6 +689,21 @@ class TuningConfig:
             extensions=Extensions.from_dict(top.get(EXTENSIONS)),
             tags=() if top.get("Tags") is None else _tags(top.get("Tags")),
         )
+        if tuning.extensions.enforce_amt_quotas:
+            for finding in tuning.amt_quota_findings():
+                raise finding
+        return tuning
+
+    def amt_quota_findings(self) -> tuple[ConfigError, ...]:
+        """Where this request exceeds AMT's own quotas (:func:`hb_core.amt.quota_findings`)."""
+        limits = self.resource_limits
+        return amt.quota_findings(hyperband=self.strategy is Strategy.HYPERBAND, limits_path=LIMITS,
+                                  max_jobs=limits.max_number_of_training_jobs,
+                                  max_parallel=limits.max_parallel_training_jobs)
+
+    def amt_findings(self) -> tuple[ConfigError, ...]:
+        """Everything AMT would refuse in this request: its quotas, then our extension keys."""
+        return self.amt_quota_findings() + amt.extension_findings(self.to_dict(), HYPERBAND, EXTENSIONS)
 
     def to_dict(self) -> dict[str, Any]:
         """The request in the AMT layout; ``TuningConfig.from_dict(c.to_dict()) == c``."""
@@ -814,8 +838,4 @@ def _completed_limits(
     elif jobs is None:
         rule = "`MaxNumberOfTrainingJobs is given (it may be absent only with Grid)` must hold"
         raise ConfigError(jobs_path, rule, v.MISSING)
-    if strategy is Strategy.HYPERBAND and jobs is not None and jobs > HYPERBAND_MAX_JOBS:
-        raise ConfigError(
-            jobs_path, f"`MaxNumberOfTrainingJobs <= {HYPERBAND_MAX_JOBS} with Hyperband` must hold", jobs
-        )
     return limits

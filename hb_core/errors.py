@@ -21,7 +21,7 @@ class ConfigError(HyperbandError, ValueError):
     hold, and the value found, e.g.::
 
         HyperParameterTuningJobConfig.ResourceLimits.MaxParallelTrainingJobs:
-        `1 <= MaxParallelTrainingJobs <= 100` must hold, but got 0
+        `1 <= MaxParallelTrainingJobs <= 2147483647` must hold, but got 0
 
     ``path`` and ``rule`` are kept as attributes for programmatic use.
     """

@@ -58,7 +58,6 @@ BACKEND, INSTANCE_TYPE, MAX_PARALLEL, MAX_JOBS = "backend", "instance_type", "ma
 MAX_RESOURCE, OBJECTIVE_METRIC, OBJECTIVE_TYPE = "max_resource", "objective_metric", "objective_type"
 APPROVAL_THRESHOLD, WARM_START_TYPE = "approval_threshold", "warm_start_type"
 WARM_START_TYPES = ("TransferLearning", "IdenticalDataAndAlgorithm")
-HYPERBAND_MAX_JOBS = 750  # AMT's cap on a Hyperband tuning job's training jobs
 
 
 def load_request(tuning_request: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
@@ -102,10 +101,10 @@ def tuning_params(
         INSTANCE_TYPE: Param(definition.get("ResourceConfig", {}).get("InstanceType", "ml.m5.large"), type="string",
                              pattern=r"^ml\.[a-z0-9-]+\.[a-z0-9]+$", title="Instance type",
                              description="ResourceConfig.InstanceType of every training job (SageMaker backend)."),
-        MAX_PARALLEL: Param(limits.max_parallel_training_jobs, type="integer", minimum=1, maximum=100,
+        MAX_PARALLEL: Param(limits.max_parallel_training_jobs, type="integer", minimum=1,
                             title="Max parallel jobs", description="ResourceLimits.MaxParallelTrainingJobs."),
         MAX_JOBS: Param(limits.max_number_of_training_jobs or 10, type="integer", minimum=1,
-                        maximum=HYPERBAND_MAX_JOBS, title="Budget (training jobs)",
+                        title="Budget (training jobs)",
                         description="ResourceLimits.MaxNumberOfTrainingJobs: how many configurations to try."),
         OBJECTIVE_METRIC: Param(objective.metric_name, type="string", enum=sorted(set(metrics) | {objective.metric_name}),
                                 title="Target metric", description="The objective metric (one of MetricDefinitions)."),

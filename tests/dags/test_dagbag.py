@@ -105,8 +105,9 @@ def test_pipeline_params_have_json_schemas_for_the_trigger_form(dagbag: dict[str
     assert params["backend"]["enum"] == ["sagemaker", "local"]
     assert params["instance_type"]["type"] == "string" and params["instance_type"]["pattern"].startswith("^ml")
     parallel = params["max_parallel_jobs"]
-    assert (parallel["type"], parallel["minimum"], parallel["maximum"]) == ("integer", 1, 100)
-    assert params["max_training_jobs"]["maximum"] == 750  # AMT's Hyperband cap
+    assert (parallel["type"], parallel["minimum"]) == ("integer", 1)
+    # No AMT quota in the form: the controller runs any count (TuningJobExtensions.EnforceAmtQuotas opts in)
+    assert "maximum" not in parallel and "maximum" not in params["max_training_jobs"]
     assert params["objective_metric"]["enum"] == ["epoch", "train:loss", "validation:accuracy"]
     assert params["approval_threshold"]["type"] == ["number", "null"]
     assert params["max_resource"]["maximum"] == 20_000

@@ -98,3 +98,13 @@ def test_run_on_sagemaker_needs_an_s3_output_path_for_its_default_state(
 ) -> None:
     assert main(["run", write(tmp_path, request()), "--backend", "sagemaker"]) == 2
     assert "OutputDataConfig.S3OutputPath" in capsys.readouterr().err
+
+
+def test_validate_amt_passes_a_request_amt_would_take(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "--amt", write(tmp_path, request())]) == 0
+    assert "within SageMaker AMT's quotas and API" in capsys.readouterr().out
+    ours = request(eta=4, extensions={"MaxCost": 10})
+    assert main(["validate", "--amt", write(tmp_path, ours)]) == 2
+    err = capsys.readouterr().err
+    assert "HyperbandStrategyConfig.ReductionFactor: `the key is part of AMT's API` must hold, but got 4" in err
+    assert "TuningJobExtensions.MaxCost" in err

@@ -107,6 +107,7 @@ def valid_request() -> dict[str, Any]:
             "MaxRetriesPerTrial": 1,
             "MaxBillableSeconds": 36000,
             "MaxCost": 25.5,
+            "EnforceAmtQuotas": "Enabled",
         },
     }
 
@@ -145,7 +146,7 @@ def test_valid_request_parses_into_typed_values() -> None:
     assert c.random_seed == 42
     assert c.early_stopping_type == "Off" and c.early_stopping_type is EarlyStoppingType.OFF
     assert c.warm_start == WarmStartConfig(("parent-1",), WarmStartType.IDENTICAL_DATA_AND_ALGORITHM)
-    assert c.extensions == Extensions(3, 1, 36000.0, 25.5)
+    assert c.extensions == Extensions(3, 1, 36000.0, 25.5, enforce_amt_quotas=True)
     assert c.tags == (("team", "ml"),)
     assert c.max_resource == 27
     job = c.training_job_definition
@@ -316,14 +317,15 @@ RULES: list[tuple[str, tuple[Any, ...], Any, str, str, Any]] = [
     ("objective-list", (C, "HyperParameterTuningJobObjective"), ["Maximize"], "Objective", "is an object", {"Type": "Maximize", "MetricName": "m"}),
     # resource limits
     ("parallel-missing", (*L, "MaxParallelTrainingJobs"), DELETE, "MaxParallelTrainingJobs", "is given", 10),
-    ("parallel-zero", (*L, "MaxParallelTrainingJobs"), 0, "MaxParallelTrainingJobs", "1 <= MaxParallelTrainingJobs <= 100", 1),
-    ("parallel-101", (*L, "MaxParallelTrainingJobs"), 101, "MaxParallelTrainingJobs", "<= 100", 100),
+    ("parallel-zero", (*L, "MaxParallelTrainingJobs"), 0, "MaxParallelTrainingJobs", "1 <= MaxParallelTrainingJobs <= 2147483647", 1),
+    ("parallel-past-int32", (*L, "MaxParallelTrainingJobs"), 2**31, "MaxParallelTrainingJobs", "<= 2147483647", 100),
     ("parallel-bool", (*L, "MaxParallelTrainingJobs"), True, "MaxParallelTrainingJobs", "is an integer", "5"),
     ("parallel-text", (*L, "MaxParallelTrainingJobs"), "abc", "MaxParallelTrainingJobs", "is an integer", "5.0"),
     ("parallel-fraction", (*L, "MaxParallelTrainingJobs"), 1.5, "MaxParallelTrainingJobs", "is an integer", 2.0),
     ("parallel-nan", (*L, "MaxParallelTrainingJobs"), float("nan"), "MaxParallelTrainingJobs", "is an integer", " 3 "),
     ("jobs-zero", (*L, "MaxNumberOfTrainingJobs"), 0, "MaxNumberOfTrainingJobs", "1 <= MaxNumberOfTrainingJobs", 1),
-    ("jobs-hyperband-751", (*L, "MaxNumberOfTrainingJobs"), 751, "MaxNumberOfTrainingJobs", "<= 750 with Hyperband", 750),
+    ("parallel-amt-quota", (*L, "MaxParallelTrainingJobs"), 101, "MaxParallelTrainingJobs", "<= 100` (AMT's quota)", 100),
+    ("jobs-hyperband-amt-quota", (*L, "MaxNumberOfTrainingJobs"), 751, "MaxNumberOfTrainingJobs", "<= 750 with Hyperband` (AMT's quota)", 750),
     ("jobs-missing", (*L, "MaxNumberOfTrainingJobs"), DELETE, "MaxNumberOfTrainingJobs", "only with Grid", "1e2"),
     ("runtime-119", (*L, "MaxRuntimeInSeconds"), 119, "ResourceLimits.MaxRuntimeInSeconds", "120 <= MaxRuntimeInSeconds <= 15768000", 120),
     ("runtime-too-long", (*L, "MaxRuntimeInSeconds"), 15_768_001, "ResourceLimits.MaxRuntimeInSeconds", "<= 15768000", 15_768_000),
@@ -499,6 +501,30 @@ def test_strategy_config_only_with_hyperband(strategy: str, strategy_config: dic
     request[CONFIG]["StrategyConfig"] = strategy_config
     message = error_of(request)
     assert message.startswith(f"{CONFIG}.StrategyConfig: ") and "only when Strategy is Hyperband" in message
+
+
+def test_amt_quotas_bind_only_when_enforced_and_validate_amt_names_them() -> None:
+    request = copy.deepcopy(valid_request())
+    request[CONFIG]["ResourceLimits"].update(MaxNumberOfTrainingJobs=10_000, MaxParallelTrainingJobs=200)
+    message = error_of(request)  # valid_request enforces AMT's quotas
+    assert message.startswith(f"{CONFIG}.ResourceLimits.MaxNumberOfTrainingJobs: ") and "(AMT's quota)" in message
+    del request["TuningJobExtensions"]["EnforceAmtQuotas"]
+    config = TuningConfig.from_dict(request)
+    assert (config.resource_limits.max_number_of_training_jobs, config.resource_limits.max_parallel_training_jobs) \
+        == (10_000, 200)
+    findings = [(f.path.rpartition(".")[2], f.found) for f in config.amt_findings()]
+    assert findings == [("MaxNumberOfTrainingJobs", 10_000), ("MaxParallelTrainingJobs", 200),
+                        ("NumberOfBrackets", 2), ("Variant", "Promotion"),  # ReductionFactor 3 is the default
+                        ("ResourceMetricName", "epoch"), ("MaxFailedTrainingJobs", 3), ("MaxRetriesPerTrial", 1),
+                        ("MaxBillableSeconds", 36000), ("MaxCost", 25.5)]
+    assert all("must hold, but got" in str(f) for f in config.amt_findings())
+
+
+def test_a_plain_amt_request_has_no_amt_findings() -> None:
+    request = changed(valid_request(), (C, "StrategyConfig", "HyperbandStrategyConfig"),
+                      {"MinResource": 1, "MaxResource": 27})
+    del request["TuningJobExtensions"]
+    assert TuningConfig.from_dict(request).amt_findings() == ()
 
 
 def test_non_hyperband_strategies_have_no_750_cap_and_allow_auto_early_stopping() -> None:

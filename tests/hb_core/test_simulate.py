@@ -12,14 +12,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hb_core
+from hb_core import cli
 from hb_core.backends.clock import VirtualClock
 from hb_core.backends.simulated import SimulatedBackend
 from hb_core.backends.stores import MemoryStore
 from hb_core.curves import make_curve, mlp_accuracy, mlp_epoch_seconds
 from hb_core.runner import Tuner
 from hb_core.simulate import SimulationResult
-from hb_core.state import TuningState
-from tests.helpers import config
+from hb_core.config import TuningConfig
+from hb_core.state import TuningState, TuningStatus
+from tests.helpers import config, request
 
 VARIANTS = [{}, {"variant": "Promotion"}, {"brackets": 3}, {"brackets": 2, "variant": "Promotion"}]
 
@@ -160,3 +162,21 @@ def test_restart_from_the_store_mid_run_changes_nothing(extra: dict[str, Any]) -
         assert json.dumps([t.to_dict() for t in state.trials]) == json.dumps(
             [t.to_dict() for t in reference.state.trials]
         )
+
+
+@pytest.mark.parametrize(("trials", "workers"), [(5_000, 100), (10_000, 200)])
+def test_past_amt_quotas_from_a_validated_request(tmp_path: Any, capsys: pytest.CaptureFixture[str],
+                                                  trials: int, workers: int) -> None:
+    """AMT's quotas (750 Hyperband jobs, 100 in parallel) are not the controller's: a validated request runs."""
+    body = request("Hyperband", max_jobs=trials, parallel=workers, max_resource=9)
+    result = hb_core.simulate(TuningConfig.from_dict(body), make_curve("quadratic", config().space)[0])
+    assert len(result.trials) == trials and result.state.status is TuningStatus.COMPLETED
+    assert result.peak_running == workers
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(body))
+    assert cli.main(["validate", str(path)]) == 0
+    assert cli.main(["validate", "--amt", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"ResourceLimits.MaxNumberOfTrainingJobs: `MaxNumberOfTrainingJobs <= 750 with Hyperband` (AMT's quota) " \
+           f"must hold, but got {trials}" in err
+    assert ("MaxParallelTrainingJobs <= 100" in err) is (workers > 100)
