@@ -20,15 +20,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
-from hb_airflow.spec import TuningSpec
 from hb_core.backends._aws import default_client_config
 from hb_core.backends.s3_store import S3Store
 from hb_core.backends.sagemaker import SageMakerBackend
 from hb_core.config import TuningConfig
 
-__all__ = ["HookClients", "s3_store", "sagemaker_backend"]
+__all__ = ["AwsTarget", "HookClients", "s3_store", "sagemaker_backend"]
+
+
+class AwsTarget(Protocol):
+    """What this module reads of a :class:`hb_airflow.spec.TuningSpec` (which builds through it, so
+    this module does not import it): the connection, the region, the job and where its state lives."""
+
+    @property
+    def aws_conn_id(self) -> str | None: ...
+    @property
+    def region_name(self) -> str | None: ...
+    @property
+    def job_name(self) -> str: ...
+    @property
+    def state_uri(self) -> str: ...
 
 
 class HookClients:
@@ -56,13 +69,13 @@ class HookClients:
         return hook.get_client_type(region_name=hook.region_name, config=config, deferrable=True)
 
 
-def sagemaker_backend(spec: TuningSpec, config: TuningConfig, **options: Any) -> SageMakerBackend:
+def sagemaker_backend(spec: AwsTarget, config: TuningConfig, **options: Any) -> SageMakerBackend:
     """The SageMaker backend of ``spec``'s tuning job; ``options`` go to :class:`SageMakerBackend`
     (``metric_source``, ``price_table``, ...)."""
     clients = HookClients(spec.aws_conn_id, spec.region_name)
     return SageMakerBackend(config, job_name=spec.job_name, clients=clients, **options)
 
 
-def s3_store(spec: TuningSpec) -> S3Store:
+def s3_store(spec: AwsTarget) -> S3Store:
     """The S3 store at ``spec.state_uri`` (``s3://bucket/prefix``)."""
     return S3Store.from_uri(spec.state_uri, HookClients(spec.aws_conn_id, spec.region_name))
