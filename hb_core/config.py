@@ -113,6 +113,7 @@ CRITERIA = f"{CONFIG}.TuningJobCompletionCriteria"
 EXTENSIONS = "TuningJobExtensions"
 DEFINITION = "TrainingJobDefinition"
 
+#: SageMaker's name pattern for tuning jobs (1-32 characters) and training jobs (1-63); use ``fullmatch``.
 JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 EPOCH_KEYS = ("epochs", "numepochs", "n-epochs", "n_epochs", "num_epochs")
 

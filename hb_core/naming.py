@@ -15,20 +15,21 @@ import hashlib
 import re
 from collections.abc import Callable
 
-from hb_core.config import TuningConfig
+from hb_core.config import JOB_NAME, TuningConfig
 from hb_core.errors import ConfigError
 
 __all__ = ["JOB_NAME_PATTERN", "default_s3_state_uri", "derived_tuning_job_name", "model_artifacts_uri",
            "parent_state_uris", "training_job_name"]
 
-#: SageMaker's name pattern for tuning jobs (1-32 characters) and training jobs (1-63).
-JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*\Z")  # \Z: a trailing newline does not pass
+#: SageMaker's name pattern for tuning jobs (1-32 characters) and training jobs (1-63): the request
+#: validator's own (``hb_core.config.JOB_NAME``); match names with ``fullmatch``.
+JOB_NAME_PATTERN = JOB_NAME
 
 
 def training_job_name(tuning_job_name: str, trial_id: str, attempt: int) -> str:
     """``<tuning job>-<trial id>-<attempt>``, e.g. ``mlp-hyperband-0007-1`` (at most 63 characters)."""
     name = f"{tuning_job_name}-{trial_id}-{attempt}"
-    if len(name) > 63 or not JOB_NAME_PATTERN.match(name):
+    if len(name) > 63 or not JOB_NAME_PATTERN.fullmatch(name):
         raise ConfigError(
             "TrainingJobName", "`a 1-63 character name matching [a-zA-Z0-9](-*[a-zA-Z0-9])*` must hold", name
         )

@@ -58,7 +58,7 @@ class TuningSpec:
     backend_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if len(self.job_name) > 32 or not JOB_NAME_PATTERN.match(self.job_name):
+        if len(self.job_name) > 32 or not JOB_NAME_PATTERN.fullmatch(self.job_name):
             raise ConfigError("job_name", "`1-32 characters matching [a-zA-Z0-9](-*[a-zA-Z0-9])*` must hold",
                               self.job_name)
         if self.backend not in BACKENDS:

@@ -56,7 +56,7 @@ def test_local_tuning_dag_runs_and_pushes_results(airflow_home: AirflowHome, def
     assert summary["trial_counts"].get("Stopped", 0) >= 1  # Hyperband stopped someone
     assert set(xcoms["best_hyperparameters"]) == {"x"}
     assert xcoms["best_objective"] == summary["best_objective"] > 0.5
-    assert JOB_NAME_PATTERN.match(xcoms["best_training_job"])
+    assert JOB_NAME_PATTERN.fullmatch(xcoms["best_training_job"])
     assert xcoms["best_training_job"].startswith(xcoms["tuning_job_name"])
     assert (Path(xcoms["model_artifacts"]) / "model.txt").exists()
     assert Path(xcoms["state_uri"]).is_relative_to(airflow_home.home / "hyperband")

@@ -80,7 +80,7 @@ def test_sagemaker_path_with_a_connection_and_no_leaked_secret(
     assert summary["status"] == "Completed" and sum(summary["trial_counts"].values()) == 6
     assert summary["trial_counts"].get("Stopped", 0) >= 1
     job = xcoms["best_training_job"]
-    assert JOB_NAME_PATTERN.match(job) and job in emu.created
+    assert JOB_NAME_PATTERN.fullmatch(job) and job in emu.created
     assert len(emu.created) == len(set(emu.created))  # no training job created twice
     assert xcoms["model_artifacts"] == f"s3://hb-sm-test/output/{job}/output/model.tar.gz"
     assert xcoms["state_uri"] == f"s3://hb-sm-test/output/{xcoms['tuning_job_name']}/hyperband"

@@ -346,7 +346,7 @@ def test_job_names_are_deterministic_valid_and_distinct(tmp_path: Path) -> None:
     keys = [(t, n) for t in ("0000", "0001", "12345") for n in (1, 2, 10)]
     names = {a.training_job_name(*key) for key in keys}
     assert len(names) == 9 and names == {b.training_job_name(*key) for key in keys}
-    assert all(len(n) <= 63 and JOB_NAME_PATTERN.match(n) for n in names)
+    assert all(len(n) <= 63 and JOB_NAME_PATTERN.fullmatch(n) for n in names)
     assert a.training_job_name("0007", 2) == "x" * 32 + "-0007-2"
     with pytest.raises(ConfigError, match="TrainingJobName"):
         LocalBackend(config, tmp_path / "c", job_name="not_a valid name")
