@@ -68,11 +68,26 @@ def test_celery_deployment_has_every_airflow_3_component(services: dict[str, Any
     assert services["airflow-apiserver"]["ports"] == ["8080:8080"]
 
 
-def test_dags_plugins_and_examples_are_mounted(services: dict[str, Any]) -> None:
+def test_dags_and_examples_are_mounted(services: dict[str, Any]) -> None:
     for name in (*AIRFLOW_SERVICES, "airflow-init"):
         mounts = services[name]["volumes"]
-        assert "./dags:/opt/airflow/dags" in mounts and "./plugins:/opt/airflow/plugins" in mounts
+        assert "./dags:/opt/airflow/dags" in mounts
         assert "./examples:/opt/airflow/examples:ro" in mounts  # the DAG templates' request and scripts
+
+
+def test_one_copy_of_the_project_on_every_path(services: dict[str, Any]) -> None:
+    """The image installs hb_core and hb_airflow (its wheel); no mount may add a second copy where Python
+    finds it: Airflow puts its plugins and DAG folders on sys.path, and the first copy found would win."""
+    on_sys_path = ("/opt/airflow/plugins", "/opt/airflow/dags", "/opt/airflow/config")
+    for name, service in services.items():
+        for mount in service.get("volumes", []):
+            source, _, target = mount.partition(":")
+            target = target.split(":")[0]
+            if not source.startswith(".") or not any(target.startswith(p) for p in on_sys_path):
+                continue
+            folder = ROOT / source
+            copies = [p for p in ("hb_airflow", "hb_core") if (folder / p / "__init__.py").exists()]
+            assert not copies, f"{name} mounts {source} at {target}: a second {copies} beside the image's wheel"
     # hb_airflow registers through its entry point; the plugins-folder loader must not import it a second time
     assert "hb_airflow/" in (ROOT / "plugins" / ".airflowignore").read_text().split()
 
