@@ -49,8 +49,8 @@ def test_params_take_their_defaults_from_the_request_and_validate_input() -> Non
         "backend": "local", "instance_type": "ml.g5.xlarge", "max_parallel_jobs": 5, "max_training_jobs": 60,
         "objective_metric": "validation:accuracy", "objective_type": "Maximize", "approval_threshold": 0.9,
         "max_resource": 27}
-    for name, bad in [("backend", "ec2"), ("max_parallel_jobs", 0), ("max_parallel_jobs", 101),
-                      ("max_training_jobs", 751), ("instance_type", "m5.large"), ("objective_metric", "f1"),
+    for name, bad in [("backend", "ec2"), ("max_parallel_jobs", 0), ("max_training_jobs", 0),
+                      ("instance_type", "m5.large"), ("objective_metric", "f1"),
                       ("max_resource", 0), ("approval_threshold", "high")]:
         with pytest.raises(ParamValidationError):
             params[name].resolve(bad)
