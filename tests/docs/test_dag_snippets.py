@@ -1,0 +1,178 @@
+"""The DAG author's guide is code: every snippet in it is loaded by Airflow, and the local one is run.
+
+The guide is ``docs/dag-authors.md`` plus the README's "Use it in your DAG" section. Each snippet is a
+fenced block preceded by an HTML comment (invisible once rendered) that declares it::
+
+    <!-- snippet: {"file": "tune_my_model_locally.py", "dag_id": "tune_my_model_locally",
+                   "tasks": ["tune", "use_best"], "run": true} -->
+
+``file`` is where it goes in a temporary DAG folder (support files such as a training script or a
+request carry only ``file``); ``dag_id`` and ``tasks`` are what a DagBag must find in it; ``run``
+marks the one snippet that is run with ``dag.test()`` (it needs no AWS). Every ``python`` block of the
+guide must be a snippet, so the document is the only source of what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dags.conftest import DRIVER, DagResult
+from tests.dags.test_dagbag import parse
+from tests.hb_airflow.conftest import AirflowHome, airflow_home  # noqa: F401 - a fixture
+
+ROOT = Path(__file__).resolve().parents[2]
+GUIDE = "docs/dag-authors.md"
+README_SECTION = "## Use it in your DAG"
+#: What the guide must show in a snippet (the issue's list).
+MUST_SHOW = ("HyperbandTuningOperator", "SageMakerTrialOperator", "HyperbandTuningSensor", "TrialRungSensor",
+             "tuning_pipeline", "Param(", "aws_conn_id", 'backend="local"', 'output["best_hyperparameters"]',
+             'output["model_artifacts"]')
+
+SNIPPET = re.compile(r"<!-- snippet: (?P<meta>\{.*?\}) -->\n```(?P<lang>\w+)\n(?P<code>.*?)\n```\n", re.S)
+PYTHON_FENCE = re.compile(r"^```python\s*$", re.M)
+
+
+@dataclass(frozen=True)
+class Snippet:
+    where: str  # document:line, for messages
+    file: str
+    lang: str
+    code: str
+    dag_id: str | None = None
+    tasks: tuple[str, ...] = ()
+    run: bool = False
+
+
+def readme_section(text: str, heading: str = README_SECTION) -> str:
+    """The README section under ``heading``, up to the next second-level heading."""
+    start = text.find(f"\n{heading}\n")
+    assert start >= 0, f"the README has no {heading!r} section"
+    end = text.find("\n## ", start + len(heading) + 2)
+    return text[start:] if end < 0 else text[start:end + 1]
+
+
+def extract(text: str, document: str, offset_line: int = 0) -> list[Snippet]:
+    """The snippets of ``text``; a ``python`` block that is not a declared snippet is an error."""
+    found = []
+    for match in SNIPPET.finditer(text):
+        line = offset_line + text.count("\n", 0, match.start()) + 1
+        meta = json.loads(match["meta"])
+        unknown = set(meta) - {"file", "dag_id", "tasks", "run"}
+        assert not unknown, f"{document}:{line}: unknown snippet keys {sorted(unknown)}"
+        found.append(Snippet(f"{document}:{line}", meta["file"], match["lang"], match["code"] + "\n",
+                             meta.get("dag_id"), tuple(meta.get("tasks", ())), bool(meta.get("run", False))))
+    declared = sum(1 for s in found if s.lang == "python")
+    fences = len(PYTHON_FENCE.findall(text))
+    assert fences == declared, (f"{document}: {fences - declared} python block(s) without a "
+                                f"<!-- snippet: {{...}} --> comment right before them (every one must be tested)")
+    return found
+
+
+def guide_snippets() -> list[Snippet]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme_section(readme)
+    snippets = extract(section, "README.md", readme[:readme.find(section)].count("\n"))
+    snippets += extract((ROOT / GUIDE).read_text(encoding="utf-8"), GUIDE)
+    files = [s.file for s in snippets]
+    assert len(files) == len(set(files)), f"two snippets write the same file: {files}"
+    return snippets
+
+
+def write_folder(folder: Path, snippets: Iterable[Snippet]) -> None:
+    for snippet in snippets:
+        path = folder / snippet.file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(snippet.code, encoding="utf-8")
+
+
+SNIPPETS = guide_snippets()
+DAG_SNIPPETS = [s for s in SNIPPETS if s.dag_id]
+[RUN] = [s for s in SNIPPETS if s.run]
+
+
+@pytest.fixture(scope="module")
+def dag_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("guide") / "dags"
+    write_folder(folder, SNIPPETS)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dagbag(dag_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return parse(dag_folder, tmp_path_factory.mktemp("guide_home"))
+
+
+def test_the_guide_shows_every_operator_sensor_and_factory() -> None:
+    code = "".join(s.code for s in DAG_SNIPPETS)
+    assert [name for name in MUST_SHOW if name not in code] == []
+    assert any(s.where.startswith("README.md") and s.dag_id for s in SNIPPETS), "the README shows no DAG"
+
+
+def test_a_python_block_without_its_declaration_is_refused() -> None:
+    text = '<!-- snippet: {"file": "a.py"} -->\n```python\nx = 1\n```\n\n```python\ny = 2\n```\n'
+    with pytest.raises(AssertionError, match="1 python block"):
+        extract(text, "doc.md")
+
+
+@pytest.mark.parametrize("snippet", DAG_SNIPPETS, ids=lambda s: s.dag_id)
+def test_snippet_loads_in_a_dagbag_with_its_tasks(dagbag: dict[str, Any], snippet: Snippet) -> None:
+    errors = {Path(path).name: error for path, error in dagbag["import_errors"].items()}
+    assert snippet.file not in errors, f"{snippet.where}: {errors[snippet.file]}"
+    assert snippet.dag_id in dagbag["dags"], f"{snippet.where}: no DAG {snippet.dag_id!r} in {sorted(dagbag['dags'])}"
+    dag = dagbag["dags"][snippet.dag_id]
+    assert Path(dag["fileloc"]).name == Path(snippet.file).name
+    assert sorted(dag["tasks"]) == sorted(snippet.tasks), snippet.where
+
+
+def test_the_guide_folder_has_no_import_errors_or_warnings(dagbag: dict[str, Any]) -> None:
+    assert dagbag["import_errors"] == {}
+    assert dagbag["warnings"] == {}
+    assert set(dagbag["dags"]) == {s.dag_id for s in DAG_SNIPPETS}
+
+
+def run_snippet(home: AirflowHome, folder: Path, snippet: Snippet) -> DagResult:
+    """``dag.test()`` of the snippet's DAG file in a subprocess; its run, tasks and XComs."""
+    import subprocess
+    import sys
+
+    out = home.home / f"{snippet.dag_id}.result.json"
+    env = {**home.env, "AIRFLOW__CORE__DAGS_FOLDER": str(folder), "OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", DRIVER, str(folder / snippet.file), "{}", "-", str(out)],
+                          env=env, check=False, capture_output=True, text=True, timeout=300, cwd=str(home.home))
+    log = done.stdout + done.stderr
+    (home.home / f"{snippet.dag_id}.log").write_text(log)
+    assert done.returncode == 0 and out.exists(), log[-5000:]
+    data = json.loads(out.read_text())
+    return DagResult(data["state"], data["tasks"], data["xcoms"], None, None, log)
+
+
+def test_the_local_snippet_tunes_and_hands_the_best_model_downstream(airflow_home: AirflowHome,
+                                                                       dag_folder: Path) -> None:
+    request = json.loads(next(s.code for s in SNIPPETS if s.file.endswith("tuning.json")))
+    job = request["HyperParameterTuningJobConfig"]
+    tuned = {r["Name"] for ranges in job["ParameterRanges"].values() for r in ranges}
+
+    result = run_snippet(airflow_home, dag_folder, RUN)
+
+    assert result.state == "success", result.log[-3000:]
+    assert set(result.tasks) == set(RUN.tasks) and set(result.tasks.values()) == {"success"}
+    [tune_id] = [t for t in RUN.tasks if result.xcom(t, "summary")]
+    summary = result.xcom(tune_id, "summary")
+    assert summary["status"] == "Completed"
+    assert summary["trials"] == int(job["ResourceLimits"]["MaxNumberOfTrainingJobs"])
+    best = result.xcom(tune_id, "best_hyperparameters")
+    assert set(best) == tuned
+    [downstream] = [t for t in RUN.tasks if t != tune_id]
+    handed = result.xcom(downstream)
+    assert handed["best_hyperparameters"] == best
+    # the model the best training job saved is the one the downstream task loaded
+    assert {k: handed["model"][k] for k in tuned} == best
+    assert handed["model"]["validation_accuracy"] == pytest.approx(summary["best_objective"], abs=1e-4)
+    assert re.search(r"trial \d{4}: \w+ rung=", result.log), "no decision line in the task log"
