@@ -15,7 +15,11 @@ guide must be a snippet, so the document is the only source of what is tested.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,11 +141,67 @@ def test_the_guide_folder_has_no_import_errors_or_warnings(dagbag: dict[str, Any
     assert set(dagbag["dags"]) == {s.dag_id for s in DAG_SNIPPETS}
 
 
+#: For every tuning (or trial) task of the folder: render its templates with the DAG's param defaults
+#: (the trigger form's values), derive the job's spec and build its backend, as ``execute`` would, without
+#: launching anything. A task whose templates need a running DAG (XComs) is reported as such.
+PREFLIGHT = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from types import SimpleNamespace
+    import jinja2
+    from airflow.dag_processing.dagbag import DagBag
+    from hb_airflow.operators import HyperbandTuningOperator, run_coroutine
+    from hb_airflow.spec import build_tuner
+
+    bag = DagBag(dag_folder=sys.argv[1], bundle_path=Path(sys.argv[1]), bundle_name="dags-folder")
+    found = {}
+    for dag_id, dag in bag.dags.items():
+        for task in dag.tasks:
+            if not isinstance(task, HyperbandTuningOperator):
+                continue
+            key = f"{dag_id}.{task.task_id}"
+            try:
+                task.render_template_fields({"params": {k: dag.params[k] for k in dag.params}})
+            except (jinja2.UndefinedError, KeyError) as exc:  # a template on XComs (ti): only a run can check it
+                found[key] = f"needs a run: {type(exc).__name__}"
+                continue
+            ti = SimpleNamespace(dag_id=dag_id, run_id="manual__docs", task_id=task.task_id, map_index=-1)
+            try:
+                spec = task._spec({"ti": ti})
+                tuner = build_tuner(spec, offload=False)
+                run_coroutine(tuner.backend.close())
+                found[key] = f"valid for {spec.backend}"
+            except Exception as exc:
+                found[key] = f"invalid: {type(exc).__name__}: {exc}"
+    print("PREFLIGHT", json.dumps(found))
+""")
+
+
+@pytest.fixture(scope="module")
+def preflight(dag_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("preflight_home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "HYPERBAND_", "AWS_"))}
+    env.update({"AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dag_folder),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AWS_DEFAULT_REGION": "us-east-1"})
+    done = subprocess.run([sys.executable, "-c", PREFLIGHT, str(dag_folder)], env=env, check=False,
+                          capture_output=True, text=True, timeout=300, cwd=str(home))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    line = next(line for line in done.stdout.splitlines() if line.startswith("PREFLIGHT "))
+    return dict(json.loads(line.removeprefix("PREFLIGHT ")))
+
+
+def test_every_tuning_task_that_needs_no_xcom_is_valid_for_its_backend(preflight: dict[str, str]) -> None:
+    """What a DagBag cannot see: a templated request, and what the backend itself requires (SageMaker:
+    RoleArn, S3OutputPath, an instance type; local: the entry point on disk)."""
+    assert {k: v for k, v in preflight.items() if v.startswith("invalid")} == {}
+    checked = {k for k, v in preflight.items() if v.startswith("valid")}
+    # the README's SageMaker DAG, and the trigger form's request as its defaults render it
+    assert {"tune_my_model.tune", "tune_from_the_trigger_form.tune"} <= checked
+    assert preflight["tune_my_model.tune"] == "valid for sagemaker"
+
+
 def run_snippet(home: AirflowHome, folder: Path, snippet: Snippet) -> DagResult:
     """``dag.test()`` of the snippet's DAG file in a subprocess; its run, tasks and XComs."""
-    import subprocess
-    import sys
-
     out = home.home / f"{snippet.dag_id}.result.json"
     env = {**home.env, "AIRFLOW__CORE__DAGS_FOLDER": str(folder), "OPENBLAS_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, "-c", DRIVER, str(folder / snippet.file), "{}", "-", str(out)],
