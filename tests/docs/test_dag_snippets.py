@@ -125,6 +125,27 @@ def test_a_python_block_without_its_declaration_is_refused() -> None:
         extract(text, "doc.md")
 
 
+def github_anchor(heading: str) -> str:
+    """The id GitHub gives a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_the_guides_links_point_at_existing_files_and_headings() -> None:
+    """The README and the guide link into each other's sections; a renamed heading must not strand a reader."""
+    for document in ("README.md", GUIDE):
+        text = (ROOT / document).read_text(encoding="utf-8")
+        if document == "README.md":
+            text = readme_section(text)
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]+))?\)", text):
+            if target.startswith(("http://", "https://")):
+                continue
+            path = ((ROOT / document).parent / target).resolve() if target else ROOT / document
+            assert path.exists(), f"{document}: link to a missing file {target}"
+            if anchor:
+                headings = re.findall(r"^#+ (.+)$", path.read_text(encoding="utf-8"), re.M)
+                assert anchor in {github_anchor(h) for h in headings}, f"{document}: no heading #{anchor} in {target}"
+
+
 @pytest.mark.parametrize("snippet", DAG_SNIPPETS, ids=lambda s: s.dag_id)
 def test_snippet_loads_in_a_dagbag_with_its_tasks(dagbag: dict[str, Any], snippet: Snippet) -> None:
     errors = {Path(path).name: error for path, error in dagbag["import_errors"].items()}
@@ -221,7 +242,8 @@ def test_the_local_snippet_tunes_and_hands_the_best_model_downstream(airflow_hom
 
     result = run_snippet(airflow_home, dag_folder, RUN)
 
-    assert result.state == "success", result.log[-3000:]
+    errors = [line for line in result.log.splitlines() if re.search(r"\w+(Error|Exception|NotFound)\b", line)]
+    assert result.state == "success", f"{RUN.where}: tasks {result.tasks}; errors:\n" + "\n".join(errors[-8:])
     assert set(result.tasks) == set(RUN.tasks) and set(result.tasks.values()) == {"success"}
     [tune_id] = [t for t in RUN.tasks if result.xcom(t, "summary")]
     summary = result.xcom(tune_id, "summary")
