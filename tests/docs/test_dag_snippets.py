@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from hb_core.errors import ConfigError
 from tests.dags.conftest import DRIVER, DagResult
 from tests.dags.test_dagbag import parse
 from tests.hb_airflow.conftest import AirflowHome, airflow_home  # noqa: F401 - a fixture
@@ -234,13 +235,17 @@ def run_snippet(home: AirflowHome, folder: Path, snippet: Snippet) -> DagResult:
     return DagResult(data["state"], data["tasks"], data["xcoms"], None, None, log)
 
 
-def test_the_local_snippet_tunes_and_hands_the_best_model_downstream(airflow_home: AirflowHome,
-                                                                       dag_folder: Path) -> None:
+@pytest.fixture(scope="module")
+def local_run(airflow_home: AirflowHome, dag_folder: Path) -> DagResult:
+    """The guide's local DAG, run once with ``dag.test()``."""
+    return run_snippet(airflow_home, dag_folder, RUN)
+
+
+def test_the_local_snippet_tunes_and_hands_the_best_model_downstream(local_run: DagResult) -> None:
     request = json.loads(next(s.code for s in SNIPPETS if s.file.endswith("tuning.json")))
     job = request["HyperParameterTuningJobConfig"]
     tuned = {r["Name"] for ranges in job["ParameterRanges"].values() for r in ranges}
-
-    result = run_snippet(airflow_home, dag_folder, RUN)
+    result = local_run
 
     errors = [line for line in result.log.splitlines() if re.search(r"\w+(Error|Exception|NotFound)\b", line)]
     assert result.state == "success", f"{RUN.where}: tasks {result.tasks}; errors:\n" + "\n".join(errors[-8:])
@@ -258,3 +263,27 @@ def test_the_local_snippet_tunes_and_hands_the_best_model_downstream(airflow_hom
     assert {k: handed["model"][k] for k in tuned} == best
     assert handed["model"]["validation_accuracy"] == pytest.approx(summary["best_objective"], abs=1e-4)
     assert re.search(r"trial \d{4}: \w+ rung=", result.log), "no decision line in the task log"
+
+
+def test_the_sensors_behave_as_the_guide_says_on_the_finished_job(local_run: DagResult) -> None:
+    """Section 9: the job sensor succeeds on a Completed job; the rung sensor succeeds when the trial
+    reached the rung or ended before it (here every trial has ended)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from hb_airflow.sensors import HyperbandTuningSensor, TrialRungSensor
+
+    from hb_core.backends.stores import LocalFileStore
+
+    [tune_id] = [t for t in RUN.tasks if local_run.xcom(t, "summary")]
+    where = {"tuning_job_name": local_run.xcom(tune_id, "tuning_job_name"),
+             "state_uri": local_run.xcom(tune_id, "state_uri")}
+    context: Any = {"ti": SimpleNamespace()}  # the name and the store are given: no XCom is read
+    assert HyperbandTuningSensor(task_id="done", **where).poke(context) is True
+    state = asyncio.run(LocalFileStore(where["state_uri"]).load())
+    assert state is not None
+    top = state.config.max_resource
+    for trial in state.trials:
+        assert TrialRungSensor(task_id=f"t{trial.trial_id}", trial_id=trial.trial_id, rung=top, **where).poke(context)
+    with pytest.raises(ConfigError, match="rung"):
+        TrialRungSensor(task_id="bad", trial_id="0000", rung=0, **where)
