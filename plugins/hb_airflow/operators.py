@@ -100,9 +100,10 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
     :param backend_options: keyword arguments of the backend, JSON only (they travel to
         the triggerer). SageMaker: ``metric_source`` (``"logs"``, the values the jobs
         printed, from CloudWatch Logs, or ``"cloudwatch"``, CloudWatch metrics; the
-        default is the backend's), ``price_table`` (USD per instance-hour), ``metric_period``, ``metric_stat``, ``metric_dimension``,
-        ``metric_delay_seconds``, ``describe_concurrency``. Local: ``stop_grace_seconds``,
-        ``tail_interval``, ``env``, ``python``.
+        default is the backend's), ``price_table`` (USD per instance-hour),
+        ``metric_period``, ``metric_stat``, ``metric_dimension``, ``metric_delay_seconds``,
+        ``describe_concurrency``. Local: ``stop_grace_seconds``, ``tail_interval``, ``env``,
+        ``python``.
     :param deferrable: run the controller in the triggerer (default: ``[operators]
         default_deferrable``); when False the same loop runs on the worker.
     :param aws_conn_id: The Airflow connection used for AWS credentials, region and
@@ -132,8 +133,8 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
 
     ``on_kill`` (a user marked the running task failed or succeeded, or cleared it) stops every
     running training job and records the tuning job as ``Failed``, "the Airflow task was killed
-    by a user"; while the task is deferred, the trigger's ``on_kill`` does the same. A retry, a worker
-    crash or a triggerer restart stops nothing: the next controller adopts the running jobs.
+    by a user"; while the task is deferred, the trigger's ``on_kill`` does the same. A retry, a
+    worker crash or a triggerer restart stops nothing: the next controller adopts the running jobs.
 
     Extra links: **Hyperband dashboard** (the job's page in the Airflow UI) and **Best training
     job (SageMaker)** (the AWS console).
