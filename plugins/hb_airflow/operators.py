@@ -68,27 +68,76 @@ def _is_templated(value: object) -> bool:
 
 
 class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
-    """Tune hyperparameters with Hyperband (ASHA) on SageMaker or on local processes.
+    """Tune hyperparameters with Hyperband (ASHA): one task runs a whole tuning job, on SageMaker or locally.
+
+    ``execute`` validates the request, pushes the job's name and state location, creates the tuning
+    job (or, on a retry, reattaches to it: the name is deterministic) and launches the first trials;
+    then it defers to :class:`~hb_airflow.triggers.HyperbandControllerTrigger` (``deferrable=True``)
+    or runs the same controller loop on the worker, until the job ends. The task fails without a
+    retry (``AirflowFailException``) when the request is invalid or the tuning job ended ``Failed``;
+    the XComs are pushed first.
+
+    .. seealso::
+        The DAG author's guide, ``docs/dag-authors.md``: this operator in DAGs that a test loads and runs.
 
     :param tuning_request: the body of a SageMaker ``CreateHyperParameterTuningJob``
-        request: a dict, a JSON string, or the path of a JSON file (relative paths
-        resolve against the DAG file's folder). Templated. A request without
-        templates is validated when the DAG is parsed.
+        request: a dict, a JSON string (starting with ``{``), or the path of a JSON file
+        (relative paths resolve against the DAG file's folder). Templated; the templates
+        of a dict or a JSON string are rendered, a file's content is read as it is. A
+        request without templates is validated when the DAG is parsed.
     :param backend: ``sagemaker`` (trials are SageMaker training jobs) or ``local``
-        (trials are local processes, SageMaker script mode).
+        (trials are local processes, SageMaker script mode). Templated.
     :param tuning_job_name: the tuning job's name (templated). Default: derived from
         the request's name (or the task id) and a hash of (DAG id, run id, task id,
         map index), so a retry reattaches to the same job and each run gets its own.
-    :param state_uri: where the controller keeps its state and decision log. Default:
-        ``$AIRFLOW_HOME/hyperband/<job>`` (local) or ``<S3OutputPath>/<job>/hyperband``.
-    :param base_dir: the directory that relative paths in the request resolve
-        against (local backend). Default: the request file's folder, else the DAG's.
-    :param poll_interval: seconds between two decision rounds.
-    :param backend_options: keyword arguments of the backend, e.g. for SageMaker
-        ``{"metric_source": "logs"}`` (exact per-line metrics from CloudWatch Logs
-        instead of 1-minute CloudWatch metrics) or a ``price_table``.
+    :param state_uri: where the controller keeps its state and decision log (templated):
+        a directory, or ``s3://bucket/prefix``. Default: ``$AIRFLOW_HOME/hyperband/<job>``
+        (local) or ``<S3OutputPath>/<job>/hyperband`` (SageMaker).
+    :param base_dir: the directory that relative paths in the request
+        (``sagemaker_submit_directory``, local channels) resolve against (local backend).
+        Default: the request file's folder, else the DAG file's.
+    :param poll_interval: seconds between two decision rounds (default 30, > 0).
+    :param backend_options: keyword arguments of the backend, JSON only (they travel to
+        the triggerer). SageMaker: ``metric_source`` (``"logs"``, the values the jobs
+        printed, from CloudWatch Logs, or ``"cloudwatch"``, CloudWatch metrics; the
+        default is the backend's), ``price_table`` (USD per instance-hour),
+        ``metric_period``, ``metric_stat``, ``metric_dimension``, ``metric_delay_seconds``,
+        ``describe_concurrency``. Local: ``stop_grace_seconds``, ``tail_interval``, ``env``,
+        ``python``.
     :param deferrable: run the controller in the triggerer (default: ``[operators]
         default_deferrable``); when False the same loop runs on the worker.
+    :param aws_conn_id: The Airflow connection used for AWS credentials, region and
+        endpoints (SageMaker backend, and an ``s3://`` state). If this is ``None`` or
+        empty then the default boto3 behaviour is used. Templated.
+    :param region_name: AWS region_name. If not specified then the connection's, else
+        the default boto3 behaviour is used. Templated.
+    :param verify: accepted as by every ``AwsBaseOperator``, but not used: TLS
+        verification comes from the connection's extra.
+    :param botocore_config: accepted, but not used: the connection's botocore config is
+        (with retries turned off, as the backend retries on its own).
+
+    XComs, pushed when the task starts:
+
+    - ``tuning_job_name``: the tuning job's name (the dashboard links this task by it);
+    - ``state_uri``: where its state is.
+
+    and when the tuning job has ended (Completed or Failed):
+
+    - ``best_hyperparameters``: ``{name: value}`` of the best trial (None without one);
+    - ``best_objective``: its last objective value;
+    - ``best_training_job``: its training job's name;
+    - ``model_artifacts``: that training job's model: ``<S3OutputPath>/<training job>/output/model.tar.gz``
+      (SageMaker) or its local ``SM_MODEL_DIR`` directory;
+    - ``summary``: :func:`hb_core.report.summary` (status, reason, best trial, trial counts,
+      resource spent and saved, billable seconds, cost, decisions), also the return value.
+
+    ``on_kill`` (a user marked the running task failed or succeeded, or cleared it) stops every
+    running training job and records the tuning job as ``Failed``, "the Airflow task was killed
+    by a user"; while the task is deferred, the trigger's ``on_kill`` does the same. A retry, a
+    worker crash or a triggerer restart stops nothing: the next controller adopts the running jobs.
+
+    Extra links: **Hyperband dashboard** (the job's page in the Airflow UI) and **Best training
+    job (SageMaker)** (the AWS console).
     """
 
     aws_hook_class = SageMakerHook

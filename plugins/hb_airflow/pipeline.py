@@ -86,7 +86,18 @@ def tuning_params(
     approval_threshold: float | None = None,
     warm_start: bool = False,
 ) -> dict[str, Param]:
-    """DAG ``params`` (with JSON schemas, so the trigger form validates them) whose defaults come from the request."""
+    """DAG ``params`` (with JSON schemas, so the trigger form validates them) whose defaults come from the request.
+
+    :param tuning_request: the ``CreateHyperParameterTuningJob`` body (a dict or a JSON file's path).
+    :param backend: default of the ``backend`` param (``sagemaker`` or ``local``).
+    :param approval_threshold: default of the ``approval_threshold`` param (None: always pending).
+    :param warm_start: add the ``warm_start_type`` param.
+
+    The params: ``backend``, ``instance_type``, ``max_parallel_jobs``, ``max_training_jobs``,
+    ``objective_metric``, ``objective_type``, ``approval_threshold``, ``max_resource`` (when the
+    request has a MaxResource) and ``warm_start_type``; :func:`tuning_pipeline`'s ``configure``
+    task applies them to the request.
+    """
     request = load_request(tuning_request)
     config = TuningConfig.from_dict(request)
     if backend not in BACKENDS:
@@ -257,7 +268,19 @@ def tuning_pipeline(
     :param model_asset: an ``Asset`` the register task updates when it registers a version.
     :param aws_conn_id: the AWS connection of training jobs and S3.
     :param registry_conn_id: the AWS connection of the Model Registry (default: ``aws_conn_id``).
-    Other parameters go to the tuning and trial operators.
+    :param content_types: the model package's ``SupportedContentTypes``.
+    :param response_types: the model package's ``SupportedResponseMIMETypes``.
+    :param region_name: the AWS region (default: the connection's).
+    :param base_dir: the folder relative paths in the request resolve against (local backend;
+        default: the request file's folder).
+    :param poll_interval: seconds between two decision rounds of ``tune`` and ``retrain``.
+    :param deferrable: run ``tune`` and ``retrain`` in the triggerer (default True).
+    :param group_id: the task group's id (task ids are not prefixed with it).
+
+    Task ids: ``configure``, ``tune``, ``retrain``, ``evaluate``, with ``model_package_group``
+    also ``compare`` and ``register``, and ``summary``; ``tune`` and ``retrain`` push the XComs
+    of :class:`~hb_airflow.operators.HyperbandTuningOperator` and
+    :class:`~hb_airflow.trial.SageMakerTrialOperator`. ``docs/dag-authors.md`` shows it in a DAG.
     """
     base = load_request(tuning_request)
     objective = TuningConfig.from_dict(base).objective  # a bad request fails when the DAG is parsed

@@ -27,12 +27,29 @@ __all__ = ["HyperbandTuningSensor", "TrialRungSensor"]
 class _TuningStateSensor(BaseSensorOperator):
     """Base of the sensors: locate the state store, then poke (or defer) until ``condition()`` holds.
 
-    :param tuning_job_name: the tuning job to watch (templated; e.g. pulled from the
-        tuning task's ``tuning_job_name`` XCom).
-    :param state_uri: its state store. Default: the tuning task's ``state_uri`` XCom
-        when ``tuning_task_id`` is given, else ``$AIRFLOW_HOME/hyperband/<job>``.
-    :param tuning_task_id: the ``HyperbandTuningOperator`` task whose XComs name the job.
-    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param tuning_job_name: the tuning job to watch (templated). Default: the
+        ``tuning_job_name`` XCom of ``tuning_task_id``. One of the two is required.
+    :param state_uri: its state store, a directory or ``s3://bucket/prefix`` (templated).
+        Default: the ``state_uri`` XCom of ``tuning_task_id`` when given, else
+        ``$AIRFLOW_HOME/hyperband/<job>`` (the local backend's default). A job on the
+        SageMaker backend keeps it at ``<S3OutputPath>/<job>/hyperband``.
+    :param tuning_task_id: the ``HyperbandTuningOperator`` task of the same DAG run whose
+        XComs name the job; the sensor fails if that task has not pushed them yet.
+    :param aws_conn_id: The Airflow connection used to read an ``s3://`` state. If this is
+        ``None`` or empty then the default boto3 behaviour is used.
+    :param region_name: AWS region_name. If not specified then the connection's, else the
+        default boto3 behaviour is used.
+    :param deferrable: wait in the triggerer (:class:`~hb_airflow.triggers.TuningStateTrigger`,
+        reading the state every ``poke_interval`` seconds, up to ``timeout``). Default:
+        ``[operators] default_deferrable``.
+
+    Every other argument is ``BaseSensorOperator``'s (``poke_interval``, ``timeout``, ``mode``,
+    ``soft_fail``, ...). The sensors only read the state store, on every backend: they
+    never call SageMaker, and ``on_kill`` has nothing to stop.
+
+    Return value: when the sensor deferred, the trigger's event (what
+    :func:`~hb_airflow.triggers.condition_met` reports, plus the ``condition``); when the
+    condition held at the first check, or in poke or reschedule mode, None.
     """
 
     template_fields: Sequence[str] = ("tuning_job_name", "state_uri")
@@ -100,7 +117,14 @@ class _TuningStateSensor(BaseSensorOperator):
 
 
 class HyperbandTuningSensor(_TuningStateSensor):
-    """Waits until a tuning job ends; fails when it ended Failed."""
+    """Waits until a tuning job ends; fails when it ended ``Failed``.
+
+    Succeeds when the job is ``Completed``; fails without a retry (``AirflowFailException``, naming
+    the job and its reason) when it ended ``Failed``. It takes no argument of its own: see
+    :class:`_TuningStateSensor` (``tuning_job_name``, ``state_uri``, ``tuning_task_id``,
+    ``aws_conn_id``, ``region_name``, ``deferrable``). A deferred wait's event carries the
+    job's ``summary`` (as :func:`hb_core.report.summary`).
+    """
 
     def condition(self) -> dict[str, Any]:
         return {"kind": "job_done"}
@@ -114,8 +138,17 @@ class HyperbandTuningSensor(_TuningStateSensor):
 class TrialRungSensor(_TuningStateSensor):
     """Waits until a trial reaches resource ``rung`` (e.g. an epoch) or ends before it.
 
-    :param trial_id: the trial (``"0007"``).
-    :param rung: the resource level to wait for.
+    Succeeds in both cases: a trial Hyperband stopped, a failed one, and one of a job that ended
+    (or of a job that ended without launching it) end the wait too. A deferred wait's event says
+    which: ``reached``, the trial's ``status``, ``resource`` and last ``value`` (or ``status``
+    ``unknown_trial`` with the ``job_status``).
+
+    :param trial_id: the trial, 4 digits in launch order (``"0007"``; templated).
+    :param rung: the resource level to wait for (>= 1), e.g. an epoch count: a rung level such
+        as 9 waits for the trial to survive to that rung.
+
+    The other arguments are :class:`_TuningStateSensor`'s (``tuning_job_name``, ``state_uri``,
+    ``tuning_task_id``, ``aws_conn_id``, ``region_name``, ``deferrable``).
     """
 
     template_fields: Sequence[str] = (*_TuningStateSensor.template_fields, "trial_id")

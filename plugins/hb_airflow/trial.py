@@ -75,16 +75,34 @@ def _as_string(value: Any) -> str:
 class SageMakerTrialOperator(HyperbandTuningOperator):
     """Run one training job with the given hyperparameters and return its final metrics and artifacts.
 
-    :param training_job_definition: a ``TrainingJobDefinition`` as in the tuning request
-        (templated).
-    :param hyperparameters: the trial's hyperparameters (templated; e.g. the tuning
-        task's ``best_hyperparameters`` XCom). They override static ones.
-    :param objective_metric_name: the metric reported as the trial's objective
-        (default: the first of ``MetricDefinitions``).
-    :param resource: the budget (the ``epochs`` hyperparameter), e.g. MaxResource.
+    A :class:`~hb_airflow.operators.HyperbandTuningOperator` whose request is
+    :func:`single_trial_request`: a Grid tuning job with one configuration, named after the task
+    id. So it runs deferred or on the worker like the tuning operator, a retry reattaches to its
+    training job, and the task fails without a retry when the training job failed.
 
-    Other parameters are those of :class:`HyperbandTuningOperator` (backend,
-    state_uri, aws_conn_id, region_name, poll_interval, deferrable).
+    :param training_job_definition: a ``TrainingJobDefinition`` as in the tuning request
+        (templated), e.g. the tuning request's with the full data as its channels.
+    :param hyperparameters: the trial's hyperparameters: a dict, or JSON text (templated; e.g.
+        ``"{{ ti.xcom_pull(task_ids='tune', key='best_hyperparameters') | tojson }}"``, with
+        ``tune >> this_task``). They override static ones.
+    :param objective_metric_name: the metric reported as the trial's objective (templated;
+        default: the first of ``MetricDefinitions``).
+    :param objective_type: ``Maximize`` (default) or ``Minimize`` (templated).
+    :param resource: the budget, written to the resource hyperparameter (``epochs`` or the
+        first of its aliases among the static ones), e.g. MaxResource (templated; default: the
+        definition's value).
+
+    Other parameters are :class:`~hb_airflow.operators.HyperbandTuningOperator`'s: ``backend``,
+    ``state_uri``, ``base_dir`` (a dict definition's relative paths resolve against the DAG
+    file's folder unless given), ``aws_conn_id``, ``region_name``, ``poll_interval``,
+    ``backend_options``, ``deferrable`` and ``tuning_job_name``; not ``tuning_request``.
+
+    XComs: ``tuning_job_name`` and ``state_uri`` when the task starts; the return value when
+    the training job ended: ``{"training_job_name", "status", "hyperparameters", "resource",
+    "final_metrics", "model_artifacts", "billable_seconds"}``. ``final_metrics`` holds the
+    objective, and on the local backend every ``MetricDefinitions`` metric's last value.
+    ``on_kill`` stops the training job, as the tuning operator's does. Extra link: **Best
+    training job (SageMaker)**.
     """
 
     template_fields: Sequence[str] = (

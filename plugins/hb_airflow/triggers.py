@@ -36,9 +36,23 @@ KILL_REASON = "the Airflow task was killed by a user"
 class HyperbandControllerTrigger(BaseTrigger):
     """Runs a tuning job's controller in the triggerer until the job ends.
 
-    The event is ``{"status", "tuning_job_name", "spec", "summary"}`` when the
-    job ended (Completed or Failed), or ``{"status": "error", "message", ...}``
-    when the controller itself could not go on.
+    Built by :class:`~hb_airflow.operators.HyperbandTuningOperator` when it defers; it rebuilds
+    the backend, the state store and the :class:`~hb_core.runner.Tuner` from ``spec`` in the
+    triggerer (again after every triggerer restart, adopting the running training jobs).
+
+    :param spec: :meth:`hb_airflow.spec.TuningSpec.to_dict` of the tuning job: the rendered
+        request, the job's name, backend, ``state_uri``, ``base_dir``, ``aws_conn_id``,
+        ``region_name``, ``poll_interval``, the warm-start parents' state URIs and the
+        ``backend_options``. JSON only; credentials come from the connection.
+
+    Yields one event: ``{"status", "tuning_job_name", "spec", "summary"}`` when the job ended
+    (``status`` ``Completed`` or ``Failed``; ``summary`` as :func:`hb_core.report.summary`), or
+    ``{"status": "error", "message", "tuning_job_name", "spec"}`` when the controller itself
+    could not go on (the operator fails, and a retry reattaches).
+
+    ``on_kill`` (a user marked the deferred task failed or succeeded, or cleared it) stops every
+    running training job and records the tuning job as ``Failed``, "the Airflow task was killed
+    by a user". Any other exit (a triggerer restart or redistribution) stops nothing.
     """
 
     def __init__(self, spec: dict[str, Any]) -> None:
@@ -104,7 +118,18 @@ def condition_met(state: TuningState | None, condition: dict[str, Any]) -> tuple
 
 
 class TuningStateTrigger(BaseTrigger):
-    """Polls a tuning job's state store until a condition holds (for the deferrable sensors)."""
+    """Polls a tuning job's state store until a condition holds (for the deferrable sensors).
+
+    :param spec: :meth:`hb_airflow.spec.TuningSpec.to_dict` locating the store (``state_uri``,
+        and ``aws_conn_id``/``region_name`` for ``s3://``); the request is not used.
+    :param condition: ``{"kind": "job_done"}``, or ``{"kind": "trial_rung", "trial_id": "0007",
+        "rung": 9}`` (see :func:`condition_met`).
+    :param poll_interval: seconds between two reads of the state.
+
+    Yields one event when the condition holds: what :func:`condition_met` reports (``status``, and
+    ``summary`` for ``job_done``; ``resource``, ``value`` and ``reached`` for ``trial_rung``) plus
+    the ``condition``. It only reads: no ``on_kill``, nothing to stop.
+    """
 
     def __init__(self, spec: dict[str, Any], condition: dict[str, Any], poll_interval: float = 30.0) -> None:
         super().__init__()
