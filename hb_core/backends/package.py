@@ -46,7 +46,7 @@ class Uploaded:
 def split_s3_uri(uri: str, field: str) -> tuple[str, str]:
     """``s3://bucket[/prefix]`` as (bucket, prefix without a trailing slash)."""
     if not uri.startswith("s3://") or not uri[len("s3://"):].split("/", 1)[0]:
-        raise ConfigError(field, "`an s3://bucket[/prefix] URI` must be given", uri)
+        raise ConfigError(field, f"`{field} is an s3://bucket[/prefix] URI` must hold", uri)
     bucket, _, prefix = uri[len("s3://"):].partition("/")
     return bucket, prefix.strip("/")
 
