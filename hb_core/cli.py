@@ -5,23 +5,31 @@
     hb-tune simulate FILE [--curve mlp|quadratic|constant] [--workers N] [--seed S] [--json]
     hb-tune run FILE [--backend local] [--job-dir DIR] [--poll-interval S] [--name NAME]
     hb-tune run FILE --backend sagemaker [--state-uri S3URI] [--endpoint-url URL] [--region R]
-                     [--metric-source cloudwatch|logs] [--poll-interval S] [--name NAME]
+                     [--metric-source logs|cloudwatch] [--metric-period S] [--poll-interval S] [--name NAME]
     hb-tune show DIR|S3URI             the summary of the tuning job there (or the newest job under DIR)
+    hb-tune package DIR --s3 S3URI [--channel NAME=DIR ...] [--create-bucket]
+                                       upload DIR as S3URI/sourcedir.tar.gz and each channel under S3URI/data/NAME/
+    hb-tune emulator [--port P]        moto and the SageMaker emulator on 127.0.0.1 until Ctrl-C
 
 FILE is a ``CreateHyperParameterTuningJob`` request body in JSON. ``run`` tunes
 for real. With the local backend, trials are local processes (relative paths
 in the request resolve against FILE's directory) and the state lives in the
 job directory (default ``./hyperband_runs/<job name>``). With the SageMaker
-backend, trials are SageMaker training jobs, rung metrics come from CloudWatch
-(or the training jobs' logs), and the state lives in S3 (default
-``<S3OutputPath>/<job name>/hyperband``); credentials and region come from
-boto's usual chain (environment, profile, instance role), ``--endpoint-url``
-sends every AWS call elsewhere (the project's emulator, say). Either way,
-running the same command again reattaches to the tuning job where it was (its
-running training jobs are adopted, never started twice), and warm-start
-parents (``WarmStartConfig``) are read from their sibling job directories or
-state prefixes. Ctrl-C stops the running trials and exits 130; the saved
-state is kept.
+backend, trials are SageMaker training jobs, rung metrics come from the
+training jobs' CloudWatch Logs (default: every printed line, exact; the next
+step is a Live Tail stream, which would cut the poll out of the delay) or
+from CloudWatch metrics (exact periods only, else the logs: see
+:mod:`hb_core.backends.sagemaker`), rounds run every 5 s, and the state lives
+in S3 (default ``<S3OutputPath>/<job name>/hyperband``); credentials and
+region come from boto's usual chain (environment, profile, instance role,
+``AWS_ENDPOINT_URL``), ``--endpoint-url`` sends every AWS call elsewhere (the
+project's emulator, say). Either way, running the same command again
+reattaches to the tuning job where it was (its running training jobs are
+adopted, never started twice), and warm-start parents (``WarmStartConfig``)
+are read from their sibling job directories or state prefixes. Ctrl-C (or
+SIGTERM) aborts the tuning job: every running trial is stopped, their ends
+are awaited (at most a minute), the state ends Failed with the reason, and
+the command exits 130 (143).
 """
 
 from __future__ import annotations
@@ -258,7 +266,7 @@ async def _drive(config: TuningConfig, name: str, backend: Any, store: Any, pare
             pass
         for number in signals:  # a second Ctrl-C must not cut the abort short: it ends with its own bound
             loop.add_signal_handler(number, _again, number)
-        reason = f"the tuning job was interrupted ({signal.Signals(received[0]).name})"
+        reason = f"the tuning job was interrupted ({'Ctrl-C' if received[0] == signal.SIGINT else 'SIGTERM'})"
         log.warning("interrupted: stopping every running trial (waiting at most %.0f s)", ABORT_TIMEOUT)
         state = await tuner.abort(reason, timeout=ABORT_TIMEOUT)
         if state is not None and not state.done:

@@ -85,8 +85,8 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         against (local backend). Default: the request file's folder, else the DAG's.
     :param poll_interval: seconds between two decision rounds.
     :param backend_options: keyword arguments of the backend, e.g. for SageMaker
-        ``{"metric_source": "logs"}`` (exact per-line metrics from CloudWatch Logs
-        instead of 1-minute CloudWatch metrics) or a ``price_table``.
+        ``{"metric_source": "cloudwatch"}`` (CloudWatch metrics, exact periods only,
+        instead of the default per-line CloudWatch Logs) or a ``price_table``.
     :param deferrable: run the controller in the triggerer (default: ``[operators]
         default_deferrable``); when False the same loop runs on the worker.
     """

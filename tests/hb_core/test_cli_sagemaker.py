@@ -119,5 +119,5 @@ def test_ctrl_c_stops_every_training_job_and_ends_the_tuning_job(
         described = emu.job(job)
         assert (described["TrainingJobStatus"], described["SecondaryStatus"]) == ("Stopped", "Stopped"), job
     state, _ = asyncio.run(load(aws, f"output/{name}/hyperband"))
-    assert state.done and state.status is TuningStatus.FAILED and "interrupted (SIGINT)" in str(state.finish)
+    assert state.done and state.status is TuningStatus.FAILED and "interrupted (Ctrl-C)" in str(state.finish)
     assert all(t.status.ended for t in state.trials)
