@@ -228,7 +228,7 @@ class SageMakerBackend:
                               (describe_concurrency, metric_period))
         resource_metric = config.hyperband.resource_metric_name if config.hyperband is not None else None
         # The regexes are applied here: by the logs source, and by the CloudWatch source's fallback to the logs.
-        definition.require_local_fields(config.objective.metric_name, resource_metric=resource_metric)
+        definition.require_metric_definitions(config.objective.metric_name, resource_metric=resource_metric)
         if len(config.tags) > MAX_TAGS - 4:
             raise ConfigError("Tags", f"`len(Tags) <= {MAX_TAGS - 4}` (4 tags are ours) must hold", len(config.tags))
         naming.training_job_name(job_name, "0000", 1)  # a ConfigError now rather than at the first launch

@@ -203,6 +203,9 @@ def test_config_errors_name_the_field() -> None:
     for source in ("logs", "cloudwatch"):  # the regexes are applied here (cloudwatch: when it falls back to the logs)
         with pytest.raises(ConfigError, match="MetricDefinition"):
             backend("http://127.0.0.1:9", "", body, metric_source=source)
+    own_container = request()
+    del own_container["TrainingJobDefinition"]["StaticHyperParameters"]["sagemaker_program"]
+    assert backend("http://127.0.0.1:9", "", own_container).metric_source == "logs"  # no script mode needed
     with pytest.raises(ConfigError, match="metric_source"):
         backend("http://127.0.0.1:9", "", metric_source="stdout")
     with pytest.raises(ConfigError, match="Tags"):
