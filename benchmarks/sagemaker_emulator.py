@@ -19,6 +19,7 @@ line) and what SageMaker billed (DescribeTrainingJob):
   first rung decisions, and over all rung decisions.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/sagemaker_emulator.py [--sources logs cloudwatch]
+        [--metric-period 1] [--out benchmarks/results/SAGEMAKER_EMULATOR.md]
 
 No real AWS endpoint is ever contacted: every client has an explicit
 127.0.0.1 endpoint and dummy credentials.
@@ -81,10 +82,12 @@ def printed_lines(endpoint: str, job: str) -> list[tuple[float, int, float]]:
     return lines
 
 
-def run_one(endpoint: str, request: Path, source: str, work: Path) -> dict[str, Any]:
-    name = f"mlp-{source}"
+def run_one(endpoint: str, request: Path, source: str, work: Path, period: int | None = None) -> dict[str, Any]:
+    name = f"mlp-{source}" + (f"-{period}s" if period else "")
     command = [sys.executable, "-m", "hb_core.cli", "run", str(request), "--backend", "sagemaker",
                "--endpoint-url", endpoint, "--name", name, "--metric-source", source]
+    if period:
+        command += ["--metric-period", str(period)]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": REGION, "OPENBLAS_NUM_THREADS": "1"}
     started = time.time()
@@ -115,7 +118,7 @@ def run_one(endpoint: str, request: Path, source: str, work: Path) -> dict[str, 
     for d in rung_decisions:
         rungs.setdefault(d["rung"], set()).add(d["trial_id"])
     return {
-        "source": source,
+        "source": source + (f", {period} s periods" if period else ""),
         "wall_seconds": round(wall, 1),
         "summary": done.stdout[:done.stdout.index("  best job")] if "  best job" in done.stdout else done.stdout,
         "trials_at_rung": {r: len(ids) for r, ids in sorted(rungs.items())},
@@ -163,6 +166,8 @@ def report(result: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", nargs="+", default=["logs", "cloudwatch"], choices=["logs", "cloudwatch"])
+    parser.add_argument("--metric-period", type=int, default=None,
+                        help="cloudwatch: seconds per period (default: the command's, 60); 1 shows the exact path")
     parser.add_argument("--out", default=None, help="also write the report (markdown) here")
     args = parser.parse_args()
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -178,7 +183,8 @@ def main() -> int:
         request = work / "request.json"
         request.write_text(template.replace("<bucket>", BUCKET).replace("<role-arn>", ROLE))
         for source in args.sources:
-            results.append(run_one(endpoint, request, source, work))
+            period = args.metric_period if source == "cloudwatch" else None
+            results.append(run_one(endpoint, request, source, work, period))
             print(report(results[-1]), flush=True)
     if args.out:
         Path(args.out).write_text("\n".join(report(r) for r in results))
