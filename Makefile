@@ -52,6 +52,13 @@ demo: $(STAMP) $(DEMO_HOME)/airflow.db
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 
+# moto and the SageMaker training-job emulator together on 127.0.0.1 (README: "Tune on SageMaker from the
+# command line"); prints the endpoint and the export line for AWS clients; Ctrl-C stops both.
+EMULATOR_PORT ?= 4566
+.PHONY: emulator
+emulator: $(STAMP)
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/hb-tune emulator --port $(EMULATOR_PORT)
+
 # Benchmarks against Random, Bayesian and the peers (benchmarks/run.py); one BLAS thread per process.
 # bench-quick: a few minutes, prints the table, writes benchmarks/results/quick/.
 # bench: ~70 minutes (plus 30-45 the first time, for the MLP curve cache), regenerates

@@ -5,23 +5,31 @@
     hb-tune simulate FILE [--curve mlp|quadratic|constant] [--workers N] [--seed S] [--json]
     hb-tune run FILE [--backend local] [--job-dir DIR] [--poll-interval S] [--name NAME]
     hb-tune run FILE --backend sagemaker [--state-uri S3URI] [--endpoint-url URL] [--region R]
-                     [--metric-source cloudwatch|logs] [--poll-interval S] [--name NAME]
+                     [--metric-source logs|cloudwatch] [--metric-period S] [--poll-interval S] [--name NAME]
     hb-tune show DIR|S3URI             the summary of the tuning job there (or the newest job under DIR)
+    hb-tune package DIR --s3 S3URI [--channel NAME=DIR ...] [--create-bucket]
+                                       upload DIR as S3URI/sourcedir.tar.gz and each channel under S3URI/data/NAME/
+    hb-tune emulator [--port P]        moto and the SageMaker emulator on 127.0.0.1 until Ctrl-C
 
 FILE is a ``CreateHyperParameterTuningJob`` request body in JSON. ``run`` tunes
 for real. With the local backend, trials are local processes (relative paths
 in the request resolve against FILE's directory) and the state lives in the
 job directory (default ``./hyperband_runs/<job name>``). With the SageMaker
-backend, trials are SageMaker training jobs, rung metrics come from CloudWatch
-(or the training jobs' logs), and the state lives in S3 (default
-``<S3OutputPath>/<job name>/hyperband``); credentials and region come from
-boto's usual chain (environment, profile, instance role), ``--endpoint-url``
-sends every AWS call elsewhere (the project's emulator, say). Either way,
-running the same command again reattaches to the tuning job where it was (its
-running training jobs are adopted, never started twice), and warm-start
-parents (``WarmStartConfig``) are read from their sibling job directories or
-state prefixes. Ctrl-C stops the running trials and exits 130; the saved
-state is kept.
+backend, trials are SageMaker training jobs, rung metrics come from the
+training jobs' CloudWatch Logs (default: every printed line, exact; the next
+step is a Live Tail stream, which would cut the poll out of the delay) or
+from CloudWatch metrics (exact periods only, else the logs: see
+:mod:`hb_core.backends.sagemaker`), rounds run every 5 s, and the state lives
+in S3 (default ``<S3OutputPath>/<job name>/hyperband``); credentials and
+region come from boto's usual chain (environment, profile, instance role,
+``AWS_ENDPOINT_URL``), ``--endpoint-url`` sends every AWS call elsewhere (the
+project's emulator, say). Either way, running the same command again
+reattaches to the tuning job where it was (its running training jobs are
+adopted, never started twice), and warm-start parents (``WarmStartConfig``)
+are read from their sibling job directories or state prefixes. Ctrl-C (or
+SIGTERM) aborts the tuning job: every running trial is stopped, their ends
+are awaited (at most a minute), the state ends Failed with the reason, and
+the command exits 130 (143).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,8 +60,14 @@ from hb_core.state import TuningState, TuningStatus
 __all__ = ["main", "plan_text"]
 
 EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C
+#: Seconds between rounds on SageMaker: a rung decision lands about half of it after the line is printed. Each
+#: round makes one GetLogEvents call per running job (the Logs read quota is about 25 calls a second per account
+#: and region: 100 running jobs at 5 s use 20), one ListTrainingJobs call, and one state write to S3.
+SAGEMAKER_POLL_INTERVAL = 5.0
+ABORT_TIMEOUT = 60.0  # seconds an interrupted run waits for its stopped trials to end
 TABLE_EVERY = 20  # rounds between two rung tables in the log of ``run``
+
+log = logging.getLogger(__name__)
 
 
 def load_config(path: str) -> TuningConfig:
@@ -159,10 +174,11 @@ def _run(args: argparse.Namespace) -> int:
         run = _run_sagemaker(config, name, where, args)
     try:
         return asyncio.run(run)
-    except KeyboardInterrupt:
-        print(f"interrupted: running trials stopped; run the same command again to resume from {where}",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except (Interrupted, KeyboardInterrupt) as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        print(f"interrupted: the running trials were stopped and the tuning job ended Failed; its state is in "
+              f"{where}", file=sys.stderr)
+        return 128 + int(signum)
 
 
 async def _run_local(config: TuningConfig, name: str, job_dir: Path, base_dir: Path, poll_interval: float) -> int:
@@ -184,14 +200,15 @@ async def _run_sagemaker(config: TuningConfig, name: str, state_uri: str, args: 
     store = s3_store(state_uri, clients)
     default = None if args.state_uri else (lambda parent: default_s3_state_uri(config, parent))
     parents = [s3_store(uri, clients) for uri in parent_state_uris(config, state_uri, default)]
-    backend = SageMakerBackend(config, job_name=name, clients=clients, metric_source=args.metric_source)
+    backend = SageMakerBackend(config, job_name=name, clients=clients, metric_source=args.metric_source,
+                               metric_period=args.metric_period)
     try:
         state = await _drive(config, name, backend, store, parents, args.poll_interval, state_uri)
     finally:
         for each in (store, *parents):
             await each.close()
     best = _best(state)
-    _print_result(state, state_uri, model_artifacts_uri(config, name, *best) if best else None)
+    _print_result(state, state_uri, model_artifacts_uri(config, name, *best) if best else None, backend.notes)
     return 0 if state.status is TuningStatus.COMPLETED else 1
 
 
@@ -212,7 +229,15 @@ def s3_store(uri: str, clients: Any) -> Any:
 
 async def _drive(config: TuningConfig, name: str, backend: Any, store: Any, parents: list[Any],
                  poll_interval: float, where: str) -> TuningState:
-    """Run the tuning job to its end: the one loop of every backend. Ctrl-C stops the running trials."""
+    """Run the tuning job to its end: the one loop of every backend.
+
+    Ctrl-C (SIGINT) or SIGTERM aborts it through :meth:`Tuner.abort`, the one
+    abort path (the Airflow operator's ``on_kill`` takes it too): every running
+    trial is stopped, their ends are awaited for at most ``ABORT_TIMEOUT``
+    seconds, and the state ends Failed with the reason; then
+    :class:`Interrupted` carries the signal to :func:`main` (exit 128 + its
+    number).
+    """
     stored = await store.load()
     if stored is not None and stored.config != config:
         rule = f"`FILE holds the request of the tuning job in {where}` must hold"
@@ -220,14 +245,51 @@ async def _drive(config: TuningConfig, name: str, backend: Any, store: Any, pare
                                                                 "for a new tuning job")
     tuner = Tuner(config, backend, store, RealClock(), job_name=name, poll_interval=poll_interval,
                   table_every=TABLE_EVERY, parents=parents)
+    task = asyncio.current_task()
+    assert task is not None
+    received: list[int] = []
+
+    def on_signal(number: int) -> None:
+        received.append(number)
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for number in signals:  # our handlers, so a signal cancels the loop wherever it is waiting
+        loop.add_signal_handler(number, on_signal, number)
     try:
         return await tuner.run()
-    except asyncio.CancelledError:  # Ctrl-C: asyncio.run cancels this task, then raises KeyboardInterrupt
-        logging.getLogger(__name__).warning("interrupted: stopping %d running trials", len(backend.running()))
-        await backend.stop_all("the tuning job was interrupted (Ctrl-C)")
-        raise
+    except asyncio.CancelledError:
+        if not received:
+            raise
+        while task.uncancel():  # abort must run to its end: this cancellation is handled here
+            pass
+        for number in signals:  # a second Ctrl-C must not cut the abort short: it ends with its own bound
+            loop.add_signal_handler(number, _again, number)
+        reason = f"the tuning job was interrupted ({'Ctrl-C' if received[0] == signal.SIGINT else 'SIGTERM'})"
+        log.warning("interrupted: stopping every running trial (waiting at most %.0f s)", ABORT_TIMEOUT)
+        state = await tuner.abort(reason, timeout=ABORT_TIMEOUT)
+        if state is not None and not state.done:
+            log.warning("tuning job %s: still %s after %.0f s; its jobs were told to stop",
+                        name, state.status.value, ABORT_TIMEOUT)
+        raise Interrupted(received[0]) from None
     finally:
+        for number in signals:
+            loop.remove_signal_handler(number)
         await backend.close()
+
+
+def _again(number: int) -> None:
+    log.warning("%s again: the running trials are being stopped; waiting at most %.0f s",
+                signal.Signals(number).name, ABORT_TIMEOUT)
+
+
+class Interrupted(Exception):
+    """The tuning job was aborted by a signal (``signum``); its trials were stopped."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 def _best(state: TuningState) -> tuple[str, int] | None:
@@ -235,9 +297,12 @@ def _best(state: TuningState) -> tuple[str, int] | None:
     return (best.trial_id, best.attempt) if best is not None else None
 
 
-def _print_result(state: TuningState, where: str, model: object | None) -> None:
-    """The summary, the rung table, and where the best trial's job and model are."""
+def _print_result(state: TuningState, where: str, model: object | None, notes: Sequence[str] = ()) -> None:
+    """The summary (with the backend's ``notes`` on its metrics), the rung table, and where the best trial's job
+    and model are."""
     print(summary_text(state))
+    for note in notes:
+        print(f"  note            {note}")
     if state.rungs:
         print("Rungs:")
         print(rung_table(state))
@@ -292,6 +357,28 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _package(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from hb_core.backends.package import package
+
+    channels: dict[str, Path] = {}
+    for item in args.channel:
+        name, _, directory = item.partition("=")
+        if not name or not directory:
+            raise ConfigError("--channel", "`--channel NAME=DIR` must hold", item)
+        channels[name] = Path(directory)
+    try:
+        uploaded = package(Path(args.dir), args.s3, channels, create_bucket=args.create_bucket, region=args.region,
+                           endpoint_url=args.endpoint_url)
+    except (BotoCoreError, ClientError) as exc:
+        print(f"error: uploading to {args.s3}: {exc}", file=sys.stderr)
+        return 1
+    for each in uploaded:
+        print(f"{each.uri}  {each.files} files, {each.size} bytes  ({each.role})")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hb-tune", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log every decision")
@@ -316,13 +403,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--job-dir", default=None, help="local: state and trials (default: ./hyperband_runs/<job name>)")
     run.add_argument("--state-uri", default=None,
                      help="sagemaker: s3://bucket/prefix of the state (default: <S3OutputPath>/<job name>/hyperband)")
-    run.add_argument("--metric-source", default="cloudwatch", help="sagemaker: cloudwatch (default) or logs")
+    run.add_argument("--metric-source", default="logs",
+                     help="sagemaker: logs (default: each printed line, exact) or cloudwatch (exact periods only: "
+                          "needs ResourceMetricName, falls back to the logs)")
+    run.add_argument("--metric-period", type=int, default=60,
+                     help="sagemaker, cloudwatch: seconds per CloudWatch period (default 60, standard resolution)")
     run.add_argument("--poll-interval", type=float, default=None,
-                     help="seconds between decision rounds (default: 1 local, 30 sagemaker)")
+                     help="seconds between decision rounds (default: 1 local, 5 sagemaker)")
     run.add_argument("--name", default=None, help="tuning job name (default: HyperParameterTuningJobName)")
     show = commands.add_parser("show", help="print the summary of a tuning job from its state directory or S3 URI")
     show.add_argument("dir")
-    for command in (run, show):
+    pack = commands.add_parser("package", help="upload a script-mode source directory (sourcedir.tar.gz) and its "
+                                               "data channels to S3")
+    pack.add_argument("dir", help="the source directory (holding the entry point, sagemaker_program)")
+    pack.add_argument("--s3", required=True, help="s3://bucket/prefix: gets sourcedir.tar.gz and data/<channel>/")
+    pack.add_argument("--channel", action="append", default=[], metavar="NAME=DIR",
+                      help="a data channel's local directory, uploaded under <prefix>/data/NAME/ (repeatable)")
+    pack.add_argument("--create-bucket", action="store_true", help="create the bucket when it does not exist")
+    emulate = commands.add_parser("emulator", help="serve the SageMaker emulator and moto on 127.0.0.1 until Ctrl-C")
+    from hb_core.emulator.__main__ import add_arguments
+
+    add_arguments(emulate)
+    for command in (run, show, pack):
         command.add_argument("--endpoint-url", default=None, help="sagemaker/S3: one endpoint for every AWS call")
         command.add_argument("--region", default=None, help="sagemaker/S3: AWS region (default: boto's chain)")
     return parser
@@ -343,10 +445,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run":
             if args.poll_interval is None:
-                args.poll_interval = 1.0 if args.backend == "local" else 30.0
+                args.poll_interval = 1.0 if args.backend == "local" else SAGEMAKER_POLL_INTERVAL
             return _run(args)
         if args.command == "show":
             return _show(args)
+        if args.command == "package":
+            return _package(args)
+        if args.command == "emulator":
+            from hb_core.emulator.__main__ import serve
+
+            return serve(args)
         return _simulate(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -589,6 +589,12 @@ class TrainingJobDefinition:
         if "sagemaker_program" not in self.static_hyperparameters:
             rule = "`sagemaker_program names the entry point script` must hold"
             raise ConfigError(v.at(path, "StaticHyperParameters.sagemaker_program"), rule, v.MISSING)
+        self.require_metric_definitions(objective_metric, path, resource_metric=resource_metric)
+
+    def require_metric_definitions(
+        self, objective_metric: str, path: str = DEFINITION, *, resource_metric: str | None = None
+    ) -> None:
+        """Check that the objective (and the resource metric) have a ``MetricDefinitions`` regex to parse lines."""
         self._require_metric(objective_metric, path)
         if resource_metric is not None:
             self._require_metric(resource_metric, path)

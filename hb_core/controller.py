@@ -254,10 +254,9 @@ class _Round:
             self.trials = self.trials.set(index, self._started(trial, event.time))
         elif isinstance(event, MetricReported):
             trial = self._started(trial, event.time)
-            # Values a job prints after its stop was decided are not recorded: the trial's result is
-            # what it had when judged, whatever the time the stop takes to land.
-            if trial.status is not TrialStatus.STOPPING:
-                trial = self._metric(trial, event)
+            # Values a job prints after its stop was decided are recorded too (they enter no rung): the
+            # trial's resource is what its job trained, and its last value what AMT reports for the job.
+            trial = self._metric(trial, event)
             self.trials = self.trials.set(index, trial)
         elif isinstance(event, TrialCompleted):
             self._completed(index, self._bill(trial, event.time, event.billable_seconds))

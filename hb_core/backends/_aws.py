@@ -21,8 +21,9 @@ Terms:
   its subject (a job name, an S3 key) and the AWS error code.
 - *metric cursor*: how far one training job's metrics have been read
   (:class:`MetricCursor`). :class:`CloudWatchMetrics` reads many jobs at once,
-  500 ``GetMetricData`` queries per call; :class:`LogLines` reads one job's
-  CloudWatch Logs stream forward. Both hand out each point or line once.
+  500 ``GetMetricData`` queries per call, and hands out a period only when it
+  is one epoch's value (else :class:`Inexact`); :class:`LogLines` reads one
+  job's CloudWatch Logs stream forward. Both hand out each point or line once.
 
 No airflow here: this module sits in ``hb_core.backends``.
 """
@@ -61,6 +62,7 @@ __all__ = [
     "AwsClients",
     "ClientPool",
     "CloudWatchMetrics",
+    "Inexact",
     "LogLines",
     "MetricCursor",
     "RetryPolicy",
@@ -325,74 +327,121 @@ async def get_metric_data(
 class MetricCursor:
     """How far one training job's metrics have been read.
 
-    CloudWatch: ``emitted`` holds the bucket timestamps already handed out and
-    ``last_ts`` the newest; its window starts a period before ``created``
-    (wall time). Logs: the stream found, and the forward token reached in it.
+    CloudWatch: ``emitted`` holds the bucket timestamps already handed out,
+    ``last_ts`` the newest, and ``last_resource`` the resource of the newest
+    point handed out (``from_resource`` at first); its window starts a period
+    before ``created`` (wall time). Logs: the stream found, and the forward
+    token reached in it.
     """
 
     job_name: str
     created: float
+    from_resource: int = 0
     emitted: set[float] = field(default_factory=set)
     last_ts: float | None = None
+    last_resource: int | None = None
     log_stream: str | None = None
     log_token: str | None = None
 
 
-class CloudWatchMetrics:
-    """Training-job metrics from CloudWatch, for many jobs at once.
+@dataclass(frozen=True)
+class Bucket:
+    """One period of one job: the objective's ``SampleCount``, ``Minimum`` and ``Maximum``, and the resource
+    metric's ``Minimum`` and ``Maximum`` (None when the period holds no resource value)."""
 
-    One :meth:`read` makes ``ceil(n / 500)`` GetMetricData calls for n jobs
-    (``ceil(2n / 500)`` with a resource metric), more only when a result is
-    paginated. Queries use ``Period=period`` and ``Stat=stat`` on
+    count: float
+    low: float
+    high: float
+    resource_low: float | None
+    resource_high: float | None
+
+    def exact(self) -> bool:
+        """Every sample in the period is one epoch's value: one sample, or copies of one (value, epoch) pair."""
+        return (self.count >= 1 and self.low == self.high and self.resource_low is not None
+                and self.resource_low == self.resource_high and math.isfinite(self.resource_low))
+
+
+#: (query id prefix, metric role, statistic) of the queries read per job.
+BUCKET_QUERIES = (("n", "objective", "SampleCount"), ("lo", "objective", "Minimum"), ("hi", "objective", "Maximum"),
+                  ("rlo", "resource", "Minimum"), ("rhi", "resource", "Maximum"))
+
+
+class Inexact(Exception):
+    """CloudWatch cannot give a job's values one epoch at a time (the reason says why)."""
+
+
+class CloudWatchMetrics:
+    """Training-job metrics from CloudWatch, for many jobs at once, handed out only when exact.
+
+    A CloudWatch datapoint is a period's aggregate: when a job prints several
+    epochs within one period (standard-resolution metrics have 1-minute
+    periods), no statistic of it is one epoch's value. So per job and period
+    this reads the objective's ``SampleCount``, ``Minimum`` and ``Maximum`` and
+    the resource metric's (``ResourceMetricName``, the printed epoch)
+    ``Minimum`` and ``Maximum``: five queries a job, ``ceil(5n / 500)``
+    GetMetricData calls for n jobs (more only when a result is paginated). A
+    period is *exact* when all its samples are one (value, epoch) pair (one
+    sample, or copies of it); its point is that value at that epoch. The
+    resource always comes from the printed epoch, never from a count of
+    datapoints.
+
+    :meth:`read` raises :class:`Inexact` when a closed period is not exact
+    (several epochs in it, an objective value without its epoch), when an
+    epoch is skipped (a gap after ``last_resource``), or when a point arrives
+    in a period older than the newest handed out (late): the caller then reads
+    the training jobs' logs instead. Queries use ``Period=period`` on
     ``dimension`` (``Host=<job>/algo-1``, or ``TrainingJobName=<job>``); the
     window's bounds are aligned to the period, so a bucket has the same
-    timestamp in every call. A datapoint is handed out once its bucket is
-    closed (``timestamp + period <= now - delay_seconds``, or the job ended),
-    in ascending timestamps; a timestamp already handed out (a duplicate) is
-    skipped, and one older than the newest handed out (late, out of order) is
-    dropped with a warning, so a job's points never repeat or go back.
+    timestamp in every call. A period is handed out once it is closed
+    (``timestamp + period <= now - delay_seconds``, or the job ended), in
+    ascending timestamps; a period already handed out is skipped when read
+    again.
     """
 
     def __init__(
-        self, pool: ClientPool, *, namespace: str, metric: str, resource_metric: str | None, period: int, stat: str,
-        dimension: str, delay_seconds: float,
+        self, pool: ClientPool, *, namespace: str, metric: str, resource_metric: str, period: int, dimension: str,
+        delay_seconds: float,
     ) -> None:
         self.pool = pool
         self.namespace = namespace
         self.metric = metric
         self.resource_metric = resource_metric
         self.period = period
-        self.stat = stat
         self.dimension = dimension
         self.delay_seconds = delay_seconds
 
-    async def read(
-        self, cursors: Sequence[MetricCursor], final: Sequence[bool], wall: float
-    ) -> list[list[tuple[float, int | None]]]:
-        """The new (value, resource) points of each cursor's job; ``final[i]``: job i ended, take every bucket."""
-        per_call = MAX_METRIC_QUERIES // (2 if self.resource_metric else 1)
+    async def read(self, cursors: Sequence[MetricCursor], final: Sequence[bool], wall: float) -> list[list[tuple[float, int]]]:
+        """The new (value, resource) points of each cursor's job; ``final[i]``: job i ended, take every period.
+
+        Raises :class:`Inexact` (nothing is handed out then) when a job's values cannot be told apart."""
+        per_call = MAX_METRIC_QUERIES // len(BUCKET_QUERIES)
         order = sorted(range(len(cursors)), key=lambda i: self.window_start(cursors[i]))
         end = align_down(wall, self.period) + self.period
-        found: dict[int, tuple[list[tuple[float, float]], dict[float, float]]] = {}
+        found: dict[int, dict[float, Bucket]] = {}
 
         async def batch(indices: Sequence[int]) -> None:
             start = min(self.window_start(cursors[i]) for i in indices)
-            queries = []
-            for i in indices:
-                queries.append(self.query(f"o{i}", self.metric, cursors[i].job_name))
-                if self.resource_metric:
-                    queries.append(self.query(f"r{i}", self.resource_metric, cursors[i].job_name))
+            queries = [self.query(f"{prefix}{i}", self.metric if role == "objective" else self.resource_metric, stat,
+                                  cursors[i].job_name)
+                       for i in indices for prefix, role, stat in BUCKET_QUERIES]
             data = await get_metric_data(self.pool, queries, start, max(end, start + self.period),
                                          subject=f"{len(indices)} training jobs")
             for i in indices:
-                found[i] = (data.get(f"o{i}", []), dict(data.get(f"r{i}", [])))
+                stats = {prefix: dict(data.get(f"{prefix}{i}", [])) for prefix, _, _ in BUCKET_QUERIES}
+                found[i] = {ts: Bucket(count, stats["lo"].get(ts, math.nan), stats["hi"].get(ts, math.nan),
+                                       stats["rlo"].get(ts), stats["rhi"].get(ts))
+                            for ts, count in stats["n"].items() if count > 0}
 
         await asyncio.gather(*(batch(chunk) for chunk in chunks(order, per_call)))
         horizon = wall - self.delay_seconds
-        return [self._new_points(cursor, *found.get(i, ([], {})), horizon, final[i])
-                for i, cursor in enumerate(cursors)]
+        new = [self._new_points(cursor, found.get(i, {}), horizon, final[i]) for i, cursor in enumerate(cursors)]
+        for cursor, points in zip(cursors, new):  # commit only once every job read exactly
+            for ts, _, resource in points:
+                cursor.emitted.add(ts)
+                cursor.last_ts, cursor.last_resource = ts, resource
+        return [[(value, resource) for _, value, resource in points] for points in new]
 
-    def query(self, query_id: str, metric: str, job_name: str) -> dict[str, Any]:
+    def query(self, query_id: str, metric: str, stat: str, job_name: str) -> dict[str, Any]:
         value = f"{job_name}/algo-1" if self.dimension == "Host" else job_name
         return {
             "Id": query_id,
@@ -400,38 +449,50 @@ class CloudWatchMetrics:
                 "Metric": {"Namespace": self.namespace, "MetricName": metric,
                            "Dimensions": [{"Name": self.dimension, "Value": value}]},
                 "Period": self.period,
-                "Stat": self.stat,
+                "Stat": stat,
             },
             "ReturnData": True,
         }
 
     def window_start(self, cursor: MetricCursor) -> float:
-        """From the newest bucket handed out (inclusive: its duplicates are recognised), else a period before
-        the job's creation."""
+        """From the newest bucket handed out (inclusive: a late sample in it is seen), else a period before the
+        job's creation."""
         if cursor.last_ts is not None:
             return cursor.last_ts
         return align_down(cursor.created - self.period, self.period)
 
     def _new_points(
-        self, cursor: MetricCursor, points: Sequence[tuple[float, float]], resources: Mapping[float, float],
-        horizon: float, final: bool,
-    ) -> list[tuple[float, int | None]]:
-        new: list[tuple[float, int | None]] = []
-        for ts, value in points:  # ascending timestamps
+        self, cursor: MetricCursor, buckets: Mapping[float, Bucket], horizon: float, final: bool,
+    ) -> list[tuple[float, float, int]]:
+        new: list[tuple[float, float, int]] = []
+        last = cursor.last_resource if cursor.last_resource is not None else cursor.from_resource
+        where = f"training job {cursor.job_name}"
+        for ts in sorted(buckets):
+            bucket = buckets[ts]
             if ts in cursor.emitted:
-                continue  # a duplicate of a point handed out
+                continue  # read again: its point was handed out
             if cursor.last_ts is not None and ts < cursor.last_ts:
-                log.warning("training job %s: dropped a late CloudWatch point at %s (newest handed out: %s)",
-                            cursor.job_name, ts, cursor.last_ts)
-                cursor.emitted.add(ts)
-                continue
+                raise Inexact(f"{where}: a {self.metric} value arrived late, in a period older than the newest read")
             if not final and ts + self.period > horizon:
-                break  # its bucket may still fill: hand it out once it is closed
-            cursor.emitted.add(ts)
-            cursor.last_ts = ts
-            resource = resources.get(ts)
-            new.append((float(value), None if resource is None else int(resource)))
+                break  # its period may still fill: hand it out once it is closed
+            if not bucket.exact():
+                raise Inexact(
+                    f"{where}: {bucket.count:g} {self.metric} values (epochs "
+                    f"{_span(bucket.resource_low, bucket.resource_high)}) fell in one {self.period} s CloudWatch "
+                    f"period, whose statistics are not any one epoch's value")
+            resource = int(bucket.resource_high)  # type: ignore[arg-type]  # exact(): not None
+            if resource != last + 1:
+                raise Inexact(f"{where}: CloudWatch gave epoch {resource} after epoch {last}: the epochs between "
+                              "are in no period read")
+            new.append((ts, bucket.high, resource))
+            last = resource
         return new
+
+
+def _span(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return "unknown: no resource value in the period"
+    return f"{low:g}" if low == high else f"{low:g} to {high:g}"
 
 
 class LogLines:

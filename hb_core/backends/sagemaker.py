@@ -32,29 +32,38 @@ Terms (AWS calls and their limits are in :mod:`hb_core.backends._aws`):
   not (a configuration that cannot finish within its limit; SageMaker reports
   them as Stopped). ``billable_seconds`` is ``BillableTimeInSeconds`` (else
   ``TrainingEndTime - TrainingStartTime``).
-- *metrics*, ``metric_source="cloudwatch"`` (default): SageMaker publishes
-  each ``MetricDefinitions`` match to CloudWatch, namespace
-  ``/aws/sagemaker/TrainingJobs``, dimension ``Host=<job>/algo-1`` (some
-  setups use ``TrainingJobName=<job>``: ``metric_dimension``). Each poll asks
-  ``GetMetricData`` for the objective of every running job, 500 queries per
-  call (``ceil(n/500)`` calls for n jobs), ``Period=metric_period`` with
-  window boundaries aligned to the period so that a bucket has the same
-  timestamp in every call. A datapoint becomes a ``MetricReported`` once its
-  bucket is closed (``timestamp + period <= now - metric_delay_seconds``, or
-  the job ended), numbered ``seq = from_resource + n`` in ascending
-  timestamps. Per job the timestamps already numbered are kept: a duplicate
-  is skipped, and a point older than the newest numbered one (late, out of
-  order) is dropped with a log line, so ``seq`` never goes back or repeats.
-  Standard CloudWatch metrics have 1-minute granularity: two objective values
-  printed within one minute merge into one datapoint (and one ``seq``). That
-  is why ``metric_source="logs"`` exists.
-- *metrics*, ``metric_source="logs"``: the job's CloudWatch Logs stream
-  (group ``/aws/sagemaker/TrainingJobs``, stream
+- *metrics*, ``metric_source="logs"`` (default): the job's CloudWatch Logs
+  stream (group ``/aws/sagemaker/TrainingJobs``, stream
   ``<job>/algo-1-<epoch seconds>``) is read forward with ``GetLogEvents``
-  tokens and parsed with the ``MetricDefinitions`` regexes: exact, one
-  value per line. One call (or page) per running job and poll, at most
-  ``describe_concurrency`` at a time (GetLogEvents allows 25 calls a second
-  per account and region: mind it with many parallel jobs and a short poll).
+  tokens and parsed with the ``MetricDefinitions`` regexes: exact, one value
+  per printed line, at the epoch the line prints (``ResourceMetricName``) or
+  at the count of objective lines printed (AMT's rule). One call (or page) per
+  running job and poll, at most ``describe_concurrency`` at a time
+  (GetLogEvents allows 25 calls a second per account and region: mind it with
+  many parallel jobs and a short poll). It is the default because it is the
+  exact source with the shortest delay that needs no streaming; the next step
+  is a CloudWatch Logs Live Tail stream (``StartLiveTail``), which pushes the
+  lines within about a second with one session for many jobs.
+- *metrics*, ``metric_source="cloudwatch"``: SageMaker publishes each
+  ``MetricDefinitions`` match to CloudWatch, namespace
+  ``/aws/sagemaker/TrainingJobs``, dimension ``Host=<job>/algo-1`` (some
+  setups use ``TrainingJobName=<job>``: ``metric_dimension``), at 1-minute
+  granularity: a datapoint is a period's aggregate, and a job that prints
+  several epochs a minute has no datapoint that is one epoch's value. So this
+  source hands out a period only when it is exact
+  (:class:`~hb_core.backends._aws.CloudWatchMetrics`: ``SampleCount``,
+  ``Minimum`` and ``Maximum`` show that all its samples are one value at one
+  printed epoch of ``ResourceMetricName``), each poll reading every running
+  job, five queries a job, 500 queries per ``GetMetricData`` call. The epoch
+  always comes from the printed ``ResourceMetricName``, never from a count of
+  datapoints; without ``ResourceMetricName`` CloudWatch cannot say which epoch
+  a value is. When it cannot be exact (no ``ResourceMetricName``, several
+  epochs in one period, a skipped epoch, a late point), the backend says so
+  once in its log and in :attr:`SageMakerBackend.notes` (which ``hb-tune``
+  prints with its summary) and reads the training jobs' logs from then on,
+  for every job, from each stream's start: values already handed out are not
+  handed out again (``seq``). Both sources need the objective's
+  ``MetricDefinitions`` regex.
 - *ending*: the terminal event of a job waits ``metric_delay_seconds`` after
   its end was seen, and its last metrics are read before it, so a completed
   trial's last value is never lost. On AWS, set ``metric_delay_seconds`` to
@@ -89,6 +98,7 @@ from hb_core.backends._aws import (
     AwsClients,
     ClientPool,
     CloudWatchMetrics,
+    Inexact,
     LogLines,
     MetricCursor,
     RetryPolicy,
@@ -171,7 +181,7 @@ class _Job:
     billable: float | None = None
 
     def __post_init__(self) -> None:
-        self.cursor = MetricCursor(self.name, self.created)
+        self.cursor = MetricCursor(self.name, self.created, self.from_resource)
 
 
 class SageMakerBackend:
@@ -180,9 +190,12 @@ class SageMakerBackend:
     ``clients`` hands out aiobotocore clients (``sagemaker``, ``cloudwatch``,
     ``logs``); ``clock`` stamps the events and paces the backoff;
     ``describe_concurrency`` bounds the per-job calls in flight
-    (DescribeTrainingJob, GetLogEvents); ``metric_period``, ``metric_stat``,
-    ``metric_dimension`` and ``metric_delay_seconds`` shape the CloudWatch
-    queries; ``retry`` is the backoff for throttling and 5xx errors.
+    (DescribeTrainingJob, GetLogEvents); ``metric_source`` is ``"logs"``
+    (default: exact lines) or ``"cloudwatch"`` (module docstring);
+    ``metric_period``, ``metric_dimension`` and ``metric_delay_seconds`` shape
+    the CloudWatch queries; ``retry`` is the backoff for throttling and 5xx
+    errors. ``notes`` lists what a summary must say about the metrics (once
+    each): why CloudWatch values could not be exact.
     """
 
     def __init__(
@@ -192,11 +205,10 @@ class SageMakerBackend:
         job_name: str,
         clients: AwsClients,
         price_table: Mapping[str, float] | None = None,
-        metric_source: Literal["cloudwatch", "logs"] = "cloudwatch",
+        metric_source: Literal["cloudwatch", "logs"] = "logs",
         clock: Clock | None = None,
         describe_concurrency: int = 10,
         metric_period: int = 60,
-        metric_stat: str = "Average",
         metric_dimension: Literal["Host", "TrainingJobName"] = "Host",
         metric_delay_seconds: float = 0.0,
         retry: RetryPolicy | None = None,
@@ -215,8 +227,8 @@ class SageMakerBackend:
             raise ConfigError("describe_concurrency", "`describe_concurrency >= 1 and metric_period >= 1` must hold",
                               (describe_concurrency, metric_period))
         resource_metric = config.hyperband.resource_metric_name if config.hyperband is not None else None
-        if metric_source == "logs":  # the regexes are applied here
-            definition.require_local_fields(config.objective.metric_name, resource_metric=resource_metric)
+        # The regexes are applied here: by the logs source, and by the CloudWatch source's fallback to the logs.
+        definition.require_metric_definitions(config.objective.metric_name, resource_metric=resource_metric)
         if len(config.tags) > MAX_TAGS - 4:
             raise ConfigError("Tags", f"`len(Tags) <= {MAX_TAGS - 4}` (4 tags are ours) must hold", len(config.tags))
         naming.training_job_name(job_name, "0000", 1)  # a ConfigError now rather than at the first launch
@@ -225,7 +237,6 @@ class SageMakerBackend:
         self.clock: Clock = clock or RealClock()
         self.metric_source = metric_source
         self.metric_period = metric_period
-        self.metric_stat = metric_stat
         self.metric_dimension = metric_dimension
         self.metric_delay_seconds = metric_delay_seconds
         self.prices = dict(DEFAULT_PRICES if price_table is None else price_table)
@@ -239,14 +250,19 @@ class SageMakerBackend:
         self._resource_config = _resource_config(self._definition)
         self._own_names = re.compile(rf"^{re.escape(job_name)}-(\d+)-(\d+)$")
         self._cloudwatch = CloudWatchMetrics(
-            self.pool, namespace=NAMESPACE, metric=self._objective, resource_metric=resource_metric,
-            period=metric_period, stat=metric_stat, dimension=metric_dimension, delay_seconds=metric_delay_seconds,
-        )
+            self.pool, namespace=NAMESPACE, metric=self._objective, resource_metric=resource_metric or "",
+            period=metric_period, dimension=metric_dimension, delay_seconds=metric_delay_seconds,
+        ) if resource_metric else None
         self._logs = LogLines(self.pool, LOG_GROUP)
         self._semaphore: asyncio.Semaphore | None = None
         self._concurrency = describe_concurrency
         self._jobs: dict[tuple[str, int], _Job] = {}
         self._events: list[Event] = []
+        self.notes: list[str] = []
+        self._source = metric_source  # what is read now: "cloudwatch" until it cannot be exact
+        if metric_source == "cloudwatch" and self._cloudwatch is None:
+            self._fall_back(f"CloudWatch metrics cannot tell which epoch a {self._objective} value belongs to "
+                            "without HyperbandStrategyConfig.ResourceMetricName (a metric of the printed epoch)")
 
     # ------------------------------------------------------------ names and requests
 
@@ -538,20 +554,35 @@ class SageMakerBackend:
         running = [job for job in live if job.started and not job.reported]
         final = {id(job) for job in running
                  if job.terminal is not None and wall >= (job.ended_seen or wall) + self.metric_delay_seconds}
-        if self.metric_source == "logs":
+        if self._source == "cloudwatch" and self._cloudwatch is not None:
+            try:
+                points = await self._cloudwatch.read([job.cursor for job in running],
+                                                     [id(job) in final for job in running], wall)
+            except Inexact as exc:
+                self._fall_back(str(exc))
+            else:
+                for job, values in zip(running, points):
+                    events.extend(e for e in (self._metric(job, v, r) for v, r in values) if e is not None)
+        if self._source == "logs":
             lines = await self._bounded([self._logs.read(job.cursor) for job in running])
             for job, text in zip(running, lines):
                 events.extend(e for e in (self._parse(job, line) for line in text) if e is not None)
-        else:
-            points = await self._cloudwatch.read([job.cursor for job in running],
-                                                 [id(job) in final for job in running], wall)
-            for job, values in zip(running, points):
-                events.extend(e for e in (self._metric(job, v, r) for v, r in values) if e is not None)
         for job in running:
             if id(job) in final:
                 events.append(self._terminal(job))
                 job.reported = True
         return events
+
+    def _fall_back(self, reason: str) -> None:
+        """From now on read every job's logs, from each stream's start (what CloudWatch handed out is skipped)."""
+        note = (f"rung values come from the training jobs' CloudWatch Logs, not CloudWatch metrics: {reason} "
+                "(metric source 'logs', the default, reads the logs from the start)")
+        log.warning("%s", note)
+        self.notes.append(note)
+        self._source = "logs"
+        for job in self._jobs.values():
+            job.known = max(job.known, job.from_resource + job.ordinal)
+            job.ordinal = 0
 
     def _metric(self, job: _Job, value: float, resource: int | None) -> MetricReported | None:
         job.ordinal += 1

@@ -81,7 +81,8 @@ class Emulator:
     ``env`` is added to every job's environment; ``faults`` is what to break.
 
     For tests: ``created`` lists the names of the jobs created, in order;
-    ``calls`` counts the calls per operation; :meth:`interrupt`,
+    ``stop_requests`` the names StopTrainingJob was called with (accepted or
+    not), in order; ``calls`` counts the calls per operation; :meth:`interrupt`,
     :meth:`complete` and :meth:`fail` end jobs as SageMaker would.
     """
 
@@ -118,6 +119,7 @@ class Emulator:
         self.settings = Settings(python, tick, stage_seconds, run_processes, stop_grace_seconds,
                                  checkpoint_sync_seconds, dict(env or {}))
         self.created: list[str] = []
+        self.stop_requests: list[str] = []
         self.calls: Counter[str] = Counter()
         self._jobs: dict[str, EmulatedJob] = {}
         self._lock = threading.Lock()
@@ -337,6 +339,7 @@ class Emulator:
 
     def _stop(self, body: Mapping[str, Any]) -> dict[str, Any]:
         with self._lock:
+            self.stop_requests.append(str(body.get("TrainingJobName")))
             job = self._find(str(body.get("TrainingJobName")))
             if job.ended:
                 raise ApiError("ValidationException", "The request was rejected because the training job is in "

@@ -101,7 +101,7 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         the triggerer). SageMaker: ``metric_source`` (``"logs"``, the values the jobs
         printed, from CloudWatch Logs, or ``"cloudwatch"``, CloudWatch metrics; the
         default is the backend's), ``price_table`` (USD per instance-hour),
-        ``metric_period``, ``metric_stat``, ``metric_dimension``, ``metric_delay_seconds``,
+        ``metric_period``, ``metric_dimension``, ``metric_delay_seconds``,
         ``describe_concurrency``. Local: ``stop_grace_seconds``, ``tail_interval``, ``env``,
         ``python``.
     :param deferrable: run the controller in the triggerer (default: ``[operators]

@@ -108,3 +108,30 @@ def test_validate_amt_passes_a_request_amt_would_take(tmp_path: Path, capsys: py
     err = capsys.readouterr().err
     assert "HyperbandStrategyConfig.ReductionFactor: `the key is part of AMT's API` must hold, but got 4" in err
     assert "TuningJobExtensions.MaxCost" in err
+
+
+def test_package_builds_the_same_sourcedir_and_names_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+    import tarfile
+
+    from hb_core.backends.package import build_sourcedir
+
+    source = tmp_path / "src"
+    (source / "__pycache__").mkdir(parents=True)
+    (source / "__pycache__" / "train.cpython-311.pyc").write_bytes(b"x")
+    (source / ".git").mkdir()
+    (source / ".git" / "HEAD").write_text("ref")
+    (source / "train.py").write_text("print('epoch=1 score=0.5')\n")
+    (source / "lib").mkdir()
+    (source / "lib" / "util.py").write_text("X = 1\n")
+    first, count = build_sourcedir(source)
+    assert count == 2 and build_sourcedir(source)[0] == first  # the same bytes every time
+    with tarfile.open(fileobj=io.BytesIO(first), mode="r:gz") as archive:
+        assert archive.getnames() == ["lib/util.py", "train.py"]
+    for args, field in ([str(source), "--s3", "bucket/prefix"], "--s3"), \
+            ([str(tmp_path / "missing"), "--s3", "s3://b/p"], "DIR"), \
+            ([str(source), "--s3", "s3://b/p", "--channel", "train"], "--channel"), \
+            ([str(source), "--s3", "s3://b/p", "--channel", f"train={tmp_path / 'none'}"], "--channel train"):
+        assert main(["package", *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {field}: ") and "must hold" in err, err

@@ -283,13 +283,17 @@ def test_new_state_needs_a_job_name() -> None:
         new_state(unnamed, now=0.0)
 
 
-def test_values_printed_after_a_stop_decision_are_not_recorded() -> None:
+def test_values_printed_after_a_stop_decision_are_recorded_but_enter_no_rung() -> None:
+    """The trial's resource is what its job trained, its last value what AMT reports for the job; its rank at
+    the rung it was stopped at stays the one judged."""
     state, _ = fresh("Hyperband", parallel=2, max_jobs=2)
     state, _ = decide(state, [MetricReported("0000", 1, 1.0, 0.9), MetricReported("0001", 1, 1.0, 0.1)], 1.0)
     assert state.trials[1].status is TrialStatus.STOPPING
+    rungs = state.rungs
     state, _ = decide(state, [MetricReported("0001", 1, 2.0, 0.99, seq=2)], 2.0)
-    assert state.trials[1].points == ((1, 0.1, 1.0),)
-    assert state.best_seen == 0.9
+    assert state.trials[1].points == ((1, 0.1, 1.0), (2, 0.99, 2.0)) and state.trials[1].resource == 2
+    assert state.rungs == rungs and state.trials[1].status is TrialStatus.STOPPING
+    assert state.best_seen == 0.99
 
 
 def test_a_job_that_completes_after_its_stop_was_decided_counts_as_stopped() -> None:

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -56,18 +57,22 @@ BUCKET = "tuning"
 
 def request(
     *, name: str = "sm-test", program: str = "epochs.py", jobs: int = 6, parallel: int = 2, max_resource: int = 9,
-    sleep: float = 0.2, variant: str | None = None, seed: int = 7, **definition: Any,
+    sleep: float = 0.2, variant: str | None = None, seed: int = 7, resource_metric: bool = False, **definition: Any,
 ) -> dict[str, Any]:
-    """A CreateHyperParameterTuningJob body whose trials run ``program`` from ``scripts/`` on ml.m5.large."""
+    """A CreateHyperParameterTuningJob body whose trials run ``program`` from ``scripts/`` on ml.m5.large;
+    ``resource_metric``: the printed epoch is the ``ResourceMetricName`` (what makes CloudWatch exact)."""
     hyperband: dict[str, Any] = {"MinResource": 1, "MaxResource": max_resource}
     if variant:
         hyperband["Variant"] = variant
+    if resource_metric:
+        hyperband["ResourceMetricName"] = "epoch"
     body: dict[str, Any] = {
         "StaticHyperParameters": {"sagemaker_program": program, "sagemaker_submit_directory": str(SCRIPTS),
                                   "epochs": str(max_resource), "sleep": str(sleep)},
         "AlgorithmSpecification": {"TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/tiny:1",
                                    "TrainingInputMode": "File",
-                                   "MetricDefinitions": [{"Name": "score", "Regex": r"score=([0-9.]+)"}]},
+                                   "MetricDefinitions": [{"Name": "score", "Regex": r"score=([0-9.]+)"},
+                                                         {"Name": "epoch", "Regex": r"epoch=([0-9]+)"}]},
         "RoleArn": ROLE,
         "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/output"},
         "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
@@ -155,7 +160,8 @@ def test_the_request_carries_the_definition_the_trial_and_its_links() -> None:
                 "RetryStrategy", "Environment"):
         assert launch[key] == definition[key], key
     assert launch["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600  # warm pools
-    assert launch["AlgorithmSpecification"]["MetricDefinitions"] == [{"Name": "score", "Regex": r"score=([0-9.]+)"}]
+    assert launch["AlgorithmSpecification"]["MetricDefinitions"] == definition["AlgorithmSpecification"][
+        "MetricDefinitions"]
     shared = "s3://tuning/output/sm-test/checkpoints/0003/"
     assert launch["CheckpointConfig"] == resume["CheckpointConfig"] == {"S3Uri": shared}
     tags = {t["Key"]: t["Value"] for t in resume["Tags"]}
@@ -194,9 +200,12 @@ def test_config_errors_name_the_field() -> None:
         backend("http://127.0.0.1:9", "", body)
     body = request()
     del body["TrainingJobDefinition"]["AlgorithmSpecification"]["MetricDefinitions"]
-    backend("http://127.0.0.1:9", "", body, metric_source="cloudwatch")  # built-in algorithms define their metrics
-    with pytest.raises(ConfigError, match="MetricDefinition"):
-        backend("http://127.0.0.1:9", "", body, metric_source="logs")  # the regexes are applied here
+    for source in ("logs", "cloudwatch"):  # the regexes are applied here (cloudwatch: when it falls back to the logs)
+        with pytest.raises(ConfigError, match="MetricDefinition"):
+            backend("http://127.0.0.1:9", "", body, metric_source=source)
+    own_container = request()
+    del own_container["TrainingJobDefinition"]["StaticHyperParameters"]["sagemaker_program"]
+    assert backend("http://127.0.0.1:9", "", own_container).metric_source == "logs"  # no script mode needed
     with pytest.raises(ConfigError, match="metric_source"):
         backend("http://127.0.0.1:9", "", metric_source="stdout")
     with pytest.raises(ConfigError, match="Tags"):
@@ -301,26 +310,61 @@ async def test_max_runtime_exceeded_fails_the_trial_for_good(emulator: Callable[
     assert emu.job("sm-test-0000-1")["TrainingJobStatus"] == "Stopped"
 
 
-async def test_cloudwatch_points_late_duplicated_or_out_of_order_never_corrupt_seq(
+async def test_cloudwatch_hands_out_one_epoch_per_period_else_the_backend_reads_the_logs(
     emulator: Callable[..., Emulator], aws: str
 ) -> None:
     emu = emulator(run_processes=False)
-    b = backend(emu.endpoint, aws, metric_source="cloudwatch", metric_period=1)
+    b = backend(emu.endpoint, aws, request(resource_metric=True), metric_source="cloudwatch", metric_period=1)
     await b.launch(Resume("0000", 2, {"x": 0.5}, from_resource=2, to_resource=9))
     name = b.training_job_name("0000", 2)
-    base = math.floor(time.time()) - 1  # buckets base, base+1, ...: inside the job's window
-    _put_metrics(aws, name, [(base + 0.1, 0.1), (base + 2.1, 0.3)])
+    stream = await _log_stream(aws, name)
+    base = math.floor(time.time()) - 1  # periods base, base+1, ...: inside the job's window
+    _put_log(aws, stream, ["epoch=3 score=0.1", "epoch=4 score=0.2"])
+    _put_metrics(aws, name, [(base + 0.1, 0.1, 3), (base + 1.1, 0.2, 4), (base + 1.5, 0.2, 4)])  # 4: published twice
     first = await collect(b, lambda es: sum(isinstance(e, MetricReported) for e in es) >= 2)
-    _put_metrics(aws, name, [(base + 2.5, 0.9), (base + 2.1, 0.3),  # a duplicate, and a second point in a bucket
-                             (base + 1.1, 0.2)])  # late: older than the newest numbered point
-    _put_metrics(aws, name, [(base + 3.1, 0.4)])
-    second = await collect(b, lambda es: any(isinstance(e, MetricReported) for e in es))
+    assert b.notes == [] and b.api_calls.get("GetLogEvents", 0) == 0
+    _put_log(aws, stream, ["epoch=5 score=0.3", "epoch=6 score=0.4"])
+    _put_metrics(aws, name, [(base + 2.1, 0.3, 5), (base + 2.5, 0.4, 6)])  # two epochs in one period
+    second = await collect(b, lambda es: sum(isinstance(e, MetricReported) for e in es) >= 2)
     emu.complete(name)
     third = await collect(b, ended())
     await b.close()
     metrics = [e for e in first + second + third if isinstance(e, MetricReported)]
-    assert [(m.seq, m.value) for m in metrics] == [(3, 0.1), (4, 0.3), (5, 0.4)]  # numbered once, in order
+    assert [(m.seq, m.resource, m.value) for m in metrics] == [(3, 3, 0.1), (4, 4, 0.2), (5, 5, 0.3), (6, 6, 0.4)]
+    assert len(b.notes) == 1 and "2 score values (epochs 5 to 6) fell in one 1 s CloudWatch period" in b.notes[0]
     assert isinstance(third[-1], TrialCompleted)
+
+
+def test_cloudwatch_without_a_resource_metric_reads_the_logs_and_says_so() -> None:
+    b = backend("http://127.0.0.1:9", "", request(), metric_source="cloudwatch")  # never called
+    assert len(b.notes) == 1 and "without HyperbandStrategyConfig.ResourceMetricName" in b.notes[0]
+
+
+@pytest.mark.parametrize(("buckets", "final", "expected"), [
+    # (timestamp, SampleCount, Minimum, Maximum, epoch Minimum, epoch Maximum)
+    ([(0, 1, 0.5, 0.5, 1, 1), (1, 1, 0.6, 0.6, 2, 2)], False, [(0.5, 1), (0.6, 2)]),
+    ([(0, 2, 0.5, 0.5, 1, 1)], False, [(0.5, 1)]),  # one point published twice
+    ([(0, 1, 0.5, 0.5, 1, 1), (9, 1, 0.6, 0.6, 2, 2)], False, [(0.5, 1)]),  # period 9 may still fill
+    ([(0, 1, 0.5, 0.5, 1, 1), (9, 1, 0.6, 0.6, 2, 2)], True, [(0.5, 1), (0.6, 2)]),  # the job ended
+    ([(0, 3, 0.5, 0.7, 1, 3)], False, "3 score values (epochs 1 to 3) fell in one 1 s CloudWatch period"),
+    ([(0, 2, 0.5, 0.5, 1, 2)], False, "(epochs 1 to 2)"),  # two epochs, the same value: still two
+    ([(0, 1, 0.5, 0.5, None, None)], False, "epochs unknown: no resource value in the period"),
+    ([(0, 1, 0.5, 0.5, 2, 2)], False, "CloudWatch gave epoch 2 after epoch 0"),  # epoch 1 is in no period
+])
+def test_a_cloudwatch_period_is_handed_out_only_when_it_is_one_epoch(
+    buckets: list[tuple[float, ...]], final: bool, expected: list[tuple[float, int]] | str,
+) -> None:
+    from hb_core.backends._aws import Bucket, CloudWatchMetrics, Inexact, MetricCursor
+
+    reader = CloudWatchMetrics(None, namespace="ns", metric="score", resource_metric="epoch",  # type: ignore[arg-type]
+                               period=1, dimension="Host", delay_seconds=0.0)
+    cursor = MetricCursor("job", created=0.0)
+    found = {ts: Bucket(n, lo, hi, rlo, rhi) for ts, n, lo, hi, rlo, rhi in buckets}
+    if isinstance(expected, str):
+        with pytest.raises(Inexact, match=re.escape(expected)):
+            reader._new_points(cursor, found, horizon=5.0, final=final)
+        return
+    assert [(v, r) for _, v, r in reader._new_points(cursor, found, horizon=5.0, final=final)] == expected
 
 
 async def test_the_logs_source_reads_every_objective_line_once(emulator: Callable[..., Emulator], aws: str) -> None:
@@ -340,12 +384,12 @@ async def test_the_logs_source_reads_every_objective_line_once(emulator: Callabl
 
 async def test_get_metric_data_takes_500_queries_per_call(emulator: Callable[..., Emulator], aws: str) -> None:
     emu = emulator(run_processes=False)
-    b = backend(emu.endpoint, aws, request(jobs=600, parallel=100), metric_source="cloudwatch")
+    b = backend(emu.endpoint, aws, request(jobs=600, parallel=100, resource_metric=True), metric_source="cloudwatch")
     await asyncio.gather(*(b.launch(Launch(f"{i:04d}", 1, {"x": 0.5}, 9)) for i in range(501)))
     before = b.api_calls["GetMetricData"]
     events = await b.poll()
     assert sum(isinstance(e, TrialStarted) for e in events) == 501
-    assert b.api_calls["GetMetricData"] - before == 2  # ceil(501 / 500)
+    assert b.api_calls["GetMetricData"] - before == 6  # ceil(5 * 501 / 500): five statistics a job
     assert b.api_calls["ListTrainingJobs"] == 6 and b.api_calls["DescribeTrainingJob"] == 0  # 100 per page
     await b.close()
 
@@ -427,7 +471,7 @@ async def test_throttling_and_5xx_on_every_call_back_off_and_succeed(emulator: C
     faults = Faults(throttle={"*": 0.6}, server_errors={"*": 0.2}, max_consecutive=3, seed=1)
     emu = emulator(run_processes=False, faults=faults)
     clock = FastClock()
-    b = backend(emu.endpoint, "", clock=clock, metric_source="cloudwatch",
+    b = backend(emu.endpoint, "", request(resource_metric=True), clock=clock, metric_source="cloudwatch",
                 retry=RetryPolicy(max_attempts=5, base_delay=0.5, max_delay=2.0))  # everything through the faults
     await b.launch(Launch("0000", 1, {"x": 0.5}, 9))
     await b.launch(Launch("0001", 1, {"x": 0.5}, 9))
@@ -517,13 +561,13 @@ async def test_late_and_duplicated_cloudwatch_points_from_a_real_job(emulator: C
                                                                     aws: str) -> None:
     make_bucket(aws, BUCKET)
     emu = emulator(faults=Faults(duplicate_metrics=True, metric_lag_seconds=0.5))
-    b = backend(emu.endpoint, aws, request(max_resource=2, sleep=1.6), metric_source="cloudwatch", metric_period=1,
-                metric_delay_seconds=1.5)
+    b = backend(emu.endpoint, aws, request(max_resource=2, sleep=1.6, resource_metric=True), metric_source="cloudwatch",
+                metric_period=1, metric_delay_seconds=1.5)
     await b.launch(Launch("0000", 1, {"x": 0.1}, 2))
     events = await collect(b, ended())
     await b.close()
     metrics = [e for e in events if isinstance(e, MetricReported)]
-    assert [(m.seq, m.value) for m in metrics] == [(e, score(0.1, e)) for e in (1, 2)]
+    assert [(m.resource, m.value) for m in metrics] == [(e, score(0.1, e)) for e in (1, 2)]  # each epoch's own
     assert isinstance(events[-1], TrialCompleted)
 
 
@@ -585,23 +629,19 @@ async def test_end_to_end_hyperband_stops_the_losers_and_finds_the_best(emulator
 async def test_end_to_end_with_cloudwatch_metrics(emulator: Callable[..., Emulator], aws: str) -> None:
     make_bucket(aws, BUCKET)
     emu = emulator()
-    body = request(name="cw", jobs=3, parallel=3, max_resource=3, sleep=1.1)
+    body = request(name="cw", jobs=3, parallel=3, max_resource=3, sleep=1.1, resource_metric=True)
     tuner, b, store = _tuner(emu, aws, body, "state/cw", metric_source="cloudwatch", metric_period=1)
     state = await _finish(tuner, b, store)
     await store.close()
     assert state.status is TuningStatus.COMPLETED
-    assert b.api_calls["GetMetricData"] > 0 and b.api_calls.get("GetLogEvents", 0) == 0
+    assert b.api_calls["GetMetricData"] > 0
     x = {t.trial_id: float(t.hyperparameters["x"]) for t in state.trials}
-    exact = 0
     for trial in state.trials:
-        # Epochs 1.1 s apart land in distinct 1 s buckets, so each point is that epoch's value; only a stall of the
-        # emulator longer than an epoch could merge two epochs into one bucket (CloudWatch's granularity at work):
-        # then the point is their average, still between the neighbouring epochs' values.
-        values = [v for _, v, _ in trial.points]
-        assert [r for r, _, _ in trial.points] == list(range(1, len(values) + 1)) and values == sorted(values)
-        assert all(score(x[trial.trial_id], 1) <= v <= score(x[trial.trial_id], 3) for v in values)
-        exact += sum(v == score(x[trial.trial_id], r) for r, v, _ in trial.points)
-    assert exact > 0
+        # Epochs 1.1 s apart land in distinct 1 s periods, each one epoch's value; should the emulator stall and
+        # put two epochs in one period, the backend says so and reads the logs: every value is exact either way.
+        assert [(r, v) for r, v, _ in trial.points] == [(r, score(x[trial.trial_id], r))
+                                                        for r in range(1, trial.resource + 1)]
+    assert b.api_calls.get("GetLogEvents", 0) == 0 or len(b.notes) == 1
     assert any(t.status is TrialStatus.COMPLETED and t.resource == 3 for t in state.trials)
     _assert_ran_once_and_ended(emu, state)
 
@@ -774,12 +814,14 @@ def _put_log(endpoint: str, stream: str, lines: list[str]) -> None:
         logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)])
 
 
-def _put_metrics(endpoint: str, name: str, points: list[tuple[float, float]]) -> None:
+def _put_metrics(endpoint: str, name: str, points: list[tuple[float, float, int]]) -> None:
+    """Publish (time, score, epoch) points as SageMaker does: the objective and the epoch, one datum each."""
     import datetime as dt
 
     client("cloudwatch", endpoint).put_metric_data(Namespace="/aws/sagemaker/TrainingJobs", MetricData=[
-        {"MetricName": "score", "Value": value, "Timestamp": dt.datetime.fromtimestamp(t, dt.UTC),
-         "Dimensions": [{"Name": "Host", "Value": f"{name}/algo-1"}]} for t, value in points])
+        {"MetricName": metric, "Value": value, "Timestamp": dt.datetime.fromtimestamp(t, dt.UTC),
+         "Dimensions": [{"Name": "Host", "Value": f"{name}/algo-1"}]}
+        for t, score, epoch in points for metric, value in (("score", score), ("epoch", float(epoch)))])
 
 
 async def _wait_status(emu: Emulator, name: str, status: str, timeout: float = 10) -> dict[str, Any]:
