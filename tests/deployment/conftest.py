@@ -39,11 +39,24 @@ for dag_id, request in json.loads({dags!r}).items():
     globals()[dag_id] = dag
 """
 
-#: DAG id -> its tuning request. ``hb_fast`` ends in seconds; ``hb_slow`` runs ~20 s; ``hb_long`` a minute or more.
+SCRIPTS = Path(__file__).parent / "scripts"
+
+
+def checkpointing_request(name: str, stop_seconds: float, **kwargs: Any) -> dict[str, Any]:
+    """A tiny request whose training jobs take ``stop_seconds`` to save a checkpoint when stopped."""
+    request = tiny_request(name=name, **kwargs)
+    static = request["TrainingJobDefinition"]["StaticHyperParameters"]
+    static |= {"sagemaker_program": "checkpointing.py", "sagemaker_submit_directory": str(SCRIPTS),
+               "stop_seconds": str(stop_seconds)}
+    return request
+
+
+#: DAG id -> its tuning request. ``hb_fast`` ends in seconds; ``hb_slow`` runs ~20 s; ``hb_long`` a minute or
+#: more, and its stops land 4 s after they are sent.
 DAGS = {
     "hb_fast": tiny_request(name="fast", jobs=6, parallel=2, max_resource=9, sleep=0.05),
     "hb_slow": tiny_request(name="slow", jobs=8, parallel=2, max_resource=9, sleep=0.4),
-    "hb_long": tiny_request(name="long", jobs=9, parallel=3, max_resource=27, sleep=0.5),
+    "hb_long": checkpointing_request("long", 4.0, jobs=9, parallel=3, max_resource=27, sleep=0.5),
 }
 
 ENDED_RUN_STATES = ("success", "failed")
