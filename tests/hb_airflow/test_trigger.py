@@ -162,8 +162,9 @@ async def test_on_kill_finishes_the_abort_when_the_triggerer_cancels_it_again(tm
 
 async def test_a_reader_finishes_a_job_whose_abort_died_midway(tmp_path: Path, launches: Path) -> None:
     """The triggerer dies right after the abort's first checkpoint: the job stays Stopping until the next reader
-    (``Tuner.settle``, as the dashboard and ``hb-tune show`` call it) sees every trial ended and records it."""
+    (the dashboard here; ``hb-tune show`` too: ``settle_local``) sees every trial ended and records it."""
     from hb_airflow.spec import build_tuner
+    from hb_airflow.ui.jobs import StateRoot
 
     spec = spec_for(tmp_path, "orphaned", parallel=3, jobs=9, sleep=0.5, max_resource=27)
     trigger = HyperbandControllerTrigger(spec.to_dict())
@@ -178,12 +179,8 @@ async def test_a_reader_finishes_a_job_whose_abort_died_midway(tmp_path: Path, l
     await dying.backend.close()  # the triggerer is gone: nobody records the ends
     assert stopping is not None and stopping.status.value == "Stopping" and stopping.active
 
-    async def read() -> TuningState | None:  # a reader builds its tuner afresh each time, as the dashboard does
-        reader = build_tuner(spec)
-        try:
-            return await reader.settle()
-        finally:
-            await reader.backend.close()
+    async def read() -> TuningState | None:  # what the dashboard shows of it (it reads in a worker thread)
+        return (await asyncio.to_thread(StateRoot(tmp_path).load, "orphaned")).state
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT
