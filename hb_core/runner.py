@@ -186,7 +186,7 @@ class Tuner:
         await self._act(actions)
         deadline = self.clock.now() + timeout
         while not state.done and self.clock.now() < deadline:
-            await self.clock.sleep_until(min(deadline, self.clock.now() + min(self.poll_interval, 0.5)))
+            await self.clock.sleep_until(min(deadline, self.clock.now() + min(self.poll_interval, 1.0)))
             state = await self.step()
         if not state.done:
             log.warning("tuning job %s: %d training jobs had not ended %.0f s after their stop; the next "
