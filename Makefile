@@ -1,4 +1,4 @@
-# The two set-up commands: `make demo` and `make test`. Each creates .venv when missing
+# The set-up commands: `make demo`, `make test` and `make airflow`. Each creates .venv when missing
 # and (re)installs the project into it when pyproject.toml changes.
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
@@ -12,7 +12,7 @@ DEMO_HOME := $(CURDIR)/airflow_home
 AIRFLOW_ENV := AIRFLOW_HOME=$(DEMO_HOME) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
-.PHONY: demo test test-long browser bench-scale clean
+.PHONY: demo test test-long browser bench-scale clean airflow
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ demo: $(STAMP) $(DEMO_HOME)/airflow.db
 	@grep -q "DagRun Finished.*state=success" $(DEMO_HOME)/demo.log || (tail -40 $(DEMO_HOME)/demo.log; exit 1)
 	@echo
 	@$(BIN)/hb-tune show $(DEMO_HOME)/hyperband
+
+# A real local Airflow with the plugin (api-server, scheduler, dag-processor, triggerer) in airflow_home/,
+# DAGs from dags/, on http://127.0.0.1:$(AIRFLOW_PORT); prints the login; Ctrl-C stops everything (deploy/local_airflow.py).
+AIRFLOW_PORT ?= 8080
+airflow: $(STAMP)
+	$(BIN)/python deploy/local_airflow.py --home $(DEMO_HOME) --dags $(CURDIR)/dags --port $(AIRFLOW_PORT)
 
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale.py

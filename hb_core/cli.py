@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from hb_core.backends.clock import RealClock
-from hb_core.backends.local import LocalBackend, model_dir
+from hb_core.backends.local import LocalBackend, model_dir, settle_local
 from hb_core.backends.stores import LocalFileStore
 from hb_core.config import HyperbandVariant, Strategy, TuningConfig
 from hb_core.curves import CURVES, make_curve
@@ -322,7 +322,7 @@ def _show(args: argparse.Namespace) -> int:
     if not candidates:
         raise ConfigError("<dir>", f"`a tuning job directory (holding {LocalFileStore.STATE})` must be given", str(root))
     job_dir = candidates[-1].parent
-    state = asyncio.run(LocalFileStore(job_dir).load())
+    state = asyncio.run(settle_local(job_dir))  # a job left Stopping whose trials all ended is finished first
     assert state is not None
     best = _best(state)
     _print_result(state, str(job_dir), model_dir(job_dir, *best) if best else None)

@@ -122,16 +122,28 @@ def decide(
     return round_.freeze()
 
 
-def abort(state: TuningState, reason: str, now: float) -> tuple[TuningState, tuple[Action, ...]]:
+def abort(
+    state: TuningState, reason: str, now: float, events: Sequence[Event] = ()
+) -> tuple[TuningState, tuple[Action, ...]]:
     """Stop the tuning job on request (a user killed the task): stop every running job, launch nothing.
 
-    The job ends Failed with ``reason`` once the stopped jobs have ended (a
-    later round), or at once when nothing is running.
+    ``events`` (what the backend saw since the last round: jobs that ended,
+    values they reported) are applied in the same round, first, so one
+    checkpoint holds both. The job ends Failed with ``reason`` once every
+    stopped job has ended (this round or a later one). A job already stopping
+    keeps its reason and outcome; its stops not known to have landed are
+    issued again (backends make them idempotent), so an abort may be repeated
+    by whoever comes next.
     """
-    if state.done or state.status is TuningStatus.STOPPING:
-        return replace(state, decisions=()), outstanding_actions(state)
+    if state.done:
+        return replace(state, decisions=()), ()
     round_ = _Round(state, now, make_sampler(state.config))
-    round_._begin_stopping(reason, TuningStatus.FAILED)
+    for event in events:
+        round_.apply(event)
+    if round_.status is TuningStatus.STOPPING:
+        round_.restop()
+    else:
+        round_._begin_stopping(reason, TuningStatus.FAILED)
     round_.maybe_finish()
     return round_.freeze()
 
@@ -441,6 +453,13 @@ class _Round:
                 stopping = evolve(trial, status=TrialStatus.STOPPING, stop_reason=message)
                 self.trials = self.trials.set(index, stopping)
                 self.actions.append(Stop(trial.trial_id, trial.attempt, message))
+
+    def restop(self) -> None:
+        """Stop again every stopping trial still active: its stop is not known to have landed."""
+        for index in self.active:
+            trial = self.trials[index]
+            if trial.status is TrialStatus.STOPPING:
+                self.actions.append(Stop(trial.trial_id, trial.attempt, trial.stop_reason or "stop requested"))
 
     # ------------------------------------------------------------ slots
 

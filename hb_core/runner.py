@@ -29,7 +29,7 @@ from hb_core.errors import ConfigError, HyperbandError
 from hb_core.events import Action, Event, Finish, Launch, Resume, Stop
 from hb_core.report import rung_table
 from hb_core.samplers import Sampler, make_sampler
-from hb_core.state import PRICE_KEY, TuningState
+from hb_core.state import PRICE_KEY, TuningState, TuningStatus
 from hb_core.warm_start import seed_rungs, warm_sampler
 
 __all__ = ["Tuner"]
@@ -149,23 +149,75 @@ class Tuner:
     async def abort(self, reason: str, *, timeout: float = 20.0) -> TuningState | None:
         """Stop every running job (a user killed the task) and wait, at most ``timeout`` seconds, for them to end.
 
-        Returns the state reached, or None when the store holds no tuning job (nothing ever started).
+        The first checkpoint records the intent (status Stopping, every active
+        trial Stopping with its reason) before any stop is sent, so a controller
+        that is cancelled or dies mid-abort leaves a state whose next reader
+        finishes the job: a retry (:meth:`start` reissues the stops), another
+        ``abort`` (it stops again what has not ended), or :meth:`settle`.
+        Safe against a concurrent controller (its checkpoint wins, the abort is
+        decided again on top of it) and repeatable: a second abort of a stopping
+        job reissues its stops, of an ended job does nothing. Returns the state
+        reached (terminal unless a stop has not landed within ``timeout``), or
+        None when the store holds no tuning job (nothing ever started).
         """
-        stored = await self.store.load()
-        if stored is None:
-            return None
-        events: list[Event] = []
-        if self.state is None or self.state.revision != stored.revision:
-            self.state, self._revision = stored, stored.revision
-            events = [] if stored.done else await self.backend.reconcile(stored)
-        state, actions = abort(self.state, reason, self.clock.now())
-        await self._commit(state)
+        for _ in range(self.MAX_CONFLICTS):
+            stored = await self.store.load()
+            if stored is None:
+                return None
+            if stored.done:
+                self.state, self._revision = stored, stored.revision
+                return stored
+            if self.state is None or self.state.revision != stored.revision:
+                self.state, self._revision = stored, stored.revision
+                events = await self.backend.reconcile(stored)  # adopt the jobs, to stop them and see them end
+            else:
+                events = await self.backend.poll()
+            state, actions = abort(stored, reason, self.clock.now(), events)
+            try:
+                await self._commit(state)
+                break
+            except StateConflict as exc:
+                log.warning("tuning job %s: %s; aborting on top of its state", stored.job_name, exc)
+                self.state = None
+        else:
+            raise HyperbandError(f"tuning job {self.job_name or ''}: state kept changing under the abort "
+                                 f"({self.MAX_CONFLICTS} conflicts in a row)")
+        self._log_round(state)
         await self._act(actions)
-        state = await self._round(events)
         deadline = self.clock.now() + timeout
         while not state.done and self.clock.now() < deadline:
             await self.clock.sleep_until(min(deadline, self.clock.now() + min(self.poll_interval, 1.0)))
             state = await self.step()
+        if not state.done:
+            log.warning("tuning job %s: %d training jobs had not ended %.0f s after their stop; the next "
+                        "controller or reader of the state finishes the job", state.job_name, len(state.active),
+                        timeout)
+        return state
+
+    async def settle(self) -> TuningState | None:
+        """Finish a stopping job whose training jobs have all ended, without acting: for a reader.
+
+        A job left Stopping (its controller cancelled or dead mid-abort) is
+        reconciled with the backend; when every active trial's job has ended,
+        the round that records it (the job then ends, Failed or Completed as it
+        was stopping) is checkpointed, compare-and-set, so a live controller's
+        own checkpoint wins. Nothing is launched or stopped. One call per Tuner
+        (a reader builds one each time it looks). Returns the state (unchanged
+        when not stopping, or a job is still running), None when there is none.
+        """
+        stored = await self.store.load()
+        if stored is None or stored.status is not TuningStatus.STOPPING:
+            return stored
+        self.state, self._revision = stored, stored.revision
+        events = await self.backend.reconcile(stored)
+        state, _ = await self._decide(events)
+        if not state.done:
+            return stored
+        try:
+            await self._commit(state)
+        except StateConflict:
+            return await self.store.load()
+        self._log_round(state)
         return state
 
     async def _decide(self, events: Sequence[Event]) -> tuple[TuningState, tuple[Action, ...]]:
@@ -196,15 +248,19 @@ class Tuner:
         else:
             raise HyperbandError(f"tuning job {self.state.job_name if self.state else ''}: state kept changing "
                                  f"under this controller ({self.MAX_CONFLICTS} conflicts in a row)")
-        if log.isEnabledFor(logging.INFO):
-            for decision in state.decisions:
-                log.info("%s %s", state.job_name, decision.line())
+        self._log_round(state)
         if self.table_every and state.revision % self.table_every == 0 and state.rungs:
             log.info("%s rungs:\n%s", state.job_name, rung_table(state))
         if reissue:
             actions = outstanding_actions(state) + tuple(a for a in actions if isinstance(a, Finish))
         await self._act(actions)
         return state
+
+    @staticmethod
+    def _log_round(state: TuningState) -> None:
+        if log.isEnabledFor(logging.INFO):
+            for decision in state.decisions:
+                log.info("%s %s", state.job_name, decision.line())
 
     async def _act(self, actions: Sequence[Action]) -> None:
         for action in actions:

@@ -87,7 +87,7 @@ from hb_core.events import (
 )
 from hb_core.state import TrialStatus, TuningState
 
-__all__ = ["LocalBackend", "attempt_dir", "model_dir"]
+__all__ = ["LocalBackend", "attempt_dir", "model_dir", "settle_local"]
 
 log = logging.getLogger(__name__)
 
@@ -595,3 +595,26 @@ def _local_path(uri: str, base: Path) -> Path | None:
         return None
     return (base / uri).resolve()
 
+
+
+async def settle_local(job_dir: str | os.PathLike[str]) -> TuningState | None:
+    """The state in ``job_dir``, after finishing it if it was left Stopping with every training job ended.
+
+    For readers (the dashboard, ``hb-tune show``): a job whose controller was
+    cancelled or died mid-abort is reconciled with its attempt directories and,
+    when no training job of it is still running, its end is checkpointed
+    (:meth:`hb_core.runner.Tuner.settle`: compare-and-set, nothing launched or
+    stopped). Any other state is returned as stored.
+    """
+    from hb_core.backends.stores import LocalFileStore
+    from hb_core.runner import Tuner
+
+    store = LocalFileStore(job_dir)
+    state = await store.load()
+    if state is None or state.status.value != "Stopping" or state.config.training_job_definition is None:
+        return state
+    backend = LocalBackend(state.config, job_dir, job_name=state.job_name)
+    try:
+        return await Tuner(state.config, backend, store, RealClock(), job_name=state.job_name).settle()
+    finally:
+        await backend.close()

@@ -11,13 +11,26 @@ Restarts and duplicates: ``cleanup`` (every exit, including a triggerer
 restart) only releases local resources; training jobs keep running and the
 next trigger instance adopts them. Two instances at once (an HA failover)
 serialise through the state store's compare-and-set; launches and stops are
-idempotent, so no job is doubled. Only ``on_kill`` (a user marked or cleared
-the task) stops the training jobs.
+idempotent, so no job is doubled.
+
+User actions: the triggerer calls ``on_kill`` when a user acted on the
+deferred task. It asks the API server for the task's state: a task the user
+ended (marked failed or success, or skipped) has its tuning job aborted (every
+training job stopped, the job Failed, "killed by a user"); a task cleared for a
+new try (its state reset) keeps its training jobs, which the new try's
+``execute`` reattaches to. The abort runs in a task of its own, shielded from
+the triggerer's cancellations (it cancels a trigger again on every loop while
+the trigger is finishing, and bounds ``on_kill`` to ``[triggerer]
+on_kill_timeout``), so it goes on until every training job has ended. Its first
+checkpoint records the intent, so if the triggerer dies mid-abort the next
+controller or reader of the state finishes it (:meth:`hb_core.runner.Tuner.abort`,
+:meth:`~hb_core.runner.Tuner.settle`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -31,6 +44,14 @@ from hb_core.state import TuningState
 __all__ = ["HyperbandControllerTrigger", "TuningStateTrigger", "condition_met"]
 
 KILL_REASON = "the Airflow task was killed by a user"
+#: Seconds an abort in the triggerer waits for the stopped training jobs to end (a SageMaker stop takes a while).
+ABORT_TIMEOUT = 600.0
+#: Task-instance states a user sets to end a task (as opposed to clearing it for a new try).
+ENDED_STATES = frozenset({"failed", "success", "skipped", "upstream_failed", "removed"})
+
+log = logging.getLogger(__name__)
+#: Aborts in flight, kept alive here past the cancellation of the trigger that started them.
+_ABORTS: set[asyncio.Task[None]] = set()
 
 
 class HyperbandControllerTrigger(BaseTrigger):
@@ -77,12 +98,47 @@ class HyperbandControllerTrigger(BaseTrigger):
         yield TriggerEvent(event)
 
     async def on_kill(self) -> None:
-        spec = TuningSpec.from_dict(self.spec)
-        tuner = build_tuner(spec)
+        """A user acted on the task: abort the tuning job if they ended the task, else leave it to the new try."""
+        if not await self._task_ended_by_user():
+            self.log.info("tuning job %s: the task was cleared for a new try; its training jobs keep running "
+                          "for the new try to reattach", self.spec.get("job_name"))
+            return
+        task = asyncio.get_running_loop().create_task(abort_job(self.spec), name=f"abort {self.spec.get('job_name')}")
+        _ABORTS.add(task)
+        task.add_done_callback(_ABORTS.discard)
+        await asyncio.shield(task)
+
+    async def _task_ended_by_user(self) -> bool:
+        """Whether this trigger's task is now failed, success or skipped (True when that cannot be told)."""
+        ti = getattr(self, "task_instance", None)
+        if ti is None:
+            return True
         try:
-            await tuner.abort(KILL_REASON)
-        finally:
-            await tuner.backend.close()
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+            states = await asyncio.to_thread(RuntimeTaskInstance.get_task_states, dag_id=ti.dag_id,
+                                             task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index)
+        except Exception:  # no answer: stopping the training jobs is the safe side
+            self.log.warning("cannot read the state of task %s; aborting its tuning job", ti.task_id, exc_info=True)
+            return True
+        key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        by_task = states.get(ti.run_id) or {}
+        state = by_task.get(key, "removed")
+        self.log.info("task %s is now %s", key, state)
+        return state is not None and str(getattr(state, "value", state)) in ENDED_STATES
+
+
+async def abort_job(spec_dict: dict[str, Any], timeout: float = ABORT_TIMEOUT) -> None:
+    """Abort the tuning job of ``spec_dict`` (:meth:`hb_core.runner.Tuner.abort`) and release the backend."""
+    spec = TuningSpec.from_dict(spec_dict)
+    tuner = build_tuner(spec)
+    try:
+        state = await tuner.abort(KILL_REASON, timeout=timeout)
+        log.info("tuning job %s: abort done, status %s", spec.job_name, state.status.value if state else "none")
+    except Exception:
+        log.exception("tuning job %s: the abort failed; the next controller or reader finishes it", spec.job_name)
+    finally:
+        await tuner.backend.close()
 
 
 def completion_event(spec: TuningSpec, state: TuningState) -> dict[str, Any]:

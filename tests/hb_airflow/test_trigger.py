@@ -134,3 +134,60 @@ async def test_state_trigger_waits_for_a_condition(tmp_path: Path) -> None:
     assert done["status"] == "Completed"
     assert watched["condition"]["kind"] == "trial_rung"
     assert watched["reached"] or watched["status"] in ("Stopped", "Failed")
+
+
+async def test_on_kill_finishes_the_abort_when_the_triggerer_cancels_it_again(tmp_path: Path,
+                                                                              launches: Path) -> None:
+    """The triggerer cancels a finishing trigger again on each loop: the abort must go on to a terminal state."""
+    spec = spec_for(tmp_path, "rekilled", parallel=3, jobs=9, sleep=0.5, max_resource=27)
+    trigger = HyperbandControllerTrigger(spec.to_dict())
+    task = asyncio.create_task(first_event(trigger))
+    store = LocalFileStore(spec.state_uri)
+    await wait_for(store, lambda s: sum(1 for t in s.trials if t.points and not t.status.ended) >= 2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    killing = asyncio.create_task(rebuilt(trigger).on_kill())
+    await wait_for(store, lambda s: s.status.value == "Stopping")
+    killing.cancel()  # as the triggerer's next loop does, well before the stopped trials have ended
+    with pytest.raises(asyncio.CancelledError):
+        await killing
+
+    state = await wait_for(store, lambda s: s.done)
+    assert state.status.value == "Failed" and "killed by a user" in (state.completion_reason or "")
+    assert all(t.status.ended for t in state.trials) and not state.active
+    groups = [json.loads(p.read_text()).get("pid") for p in Path(spec.state_uri).rglob("pid.json")]
+    assert not [pid for g in groups if g for pid in live_group_members(int(g))], "a trial process survived on_kill"
+
+
+async def test_a_reader_finishes_a_job_whose_abort_died_midway(tmp_path: Path, launches: Path) -> None:
+    """The triggerer dies right after the abort's first checkpoint: the job stays Stopping until the next reader
+    (the dashboard here; ``hb-tune show`` too: ``settle_local``) sees every trial ended and records it."""
+    from hb_airflow.spec import build_tuner
+    from hb_airflow.ui.jobs import StateRoot
+
+    spec = spec_for(tmp_path, "orphaned", parallel=3, jobs=9, sleep=0.5, max_resource=27)
+    trigger = HyperbandControllerTrigger(spec.to_dict())
+    task = asyncio.create_task(first_event(trigger))
+    store = LocalFileStore(spec.state_uri)
+    await wait_for(store, lambda s: sum(1 for t in s.trials if t.points and not t.status.ended) >= 2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    dying = build_tuner(spec)
+    stopping = await dying.abort("the Airflow task was killed by a user", timeout=0)
+    await dying.backend.close()  # the triggerer is gone: nobody records the ends
+    assert stopping is not None and stopping.status.value == "Stopping" and stopping.active
+
+    async def read() -> TuningState | None:  # what the dashboard shows of it (it reads in a worker thread)
+        return (await asyncio.to_thread(StateRoot(tmp_path).load, "orphaned")).state
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    state = await read()
+    while state is not None and not state.done and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+        state = await read()
+    assert state is not None and state.status.value == "Failed" and not state.active
+    assert "killed by a user" in (state.completion_reason or "")
+    assert (await store.load()) == state

@@ -149,3 +149,35 @@ def test_max_cost_without_prices_is_a_config_error() -> None:
     runner = tuner(cfg, SimulatedBackend(mlp_accuracy, clock), MemoryStore(), clock)
     with pytest.raises(ConfigError, match="TuningJobExtensions.MaxCost"):
         asyncio.run(runner.start())
+
+
+def test_an_abort_repeated_on_a_stopping_job_stops_again_and_records_the_ends_it_is_given() -> None:
+    """controller.abort is what a retry, a second on_kill or a reader reaches after an abort cut short."""
+    from hb_core.controller import abort
+    from hb_core.events import Stop, TrialStopped
+
+    cfg = config("Random", parallel=3, max_jobs=30)
+
+    async def started() -> TuningState:
+        clock = VirtualClock()
+        runner = tuner(cfg, SimulatedBackend(mlp_accuracy, clock, cost=mlp_epoch_seconds), MemoryStore(), clock)
+        state = await runner.start()
+        await clock.sleep_until(runner._wake_time())
+        return await runner.step()
+
+    running = asyncio.run(started())
+    active = [running.trials[i] for i in running.active]
+    assert len(active) == 3
+    stopping, stops = abort(running, "killed by a user", 100.0)
+    assert stopping.status.value == "Stopping" and {a.trial_id for a in stops} == {t.trial_id for t in active}
+    again, restops = abort(stopping, "a second reason", 101.0)  # the intent stays; the stops go out again
+    assert again.completion_reason == "killed by a user" and restops == tuple(
+        Stop(a.trial_id, a.attempt, a.reason) for a in stops)
+    ended = [TrialStopped(t.trial_id, t.attempt, 102.0) for t in active[:2]]
+    partly, last = abort(again, "killed by a user", 102.0, ended)
+    assert partly.status.value == "Stopping" and [a.trial_id for a in last] == [active[2].trial_id]
+    done, finish = abort(partly, "killed by a user", 103.0, [TrialStopped(active[2].trial_id, active[2].attempt, 103.0)])
+    assert done.status.value == "Failed" and done.completion_reason == "killed by a user"
+    assert [type(a).__name__ for a in finish] == ["Finish"]
+    assert all(t.status.ended for t in done.trials) and not done.active
+    assert abort(done, "late", 104.0)[1] == ()

@@ -256,11 +256,12 @@ def _visible_rows(user: Any, session: Session) -> list[dict[str, Any]]:
 
 
 def _visible_job(job: str, user: Any, session: Session) -> tuple[LoadedJob, TaskLink | None]:
-    """Job ``job`` and its task; 400 for a bad name, 404 when absent or its DAG is not readable by ``user``."""
+    """Job ``job`` and its task; 404 when it is not a tuning-job name, is absent, or its DAG is not readable by
+    ``user`` (a hostile name gets the 404 a path outside any route gets: ``%2F`` splits the path before routing)."""
     try:
         loaded = _root().load(job)
     except BadJobName as exc:
-        raise HTTPException(400, f"invalid tuning job name: {exc}") from None
+        raise HTTPException(404, f"no tuning job of that name: {exc}") from None
     except UnknownJob as exc:
         raise HTTPException(404, str(exc)) from None
     link = _task_links(session, {job}).get(job)

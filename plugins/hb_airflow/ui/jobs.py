@@ -17,10 +17,16 @@ from the end of the file, so page 1 of a long log costs one block read.
 An S3 state root (``s3://bucket/prefix``, where the SageMaker backend keeps
 its state) is read by :class:`~hb_airflow.ui.s3_jobs.S3StateRoot`, which has
 the same methods.
+
+Reconciling: a local job left ``Stopping`` (its controller was cancelled or
+died mid-abort) is finished on read once every training job of it has ended
+(:func:`hb_core.backends.local.settle_local`), so the list and the job page
+never show a job running that nothing runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -31,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from hb_core.backends.local import settle_local
 from hb_core.backends.stores import LocalFileStore
 from hb_core.errors import StateError
 from hb_core.naming import JOB_NAME_PATTERN
@@ -163,6 +170,8 @@ class StateRoot(JobSource):
                 self._cache.move_to_end(path)
                 return cached[1]
         loaded = self._read(name, path, stat.st_mtime)
+        if loaded.state is not None and loaded.state.status.value == "Stopping":
+            loaded = self._settled(name, path, loaded)
         with self._lock:
             self._cache[path] = (signature, loaded)
             self._cache.move_to_end(path)
@@ -215,6 +224,17 @@ class StateRoot(JobSource):
         with self._lock:
             self._counts[path] = (signature, end, count)
         return end, count
+
+    def _settled(self, name: str, path: Path, loaded: LoadedJob) -> LoadedJob:
+        """``loaded`` after :func:`settle_local` (re-read when it recorded the job's end)."""
+        try:
+            state = asyncio.run(settle_local(path.parent))
+        except Exception:  # a reader must still show what is stored
+            log.warning("tuning job %s: reconciling its stopping state failed", name, exc_info=True)
+            return loaded
+        if state is None or state.revision == loaded.state.revision:  # type: ignore[union-attr]
+            return loaded
+        return self._read(name, path, path.stat().st_mtime)
 
     @staticmethod
     def _read(name: str, path: Path, mtime: float) -> LoadedJob:

@@ -1,0 +1,132 @@
+"""A real deployment, driven as operators run it: trigger, kill the triggerer, mark failed, clear, watch.
+
+One deployment (four Airflow processes, LocalExecutor, SQLite) serves the
+whole module; each test triggers its own DAG run through the REST API and
+waits, bounded, for what a user would see. The dashboard test reads the runs
+the earlier tests left, so the module runs in file order.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.deployment.conftest import DAGS, Deployment
+
+KILLED = "killed by a user"
+
+
+def assert_launched_once(deployment: Deployment, name: str) -> list[str]:
+    launched = deployment.launches(name)
+    doubled = [job for job, n in Counter(launched).items() if n > 1]
+    assert not doubled, f"training jobs launched twice: {doubled}"
+    return launched
+
+
+def test_a_triggered_run_defers_and_succeeds_with_its_summary(deployment: Deployment) -> None:
+    run_id = deployment.trigger("hb_fast")
+    name = deployment.job_name("hb_fast", run_id)
+    seen = set()
+
+    def ended() -> str | None:
+        seen.add(deployment.task("hb_fast", run_id)["state"])
+        state = deployment.run_state("hb_fast", run_id)
+        return state if state in ("success", "failed") else None
+
+    assert deployment.wait(ended, 180, "hb_fast run ends") == "success"
+    summary = deployment.xcom("hb_fast", run_id, "summary")
+    assert summary["tuning_job_name"] == name and summary["status"] == "Completed"
+    jobs = DAGS["hb_fast"]["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+    assert summary["trials"] == jobs and sum(summary["trial_counts"].values()) == jobs
+    assert set(summary["trial_counts"]) <= {"Completed", "Stopped"}
+    assert summary["best_trial_id"] is not None and 0 < summary["best_objective"] <= 1
+    # the controller ran in the triggerer, with no worker slot held: the task was seen deferred, and its log
+    # (the UI's, through the API) has the worker's deferral, then the trigger's decisions and its end
+    assert "deferred" in seen, seen
+    log = deployment.task_log("hb_fast", run_id)
+    assert "deferring to the controller trigger" in log and f"{name}: reattached at revision" in log, log[-3000:]
+    assert len(assert_launched_once(deployment, name)) == jobs
+    assert not deployment.live_trials(name)
+    deployment.runs[name] = "Completed"
+
+
+def test_a_killed_triggerer_is_replaced_and_the_run_succeeds_with_no_job_doubled(deployment: Deployment) -> None:
+    run_id = deployment.trigger("hb_slow")
+    name = deployment.job_name("hb_slow", run_id)
+    deployment.wait(lambda: deployment.task("hb_slow", run_id)["state"] == "deferred", 120, "the task defers")
+    deployment.wait(lambda: len(deployment.launches(name)) >= 4, 120, "the triggerer launches more trials")
+    deployment.airflow.kill("triggerer")  # SIGKILL, the whole group: no cleanup runs
+    before = len(deployment.launches(name))
+    deployment.airflow.start("triggerer")
+
+    assert deployment.wait_run_ended("hb_slow", run_id, 240) == "success"
+    summary = deployment.xcom("hb_slow", run_id, "summary")
+    jobs = DAGS["hb_slow"]["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+    assert summary["status"] == "Completed" and summary["trials"] == jobs
+    launched = assert_launched_once(deployment, name)
+    assert len(launched) == jobs and before < jobs, (before, launched)
+    job = deployment.job(name)
+    assert job["status"] == "Completed" and not job["running"] and job["active_trials"] == 0
+    assert not deployment.live_trials(name)
+
+
+def test_mark_failed_mid_run_stops_every_trial_and_ends_the_job_failed(deployment: Deployment) -> None:
+    run_id = deployment.trigger("hb_long")
+    name = deployment.job_name("hb_long", run_id)
+    deployment.wait(lambda: deployment.task("hb_long", run_id)["state"] == "deferred", 120, "the task defers")
+    deployment.wait(lambda: sum(1 for t in deployment.trials(name) if t["points"] and t["status"] == "InProgress")
+                    >= 2, 120, "two trials report values")
+    deployment.api("PATCH", f"/api/v2/dags/hb_long/dagRuns/{run_id}/taskInstances/tune", {"new_state": "failed"})
+
+    def terminal_and_gone() -> dict | None:
+        job = deployment.job(name)
+        return job if job["status"] in ("Completed", "Failed") and not deployment.live_trials(name) else None
+
+    job = deployment.wait(terminal_and_gone, 30, "every trial process gone and the job terminal")
+    assert job["status"] == "Failed" and KILLED in (job["completion_reason"] or "")
+    assert not job["running"] and job["active_trials"] == 0
+    trials = deployment.trials(name)
+    assert trials and all(t["status"] in ("Completed", "Stopped", "Failed") for t in trials), trials
+    assert deployment.task("hb_long", run_id)["state"] == "failed"
+    assert_launched_once(deployment, name)
+    deployment.runs[name] = "Failed"
+
+
+def test_clearing_a_running_task_reattaches_without_doubling_a_trial(deployment: Deployment) -> None:
+    run_id = deployment.trigger("hb_slow")
+    name = deployment.job_name("hb_slow", run_id)
+    deployment.wait(lambda: deployment.task("hb_slow", run_id)["state"] == "deferred", 120, "the task defers")
+    deployment.wait(lambda: len(deployment.launches(name)) >= 3, 120, "three trials launched")
+    deployment.api("POST", "/api/v2/dags/hb_slow/clearTaskInstances",
+                   {"dry_run": False, "dag_run_id": run_id, "task_ids": ["tune"], "only_failed": False,
+                    "reset_dag_runs": True})
+
+    assert deployment.wait_run_ended("hb_slow", run_id, 240) == "success"
+    task = deployment.task("hb_slow", run_id)
+    assert task["try_number"] >= 2, task  # a new try ran
+    summary = deployment.xcom("hb_slow", run_id, "summary")
+    jobs = DAGS["hb_slow"]["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxNumberOfTrainingJobs"]
+    assert summary["status"] == "Completed" and summary["trials"] == jobs
+    assert KILLED not in (summary["reason"] or "")
+    assert len(assert_launched_once(deployment, name)) == jobs
+    assert not deployment.live_trials(name)
+    deployment.runs[name] = "Completed"
+
+
+def test_the_dashboard_needs_a_token_and_lists_every_run_with_its_true_status(deployment: Deployment) -> None:
+    if not deployment.runs:
+        pytest.skip("needs the runs the earlier tests of this module leave (run the whole module)")
+    assert deployment.airflow.request("GET", "/hyperband/api/jobs")[0] == 401
+    assert deployment.airflow.request("GET", "/hyperband/")[0] == 401
+    status, page = deployment.airflow.request("GET", "/hyperband/", token=deployment.token)
+    assert status == 200 and b"Hyperband tuning jobs" in page
+    listed = {row["tuning_job_name"]: row for row in deployment.api("GET", "/hyperband/api/jobs")["jobs"]}
+    for name, status in deployment.runs.items():
+        row, job = listed[name], deployment.job(name)
+        assert row["status"] == job["status"] == status and row["running"] is job["running"] is False, (row, job)
+        assert row["dag_id"] in DAGS and row["run_id"]
+        assert row["best_objective"] == job["best_objective"] == job["summary"]["best_objective"]
+        assert row["best_trial_id"] == job["best_trial_id"] == job["summary"]["best_trial_id"]
+        page_status, html = deployment.airflow.request("GET", f"/hyperband/jobs/{name}", token=deployment.token)
+        assert page_status == 200 and status.encode() in html
