@@ -83,6 +83,13 @@ class Deployment:
         run = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None})
         return str(run["dag_run_id"])
 
+    def trigger_deferred(self, dag_id: str) -> tuple[str, str]:
+        """Trigger ``dag_id`` and wait until its tuning task has deferred; (run id, tuning job name)."""
+        run_id = self.trigger(dag_id)
+        name = self.job_name(dag_id, run_id)
+        self.wait(lambda: self.task(dag_id, run_id)["state"] == "deferred", 120, "the task defers")
+        return run_id, name
+
     def task(self, dag_id: str, run_id: str) -> dict[str, Any]:
         quoted = urllib.parse.quote(run_id, safe="")
         return self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quoted}/taskInstances/tune")  # type: ignore[no-any-return]

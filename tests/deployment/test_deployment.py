@@ -52,9 +52,7 @@ def test_a_triggered_run_defers_and_succeeds_with_its_summary(deployment: Deploy
 
 
 def test_a_killed_triggerer_is_replaced_and_the_run_succeeds_with_no_job_doubled(deployment: Deployment) -> None:
-    run_id = deployment.trigger("hb_slow")
-    name = deployment.job_name("hb_slow", run_id)
-    deployment.wait(lambda: deployment.task("hb_slow", run_id)["state"] == "deferred", 120, "the task defers")
+    run_id, name = deployment.trigger_deferred("hb_slow")
     deployment.wait(lambda: len(deployment.launches(name)) >= 4, 120, "the triggerer launches more trials")
     deployment.airflow.kill("triggerer")  # SIGKILL, the whole group: no cleanup runs
     before = len(deployment.launches(name))
@@ -72,9 +70,7 @@ def test_a_killed_triggerer_is_replaced_and_the_run_succeeds_with_no_job_doubled
 
 
 def test_mark_failed_mid_run_stops_every_trial_and_ends_the_job_failed(deployment: Deployment) -> None:
-    run_id = deployment.trigger("hb_long")
-    name = deployment.job_name("hb_long", run_id)
-    deployment.wait(lambda: deployment.task("hb_long", run_id)["state"] == "deferred", 120, "the task defers")
+    run_id, name = deployment.trigger_deferred("hb_long")
     deployment.wait(lambda: sum(1 for t in deployment.trials(name) if t["points"] and t["status"] == "InProgress")
                     >= 2, 120, "two trials report values")
     deployment.api("PATCH", f"/api/v2/dags/hb_long/dagRuns/{run_id}/taskInstances/tune", {"new_state": "failed"})
@@ -94,9 +90,7 @@ def test_mark_failed_mid_run_stops_every_trial_and_ends_the_job_failed(deploymen
 
 
 def test_clearing_a_running_task_reattaches_without_doubling_a_trial(deployment: Deployment) -> None:
-    run_id = deployment.trigger("hb_slow")
-    name = deployment.job_name("hb_slow", run_id)
-    deployment.wait(lambda: deployment.task("hb_slow", run_id)["state"] == "deferred", 120, "the task defers")
+    run_id, name = deployment.trigger_deferred("hb_slow")
     deployment.wait(lambda: len(deployment.launches(name)) >= 3, 120, "three trials launched")
     deployment.api("POST", "/api/v2/dags/hb_slow/clearTaskInstances",
                    {"dry_run": False, "dag_run_id": run_id, "task_ids": ["tune"], "only_failed": False,

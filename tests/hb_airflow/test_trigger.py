@@ -106,8 +106,9 @@ async def test_two_triggers_at_once_launch_each_job_once(tmp_path: Path, launche
     assert all(t.status.ended and t.stop_reason != "stopped outside the controller" for t in state.trials)
 
 
-async def test_on_kill_stops_every_running_trial(tmp_path: Path, launches: Path) -> None:
-    spec = spec_for(tmp_path, "killed", parallel=3, jobs=9, sleep=0.5, max_resource=27)
+async def cancelled_mid_run(spec: TuningSpec) -> tuple[HyperbandControllerTrigger, LocalFileStore]:
+    """Run ``spec``'s controller trigger until two trials report values, then cancel it (as the triggerer does
+    before ``on_kill``); its store is returned for the assertions."""
     trigger = HyperbandControllerTrigger(spec.to_dict())
     task = asyncio.create_task(first_event(trigger))
     store = LocalFileStore(spec.state_uri)
@@ -115,6 +116,12 @@ async def test_on_kill_stops_every_running_trial(tmp_path: Path, launches: Path)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    return trigger, store
+
+
+async def test_on_kill_stops_every_running_trial(tmp_path: Path, launches: Path) -> None:
+    spec = spec_for(tmp_path, "killed", parallel=3, jobs=9, sleep=0.5, max_resource=27)
+    trigger, store = await cancelled_mid_run(spec)
     await asyncio.wait_for(rebuilt(trigger).on_kill(), WAIT)
 
     state = await store.load()
@@ -140,13 +147,7 @@ async def test_on_kill_finishes_the_abort_when_the_triggerer_cancels_it_again(tm
                                                                               launches: Path) -> None:
     """The triggerer cancels a finishing trigger again on each loop: the abort must go on to a terminal state."""
     spec = spec_for(tmp_path, "rekilled", parallel=3, jobs=9, sleep=0.5, max_resource=27)
-    trigger = HyperbandControllerTrigger(spec.to_dict())
-    task = asyncio.create_task(first_event(trigger))
-    store = LocalFileStore(spec.state_uri)
-    await wait_for(store, lambda s: sum(1 for t in s.trials if t.points and not t.status.ended) >= 2)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    trigger, store = await cancelled_mid_run(spec)
     killing = asyncio.create_task(rebuilt(trigger).on_kill())
     await wait_for(store, lambda s: s.status.value == "Stopping")
     killing.cancel()  # as the triggerer's next loop does, well before the stopped trials have ended
@@ -167,13 +168,7 @@ async def test_a_reader_finishes_a_job_whose_abort_died_midway(tmp_path: Path, l
     from hb_airflow.ui.jobs import StateRoot
 
     spec = spec_for(tmp_path, "orphaned", parallel=3, jobs=9, sleep=0.5, max_resource=27)
-    trigger = HyperbandControllerTrigger(spec.to_dict())
-    task = asyncio.create_task(first_event(trigger))
-    store = LocalFileStore(spec.state_uri)
-    await wait_for(store, lambda s: sum(1 for t in s.trials if t.points and not t.status.ended) >= 2)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    trigger, store = await cancelled_mid_run(spec)
     dying = build_tuner(spec)
     stopping = await dying.abort("the Airflow task was killed by a user", timeout=0)
     await dying.backend.close()  # the triggerer is gone: nobody records the ends
