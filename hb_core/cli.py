@@ -268,10 +268,7 @@ async def _drive(config: TuningConfig, name: str, backend: Any, store: Any, pare
             loop.add_signal_handler(number, _again, number)
         reason = f"the tuning job was interrupted ({'Ctrl-C' if received[0] == signal.SIGINT else 'SIGTERM'})"
         log.warning("interrupted: stopping every running trial (waiting at most %.0f s)", ABORT_TIMEOUT)
-        state = await tuner.abort(reason, timeout=ABORT_TIMEOUT)
-        if state is not None and not state.done:
-            log.warning("tuning job %s: still %s after %.0f s; its jobs were told to stop",
-                        name, state.status.value, ABORT_TIMEOUT)
+        await tuner.abort(reason, timeout=ABORT_TIMEOUT)  # it warns itself when a stop has not landed in time
         raise Interrupted(received[0]) from None
     finally:
         for number in signals:
