@@ -217,6 +217,63 @@ class RayTunePolicy:
         self.scheduler.on_trial_complete(None, handle, result)
 
 
+class SyneTuneLegacyPolicy:
+    """Syne Tune 0.14's model-based Hyperband schedulers (MOBSTER, Hyper-Tune), stopping type, driven as its Tuner
+    drives them: ``suggest(trial_id)``, ``on_trial_add``, ``on_trial_result`` (``STOP`` ends the trial and is
+    followed by ``on_trial_remove``), ``on_trial_complete`` at MaxResource (module docstring)."""
+
+    def __init__(self, task: Task, seed: int, kind: str) -> None:
+        import numpy as np
+        from syne_tune.optimizer.legacy_baselines import MOBSTER, HyperTune
+
+        np.random.seed(seed)
+        common = dict(metric=METRIC, resource_attr="epoch", max_t=task.max_resource, grace_period=task.min_resource,
+                      reduction_factor=task.eta, mode="max", type="stopping", random_seed=seed)
+        space = _syne_tune_space(task.ranges)
+        if kind == "mobster":
+            self.scheduler: Any = MOBSTER(space, **common)  # search_options["model"]: "gp_multitask" (default)
+        elif kind == "hypertune":
+            # Hyper-Tune as the paper runs it: all brackets, sampled by its model; per-rung GPs (its default).
+            n_levels = len(_levels(task))
+            self.scheduler = HyperTune(space, brackets=n_levels, **common)
+        else:
+            raise ValueError(f"`kind in ('mobster', 'hypertune')` must hold, but got kind={kind!r}")
+        self._next_id = 0
+        self._epoch0 = datetime.datetime(2024, 1, 1)
+
+    def ask(self) -> tuple[Any, Hyperparameters] | None:
+        from syne_tune.backend.trial_status import Trial
+
+        suggestion = self.scheduler.suggest(self._next_id)
+        if suggestion is None:
+            return None
+        trial = Trial(trial_id=self._next_id, config=dict(suggestion.config), creation_time=self._epoch0)
+        self._next_id += 1
+        self.scheduler.on_trial_add(trial)
+        config = {k: _plain(v) for k, v in trial.config.items() if not k.startswith("_")}
+        return trial, config
+
+    def report(self, handle: Any, epoch: int, value: float) -> bool:
+        if self.scheduler.on_trial_result(handle, {METRIC: value, "epoch": epoch}) == "STOP":
+            self.scheduler.on_trial_remove(handle)
+            return False
+        return True
+
+    def finish(self, handle: Any, epoch: int, value: float, completed: bool) -> None:
+        if completed:
+            result = {METRIC: value, "epoch": epoch}
+            self.scheduler.on_trial_result(handle, result)
+            self.scheduler.on_trial_complete(handle, result)
+
+
+def _levels(task: Task) -> list[int]:
+    levels, level = [], task.min_resource
+    while level < task.max_resource:
+        levels.append(level)
+        level *= task.eta
+    return [*levels, task.max_resource]
+
+
 def _plain(value: Any) -> Any:
     """A numpy scalar as the Python number it holds (configurations are JSON-like)."""
     return value.item() if hasattr(value, "item") else value

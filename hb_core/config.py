@@ -196,6 +196,10 @@ class SamplerType(StrEnum):
       values at the highest rung with enough of them (:mod:`hb_core.model_based`).
     - ``Bayesian``: model-based: a Gaussian process with expected improvement
       over those rung values (:mod:`hb_core.model_based`, :mod:`hb_core.bayesian`).
+    - ``MultiFidelityGP``: model-based, as MOBSTER: one Gaussian process over
+      (configuration, rung level) fitted to every rung value, pending trials
+      fantasised, expected improvement at the highest rung with enough values
+      (:class:`hb_core.model_based.JointGPSampler`).
 
     The model-based samplers propose at random a share ``RandomFraction`` of
     the time, and whenever the rungs hold too few values for a model.
@@ -204,6 +208,7 @@ class SamplerType(StrEnum):
     RANDOM = "Random"
     KDE = "KDE"
     BAYESIAN = "Bayesian"
+    MULTI_FIDELITY_GP = "MultiFidelityGP"
 
 
 class EarlyStoppingType(StrEnum):
