@@ -100,8 +100,10 @@ MODEL_METHODS = ("HB-stop", "HB-KDE", "HB-MFGP", "optuna-SHA", "synetune-ASHA", 
                  "synetune-MOBSTER", "synetune-HyperTune")
 
 
-def _models(dataset: str, seeds: int) -> NasPlan:
-    return NasPlan(dataset, {m: {5: seeds, 16: seeds} for m in MODEL_METHODS})
+def _models(dataset: str, seeds: int, costly: int) -> NasPlan:
+    """Syne Tune's GP peers cost 20-100x more CPU per run than the rest: ``costly`` seeds for them."""
+    return NasPlan(dataset, {m: {w: costly if m.startswith("synetune-") and m != "synetune-ASHA" else seeds
+                                 for w in (5, 16)} for m in MODEL_METHODS})
 
 
 #: The issue's plan on every data set and worker count: 50 seeds for the cheap methods, 20 for Bayesian and TPE.
@@ -119,7 +121,7 @@ PROFILES = {
         (100, 1000, 10_000),
     ),
     "models": Profile(
-        "models", (), 0, 0.0, (), 0, 0.0, tuple(_models(d, 10) for d in ("cifar10", "cifar100", "imagenet")), (),
+        "models", (), 0, 0.0, (), 0, 0.0, tuple(_models(d, 6, 2) for d in ("cifar10", "cifar100", "imagenet")), (),
         workers=(5, 16), nas_tops=(0.01, 0.001),
     ),
     "full": Profile(
@@ -170,7 +172,7 @@ def nas_job(dataset: str, method: str, seed: int, workers: int, cap: float,
 
     task = nasbench.task(dataset, tops)
     if method in PEERS:
-        return run_peer(task, method, seed, workers, cap)
+        return run_peer(task, method, seed, workers, cap, source=(dataset, tops))
     return run_ours(task, method, seed, workers, cap)
 
 
