@@ -333,7 +333,8 @@ def results_markdown(profile: Any, data: dict[str, Any], cache: Any, *, command:
         lines += [("Not measured here: `benchmarks/cloudwatch_calls.py` (the SageMaker backend against moto at "
                   "1 / 100 / 1,000 running trials) writes `benchmarks/CLOUDWATCH.md`; the next `make bench` "
                   "includes it when that file exists."), ""]
-    discussion = HERE / "discussion.md"  # about the `bench` profile's run; other profiles leave it out
-    if discussion.exists() and profile.name == "bench":
+    # Written by hand for the run the report names: discussion.md for `bench`, discussion-<profile>.md for others.
+    discussion = HERE / ("discussion.md" if profile.name == "bench" else f"discussion-{profile.name}.md")
+    if discussion.exists() and profile.name != "quick":
         lines += [discussion.read_text().strip(), ""]
     return "\n".join(lines) + "\n", blocks
