@@ -32,7 +32,7 @@ Our extensions, in AMT's CamelCase style:
   ``ReductionFactor`` (int >= 2, default 3), ``NumberOfBrackets`` (int >= 1, at
   most the number of rungs, default 1), ``Variant``, ``Sampler``,
   ``ResourceMetricName``, next to AMT's ``MinResource`` (default 1) and
-  ``MaxResource``; ``Sampler`` is ``Random`` (default), ``KDE`` or ``Bayesian``
+  ``MaxResource``; ``Sampler`` is ``Random`` (default), ``MultiFidelityGP``, ``KDE`` or ``Bayesian``
   (see :class:`SamplerType`); ``RandomFraction`` (a number in [0, 1], default
   1/3 as in BOHB) is the share of a model-based sampler's proposals drawn at
   random. When ``MaxResource`` is absent it is read, as AMT does, from
