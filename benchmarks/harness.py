@@ -87,6 +87,7 @@ OURS: dict[str, dict[str, Any]] = {
     "HB-stop": {"Strategy": "Hyperband"},
     "HB-promo": {"Strategy": "Hyperband", "Variant": "Promotion"},
     "HB-KDE": {"Strategy": "Hyperband", "Sampler": "KDE"},
+    "HB-MFGP": {"Strategy": "Hyperband", "Sampler": "MultiFidelityGP"},
 }
 
 

@@ -183,8 +183,9 @@ def model(dataset: str) -> CurveModel:
 
 
 @functools.cache
-def task(dataset: str) -> Task:
-    """The NAS-Bench-201 :class:`Task` of ``dataset``: MinResource 1, MaxResource 200, eta 3, top-1% target."""
+def task(dataset: str, tops: tuple[float, ...] = (0.01,)) -> Task:
+    """The NAS-Bench-201 :class:`Task` of ``dataset``: MinResource 1, MaxResource 200, eta 3; one target per
+    fraction in ``tops`` (default: the top 1% of cells; ``(0.01, 0.001)`` adds the top 0.1%)."""
     m = model(dataset)
     table = m.table
     memo: dict[tuple[int, int], float] = {}
@@ -201,14 +202,15 @@ def task(dataset: str) -> Task:
         return float(table.epoch_seconds[table.index(hyperparameters)])
 
     return Task(f"NAS-Bench-201 {DATASETS[dataset][0]}", ranges(), objective, cost, 1, EPOCHS,
-                (top_target(table),), floor=DATASETS[dataset][1])
+                tuple(top_target(table, f) for f in tops), floor=DATASETS[dataset][1])
 
 
-def oracle(dataset: str) -> tuple[float, float]:
-    """(seconds, accuracy): the best cell trained alone until its curve reaches the target; its final accuracy."""
+def oracle(dataset: str, fraction: float = 0.01) -> tuple[float, float]:
+    """(seconds, accuracy): the best cell trained alone until its curve reaches the top-``fraction`` target; its
+    final accuracy."""
     from tta import oracle_time
 
     m = model(dataset)
     best = int(np.argmax(m.table.final))
     seconds = [float(m.table.epoch_seconds[best])] * m.max_epoch
-    return oracle_time(m.curve(best), seconds, top_target(m.table)), float(m.table.final[best])
+    return oracle_time(m.curve(best), seconds, top_target(m.table, fraction)), float(m.table.final[best])

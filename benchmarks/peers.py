@@ -54,7 +54,13 @@ How each is driven (one :class:`harness.Policy` per run, seeded with the run's s
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
+import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -63,6 +69,9 @@ from harness import METRIC, Hyperparameters, RunResult, Task, run_policy
 __all__ = ["PEERS", "OptunaPolicy", "RayTunePolicy", "SyneTunePolicy", "run_peer"]
 
 log = logging.getLogger(__name__)
+
+#: Syne Tune's ``opt_skip_init_length`` and ``opt_skip_period`` for MOBSTER and Hyper-Tune (see their policy).
+SKIP_INIT, SKIP_PERIOD = 50, 10
 
 
 def _optuna_distributions(ranges: Mapping[str, Any]) -> dict[str, Any]:
@@ -217,6 +226,67 @@ class RayTunePolicy:
         self.scheduler.on_trial_complete(None, handle, result)
 
 
+class SyneTuneLegacyPolicy:
+    """Syne Tune 0.14's model-based Hyperband schedulers (MOBSTER, Hyper-Tune), stopping type, driven as its Tuner
+    drives them: ``suggest(trial_id)``, ``on_trial_add``, ``on_trial_result`` (``STOP`` ends the trial and is
+    followed by ``on_trial_remove``), ``on_trial_complete`` at MaxResource (module docstring)."""
+
+    def __init__(self, task: Task, seed: int, kind: str) -> None:
+        import numpy as np
+        from syne_tune.optimizer.legacy_baselines import MOBSTER, HyperTune
+
+        np.random.seed(seed)
+        common = dict(metric=METRIC, resource_attr="epoch", max_t=task.max_resource, grace_period=task.min_resource,
+                      reduction_factor=task.eta, mode="max", type="stopping", random_seed=seed)
+        # Refit the GP's hyperparameters on every 10th new observation once 50 are in (Syne Tune's own
+        # opt_skip_* options; the model is still conditioned on all data every time): its default refits on
+        # every proposal, ~4 s each on this machine, 50 min for a 750-trial run (module docstring).
+        common["search_options"] = {"opt_skip_init_length": SKIP_INIT, "opt_skip_period": SKIP_PERIOD}
+        space = _syne_tune_space(task.ranges)
+        if kind == "mobster":
+            self.scheduler: Any = MOBSTER(space, **common)  # search_options["model"]: "gp_multitask" (default)
+        elif kind == "hypertune":
+            # Hyper-Tune as the paper runs it: all brackets, sampled by its model; per-rung GPs (its default).
+            n_levels = len(_levels(task))
+            self.scheduler = HyperTune(space, brackets=n_levels, **common)
+        else:
+            raise ValueError(f"`kind in ('mobster', 'hypertune')` must hold, but got kind={kind!r}")
+        self._next_id = 0
+        self._epoch0 = datetime.datetime(2024, 1, 1)
+
+    def ask(self) -> tuple[Any, Hyperparameters] | None:
+        from syne_tune.backend.trial_status import Trial
+
+        suggestion = self.scheduler.suggest(self._next_id)
+        if suggestion is None:
+            return None
+        trial = Trial(trial_id=self._next_id, config=dict(suggestion.config), creation_time=self._epoch0)
+        self._next_id += 1
+        self.scheduler.on_trial_add(trial)
+        config = {k: _plain(v) for k, v in trial.config.items() if not k.startswith("_")}
+        return trial, config
+
+    def report(self, handle: Any, epoch: int, value: float) -> bool:
+        if self.scheduler.on_trial_result(handle, {METRIC: value, "epoch": epoch}) == "STOP":
+            self.scheduler.on_trial_remove(handle)
+            return False
+        return True
+
+    def finish(self, handle: Any, epoch: int, value: float, completed: bool) -> None:
+        if completed:
+            result = {METRIC: value, "epoch": epoch}
+            self.scheduler.on_trial_result(handle, result)
+            self.scheduler.on_trial_complete(handle, result)
+
+
+def _levels(task: Task) -> list[int]:
+    levels, level = [], task.min_resource
+    while level < task.max_resource:
+        levels.append(level)
+        level *= task.eta
+    return [*levels, task.max_resource]
+
+
 def _plain(value: Any) -> Any:
     """A numpy scalar as the Python number it holds (configurations are JSON-like)."""
     return value.item() if hasattr(value, "item") else value
@@ -229,9 +299,46 @@ PEERS: dict[str, Callable[[Task, int], Any]] = {
     "optuna-SHA-random": lambda task, seed: OptunaPolicy(task, seed, "sha", sampler="random"),
     "synetune-ASHA": SyneTunePolicy,
     "raytune-ASHA": RayTunePolicy,
+    "synetune-MOBSTER": lambda task, seed: SyneTuneLegacyPolicy(task, seed, "mobster"),
+    "synetune-HyperTune": lambda task, seed: SyneTuneLegacyPolicy(task, seed, "hypertune"),
 }
 
 
-def run_peer(task: Task, peer: str, seed: int, workers: int, cap: float) -> RunResult:
-    """One run of ``peer`` (a key of :data:`PEERS`) on ``task``."""
+#: Peers that need Syne Tune 0.14 (MOBSTER and Hyper-Tune were removed in 0.15), whose numpy<1.27 pin conflicts
+#: with ours: they run in their own virtualenv (``make .venv-legacy``, :data:`LEGACY_PYTHON`), one process a run.
+LEGACY = {"synetune-MOBSTER", "synetune-HyperTune"}
+LEGACY_SYNE_TUNE = "0.14.2"
+LEGACY_PYTHON = Path(os.environ.get("HB_BENCH_LEGACY_PYTHON", Path(__file__).resolve().parent.parent
+                                    / ".venv-legacy" / "bin" / "python"))
+
+
+def run_peer(task: Task, peer: str, seed: int, workers: int, cap: float,
+             source: tuple[str, tuple[float, ...]] | None = None) -> RunResult:
+    """One run of ``peer`` (a key of :data:`PEERS`) on ``task``; a :data:`LEGACY` peer runs in
+    :data:`LEGACY_PYTHON` unless this interpreter has Syne Tune 0.14 (``source``: the NAS data set and target
+    fractions the task was built from, to build it there again)."""
+    if peer in LEGACY and importlib.metadata.version("syne-tune") != LEGACY_SYNE_TUNE:
+        if source is None:
+            raise ValueError(f"{peer} runs in {LEGACY_PYTHON}: `source` (data set, target fractions) must be given")
+        dataset, tops = source
+        args = [str(LEGACY_PYTHON), __file__, dataset, ",".join(map(str, tops)), peer, str(seed), str(workers),
+                repr(cap)]
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+        out = subprocess.run(args, check=True, capture_output=True, text=True, env=env).stdout
+        body = json.loads(out.strip().splitlines()[-1])
+        return RunResult(body["method"], body["seed"], body["workers"], [tuple(p) for p in body["trace"]],
+                         body["elapsed"], body["trials"], body["epochs"], body.get("extra") or {})
     return run_policy(PEERS[peer](task, seed), task, method=peer, seed=seed, workers=workers, cap=cap)
+
+
+if __name__ == "__main__":  # one legacy-peer run: dataset tops peer seed workers cap -> RunResult as JSON
+    import dataclasses
+
+    logging.basicConfig(level=logging.ERROR)
+    import nasbench
+
+    _dataset, _tops, _peer, _seed, _workers, _cap = sys.argv[1:7]
+    _task = nasbench.task(_dataset, tuple(float(f) for f in _tops.split(",")))
+    _run = run_peer(_task, _peer, int(_seed), int(_workers), float(_cap))
+    print(json.dumps(dataclasses.asdict(_run)))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import RunResult
-from report import Block, headline_table, method_table, peer_table, plot, ratio_cell
+from report import OURS_ORDER, Block, headline_table, method_table, peer_table, plot, ratio_cell
 
 HERE = Path(__file__).resolve().parent
 SEED_RANDOM, SEED_BAYESIAN = 1.72, 1.57  # the seed article: Random/Hyperband and Bayesian/Hyperband at 0.96
@@ -50,11 +50,13 @@ def blocks_of(profile: Any, data: dict[str, Any], cache: Any) -> list[Block]:
         blocks.append(Block("mlp-virtual", "MLP, virtual 5-worker CPU clock", mlp_real.WORKERS,
                             (mlp_real.HARD, mlp_real.EASY), profile.mlp_cap, oracle, 0.5, runs=_group(data["mlp"])))
     nas = sorted((data.get("nas") or {}).items(), key=lambda kv: (kv[0][0] != "cifar10", kv[0]))
+    tops = tuple(data.get("nas_tops") or (0.01,))
     for (dataset, workers), runs in nas:
-        task = nasbench.task(dataset)
+        task = nasbench.task(dataset, tops)
         cap = data["nas_caps"][f"{dataset}/{workers}"]
-        blocks.append(Block(f"nas-{dataset}", task.name, workers, task.targets, cap, nasbench.oracle(dataset)[0],
-                            task.floor, runs=runs))
+        oracles = {target: nasbench.oracle(dataset, top)[0] for target, top in zip(task.targets, tops, strict=True)}
+        blocks.append(Block(f"nas-{dataset}", task.name, workers, task.targets, cap, oracles[task.targets[0]],
+                            task.floor, runs=runs, oracles=oracles))
     return blocks
 
 
@@ -100,11 +102,14 @@ def raw(data: dict[str, Any]) -> dict[str, Any]:
 
     mlp_exact = mlp_real.EASY - 0.01
 
-    keys = ("profile", "started", "machine", "python", "timings", "total", "command", "nas_caps", "rerendered")
+    keys = ("profile", "started", "machine", "python", "timings", "total", "command", "nas_caps", "rerendered",
+            "nas_tops")
     out: dict[str, Any] = {k: data.get(k) for k in keys}
     out["real"] = [run(r, mlp_exact) for r in data.get("real") or []]
     out["mlp"] = [run(r, mlp_exact) for r in data.get("mlp") or []]
-    out["nas"] = {f"{d}/{w}": {m: [run(r, min(nasbench.task(d).targets) - 0.01) for r in rs] for m, rs in per.items()}
+    tops = tuple(data.get("nas_tops") or (0.01,))
+    out["nas"] = {f"{d}/{w}": {m: [run(r, min(nasbench.task(d, tops).targets) - 0.01) for r in rs]
+                               for m, rs in per.items()}
                   for (d, w), per in (data.get("nas") or {}).items()}
     out["cost"] = [dataclasses.asdict(c) for c in data.get("cost") or []]
     return out
@@ -119,7 +124,7 @@ def from_raw(body: dict[str, Any]) -> dict[str, Any]:
                          r["trials"], r["epochs"], r.get("extra") or {})
 
     data = {k: body.get(k) for k in ("profile", "started", "machine", "python", "timings", "total", "nas_caps",
-                                     "command", "rerendered")}
+                                     "command", "rerendered", "nas_tops")}
     data["timings"] = data["timings"] or {}
     data["real"] = [run(r) for r in body.get("real") or []]
     data["mlp"] = [run(r) for r in body.get("mlp") or []]
@@ -295,11 +300,14 @@ def results_markdown(profile: Any, data: dict[str, Any], cache: Any, *, command:
             "",
         ]
         for block in nas_blocks:
-            lines += [f"### {block.title}, {block.workers} workers (cap {block.cap:,.0f} s)", "",
-                      *method_table(block, max(block.targets)), ""]
+            lines += [f"### {block.title}, {block.workers} workers (cap {block.cap:,.0f} s)", ""]
+            for target in sorted(block.targets, reverse=True):
+                if len(block.targets) > 1:
+                    lines += [f"Target {target:g} (oracle {block.oracle_at(target):,.0f} s):", ""]
+                lines += [*method_table(block, target), ""]
         for key in sorted({b.key for b in nas_blocks}):
             lines += [f"![{key}]({key}.png)", ""]
-    if any(any(m not in ("Random", "Bayesian", "HB-stop", "HB-promo", "HB-KDE") for m in b.runs) for b in blocks):
+    if any(any(m not in OURS_ORDER for m in b.runs) for b in blocks):
         import peers
 
         lines += ["## 3. Peers (same curves, same virtual clock, same workers, same trial limit)", "",
@@ -325,7 +333,8 @@ def results_markdown(profile: Any, data: dict[str, Any], cache: Any, *, command:
         lines += [("Not measured here: `benchmarks/cloudwatch_calls.py` (the SageMaker backend against moto at "
                   "1 / 100 / 1,000 running trials) writes `benchmarks/CLOUDWATCH.md`; the next `make bench` "
                   "includes it when that file exists."), ""]
-    discussion = HERE / "discussion.md"  # about the `bench` profile's run; other profiles leave it out
-    if discussion.exists() and profile.name == "bench":
+    # Written by hand for the run the report names: discussion.md for `bench`, discussion-<profile>.md for others.
+    discussion = HERE / ("discussion.md" if profile.name == "bench" else f"discussion-{profile.name}.md")
+    if discussion.exists() and profile.name != "quick":
         lines += [discussion.read_text().strip(), ""]
     return "\n".join(lines) + "\n", blocks

@@ -21,10 +21,13 @@ from tta import Summary, censor, quantile_band, speedup, summarize
 
 __all__ = ["Block", "headline_table", "method_table", "peer_table", "plot"]
 
-OURS_ORDER = ("Random", "Bayesian", "HB-stop", "HB-promo", "HB-KDE")
+OURS_ORDER = ("Random", "Bayesian", "HB-stop", "HB-promo", "HB-KDE", "HB-MFGP")
+#: Our Hyperband variants (the "best HB" of the headline is the fastest of those present).
+OURS_HB = ("HB-stop", "HB-promo", "HB-KDE", "HB-MFGP")
 #: The method of ours each peer is compared with first: same scheduling rule and sampler family.
 PEER_MATCH = {"optuna-SHA-random": "HB-stop", "synetune-ASHA": "HB-stop", "raytune-ASHA": "HB-stop",
-              "optuna-SHA": "HB-KDE", "optuna-HB": "HB-KDE"}
+              "optuna-SHA": "HB-KDE", "optuna-HB": "HB-KDE", "synetune-MOBSTER": "HB-MFGP",
+              "synetune-HyperTune": "HB-MFGP"}
 
 
 @dataclass
@@ -40,6 +43,10 @@ class Block:
     floor: float
     unit: str = "s"
     runs: dict[str, list[RunResult]] = field(default_factory=dict)
+    oracles: dict[float, float] = field(default_factory=dict)  # per target, when they differ from ``oracle``
+
+    def oracle_at(self, target: float) -> float:
+        return self.oracles.get(target, self.oracle)
 
     def methods(self) -> list[str]:
         ours = [m for m in OURS_ORDER if m in self.runs]
@@ -86,7 +93,8 @@ def method_table(block: Block, target: float) -> list[str]:
     ]
     for method in block.methods():
         s = block.summary(method, target)
-        over_oracle = f"{s.median / block.oracle:.1f}" if math.isfinite(block.oracle) and block.oracle > 0 else "–"
+        oracle = block.oracle_at(target)
+        over_oracle = f"{s.median / oracle:.1f}" if math.isfinite(oracle) and oracle > 0 else "–"
         if s.censored_median and over_oracle != "–":
             over_oracle = ">=" + over_oracle
         trials = int(np.median([run.trials for run in block.runs[method]]))
@@ -116,31 +124,43 @@ def peer_table(blocks: Sequence[Block]) -> list[str]:
 
 
 def headline_table(blocks: Sequence[Block]) -> list[str]:
-    """One line per block at its hard target: medians of the main methods and the speedups."""
-    cols = ("Random", "Bayesian", "HB-stop", "HB-promo", "HB-KDE")
+    """One line per block and target (hardest first): medians of the main methods and the speedups.
+
+    Columns of ours appear when some block has runs of them; ``HB-stop/HB-MFGP`` (the model-based gain) with
+    HB-MFGP; ``best HB/oracle`` is the fastest of ours over the oracle at that target.
+    """
+    cols = tuple(m for m in OURS_ORDER if any(m in b.runs for b in blocks))
+    gain = "HB-MFGP" in cols and "HB-stop" in cols
     lines = [
-        "| task | workers | target | oracle | " + " | ".join(cols) + " | best peer | Random/HB-stop | "
-        "Bayesian/HB-stop | best peer/best HB |",
-        "|---|---|---|---|" + "---|" * len(cols) + "---|---|---|---|",
+        "| task | workers | target | oracle | " + " | ".join(cols) + " | best peer | "
+        + ("Random/HB-stop | Bayesian/HB-stop | " if "Random" in cols else "")
+        + ("HB-stop/HB-MFGP | " if gain else "") + "best peer/best HB | best HB/oracle |",
+        "|---|---|---|---|" + "---|" * len(cols) + "---|" + ("---|---|" if "Random" in cols else "")
+        + ("---|" if gain else "") + "---|---|",
     ]
     for block in blocks:
-        target = max(block.targets)
-        cells = []
-        for m in cols:
-            cells.append(_seconds(block.summary(m, target).median, block.cap) if m in block.runs else "–")
-        peers = [m for m in block.runs if m not in OURS_ORDER]
-        best_peer = min(peers, key=lambda m: block.summary(m, target).median) if peers else None
-        ours = [m for m in ("HB-stop", "HB-promo", "HB-KDE") if m in block.runs]
-        best_hb = min(ours, key=lambda m: block.summary(m, target).median)
-        peer_cell = (f"{best_peer} {_seconds(block.summary(best_peer, target).median, block.cap)}"
-                     if best_peer else "–")
-        vs_peer = f"{ratio_cell(block.ratio(best_peer, best_hb, target))} ({best_hb})" if best_peer else "–"
-        lines.append(
-            f"| {block.title} | {block.workers} | {target:g} | {_seconds(block.oracle, math.inf)} | "
-            + " | ".join(cells)
-            + f" | {peer_cell} | {ratio_cell(block.ratio('Random', 'HB-stop', target))} | "
-            f"{ratio_cell(block.ratio('Bayesian', 'HB-stop', target))} | {vs_peer} |"
-        )
+        for target in sorted(block.targets, reverse=True):
+            cells = []
+            for m in cols:
+                cells.append(_seconds(block.summary(m, target).median, block.cap) if m in block.runs else "–")
+            peers = [m for m in block.runs if m not in OURS_ORDER]
+            best_peer = min(peers, key=lambda m: block.summary(m, target).median) if peers else None
+            ours = [m for m in OURS_HB if m in block.runs]
+            best_hb = min(ours, key=lambda m: block.summary(m, target).median)
+            peer_cell = (f"{best_peer} {_seconds(block.summary(best_peer, target).median, block.cap)}"
+                         if best_peer else "–")
+            vs_peer = f"{ratio_cell(block.ratio(best_peer, best_hb, target))} ({best_hb})" if best_peer else "–"
+            oracle = block.oracle_at(target)
+            hb_median = block.summary(best_hb, target)
+            over = f"{'>=' if hb_median.censored_median else ''}{hb_median.median / oracle:.1f}"
+            lines.append(
+                f"| {block.title} | {block.workers} | {target:g} | {_seconds(oracle, math.inf)} | "
+                + " | ".join(cells) + f" | {peer_cell} | "
+                + (f"{ratio_cell(block.ratio('Random', 'HB-stop', target))} | "
+                   f"{ratio_cell(block.ratio('Bayesian', 'HB-stop', target))} | " if "Random" in cols else "")
+                + (f"{ratio_cell(block.ratio('HB-stop', 'HB-MFGP', target))} | " if gain else "")
+                + f"{vs_peer} | {over} |"
+            )
     return lines
 
 
@@ -148,7 +168,8 @@ STYLE = {
     "Random": ("tab:gray", "-"), "Bayesian": ("tab:brown", "-"), "HB-stop": ("tab:blue", "-"),
     "HB-promo": ("tab:cyan", "-"), "HB-KDE": ("tab:purple", "-"), "optuna-HB": ("tab:orange", "--"),
     "optuna-SHA": ("tab:red", "--"), "optuna-SHA-random": ("tab:pink", "--"), "synetune-ASHA": ("tab:green", "--"),
-    "raytune-ASHA": ("tab:olive", "--"),
+    "raytune-ASHA": ("tab:olive", "--"), "HB-MFGP": ("black", "-"), "synetune-MOBSTER": ("tab:green", ":"),
+    "synetune-HyperTune": ("tab:red", ":"),
 }
 
 

@@ -76,6 +76,9 @@ class Profile:
     cost_trials: tuple[int, ...]
     workers: tuple[int, ...] = (5, 16, 64)
     notes: list[str] = field(default_factory=list)
+    #: NAS targets, as fractions of the best cells (``--tops``); runs stop at the hardest.
+    nas_tops: tuple[float, ...] = (0.01,)
+    seed_offset: int = 0
 
 
 def _nas(dataset: str, cheap: int, kde: int, tpe: dict[int, int], bayes: dict[int, int],
@@ -90,7 +93,22 @@ def _nas(dataset: str, cheap: int, kde: int, tpe: dict[int, int], bayes: dict[in
     return NasPlan(dataset, seeds)
 
 
-ALL_OURS = tuple(OURS)
+ALL_OURS = tuple(m for m in OURS if m != "HB-MFGP")  # the bench profile's methods; HB-MFGP: the models profile
+#: The model-based comparison (``--profile models``): our model-based Hyperband against HB-stop, the strongest
+#: random-sampling peers and Syne Tune's model-based ones, at the top-1% and top-0.1% targets, 5 and 16 workers.
+MODEL_METHODS = ("HB-stop", "HB-KDE", "HB-MFGP", "optuna-SHA", "synetune-ASHA", "raytune-ASHA",
+                 "synetune-MOBSTER", "synetune-HyperTune")
+
+
+def _models(dataset: str, seeds: int, costly: int) -> NasPlan:
+    """Syne Tune's GP peers cost 20-300x more CPU per run than the rest (MOBSTER: 2-5 CPU minutes at 5 workers,
+    more than 5 at 16): ``costly`` seeds for Hyper-Tune, and for MOBSTER at 5 workers only."""
+    plan = {m: {5: seeds, 16: seeds} for m in MODEL_METHODS}
+    plan["synetune-HyperTune"] = {5: costly, 16: costly}
+    plan["synetune-MOBSTER"] = {5: costly, 16: 0}
+    return NasPlan(dataset, plan)
+
+
 #: The issue's plan on every data set and worker count: 50 seeds for the cheap methods, 20 for Bayesian and TPE.
 NAS_ISSUE_PLAN = tuple(_nas(d, 50, 50, {5: 20, 16: 20, 64: 20}, {5: 20, 16: 20, 64: 20})
                        for d in ("cifar10", "cifar100", "imagenet"))
@@ -104,6 +122,10 @@ PROFILES = {
         "bench", ALL_OURS, 5, 150.0, ALL_OURS, 40, 300.0,
         NAS_ISSUE_PLAN,
         (100, 1000, 10_000),
+    ),
+    "models": Profile(
+        "models", (), 0, 0.0, (), 0, 0.0, tuple(_models(d, 5, 2) for d in ("cifar10", "cifar100", "imagenet")), (),
+        workers=(5, 16), nas_tops=(0.01, 0.001),
     ),
     "full": Profile(
         "full", ALL_OURS, 8, 180.0, ALL_OURS, 80, 300.0,
@@ -122,6 +144,18 @@ def only_methods(profile: Profile, methods: set[str]) -> Profile:
                                mlp_methods=tuple(m for m in profile.mlp_methods if m in methods), nas=nas)
 
 
+def with_nas_seeds(profile: Profile, seeds: int | None, offset: int, datasets: str | None) -> Profile:
+    """``profile`` with ``seeds`` NAS seeds per method and worker count from ``offset`` on, on ``datasets`` only."""
+    import dataclasses
+
+    nas = profile.nas
+    if datasets:
+        nas = tuple(plan for plan in nas if plan.dataset in {d.strip() for d in datasets.split(",")})
+    if seeds is not None:
+        nas = tuple(NasPlan(p.dataset, {m: {w: seeds for w in per} for m, per in p.seeds.items()}) for p in nas)
+    return dataclasses.replace(profile, nas=nas, seed_offset=offset)
+
+
 # ---------------------------------------------------------------- jobs (run in worker processes)
 
 _MLP_CACHE: Any = None
@@ -132,15 +166,16 @@ def _quiet() -> None:
     logging.getLogger("hb_core").setLevel(logging.ERROR)
 
 
-def nas_job(dataset: str, method: str, seed: int, workers: int, cap: float) -> RunResult:
+def nas_job(dataset: str, method: str, seed: int, workers: int, cap: float,
+            tops: tuple[float, ...] = (0.01,)) -> RunResult:
     _quiet()
     import nasbench
     from harness import run_ours
     from peers import PEERS, run_peer
 
-    task = nasbench.task(dataset)
+    task = nasbench.task(dataset, tops)
     if method in PEERS:
-        return run_peer(task, method, seed, workers, cap)
+        return run_peer(task, method, seed, workers, cap, source=(dataset, tops))
     return run_ours(task, method, seed, workers, cap)
 
 
@@ -208,17 +243,18 @@ def part_nas(profile: Profile, jobs: int) -> tuple[dict[tuple[str, int], dict[st
     import nasbench
 
     caps = {}
-    work: list[tuple[float, str, str, int, int, float]] = []
+    work: list[tuple[float, str, str, int, int, float, tuple[float, ...]]] = []
     for plan in profile.nas:
         oracle, _ = nasbench.oracle(plan.dataset)
         for method, per_workers in plan.seeds.items():
             for workers, seeds in per_workers.items():
                 cap = CAP_TIMES_ORACLE[workers] * oracle
                 caps[f"{plan.dataset}/{workers}"] = cap
-                weight = {"Bayesian": 40.0, "optuna-HB": 10.0, "optuna-SHA": 8.0, "HB-KDE": 4.0}.get(method, 1.0)
+                weight = {"Bayesian": 40.0, "optuna-HB": 10.0, "optuna-SHA": 8.0, "HB-KDE": 4.0, "HB-MFGP": 6.0,
+                          "synetune-MOBSTER": 60.0, "synetune-HyperTune": 60.0}.get(method, 1.0)
                 weight *= 1 + workers / 16
-                for seed in range(seeds):
-                    work.append((weight, plan.dataset, method, seed, workers, cap))
+                for seed in range(profile.seed_offset, profile.seed_offset + seeds):
+                    work.append((weight, plan.dataset, method, seed, workers, cap, profile.nas_tops))
     work.sort(key=lambda w: -w[0])  # the long ones first, so that the pool ends together
     results: dict[tuple[str, int], dict[str, list[RunResult]]] = {}
     started = time.perf_counter()
@@ -264,6 +300,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="re-render the report from a saved raw.json (with --parts '' to run nothing again)")
     parser.add_argument("--note", dest="command_note", default=None,
                         help="with --from-raw: what the parts run again are for (kept in the report's header)")
+    parser.add_argument("--seeds", type=int, default=None, help="NAS seeds per method and worker count")
+    parser.add_argument("--seed-offset", type=int, default=0, help="first NAS seed (development: use another range "
+                        "than the one reported)")
+    parser.add_argument("--datasets", default=None, help="comma-separated subset of cifar10,cifar100,imagenet")
     parser.add_argument("--methods", default=None,
                         help="comma-separated: run only these methods (with --from-raw, their runs replace or "
                              "join the saved ones, e.g. a peer added to a saved run)")
@@ -271,8 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     profile = PROFILES[args.profile]
     if args.methods:
         profile = only_methods(profile, {m.strip() for m in args.methods.split(",") if m.strip()})
+    profile = with_nas_seeds(profile, args.seeds, args.seed_offset, args.datasets)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
-    out = args.out or (RESULTS / "quick" if profile.name == "quick" else RESULTS)
+    out = args.out or (RESULTS / profile.name if profile.name in ("quick", "models") else RESULTS)
     import mlp_real
     import render
 
@@ -294,6 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             import nasbench
 
             data["nas_caps"] = {f"{d}/{w}": CAP_TIMES_ORACLE[w] * nasbench.oracle(d)[0] for d, w in data["nas"]}
+    data["nas_tops"] = list(data.get("nas_tops") or profile.nas_tops)
     joining = args.from_raw is not None and bool(args.methods)  # new runs replace or join the saved ones
 
     def keep(saved: list[RunResult] | None, new: list[RunResult]) -> list[RunResult]:

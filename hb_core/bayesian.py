@@ -59,7 +59,8 @@ if TYPE_CHECKING:
     from hb_core.warm_start import PriorObservation
 
 __all__ = [
-    "BayesianSampler", "GPFit", "GPProposer", "Layout", "capped", "encoded", "fit_gp", "folded", "warn_once",
+    "BayesianSampler", "GPFit", "GPProposer", "Layout", "capped", "encoded", "fit_gp", "folded", "memo_fit",
+    "warn_once",
 ]
 
 log = logging.getLogger(__name__)
@@ -311,6 +312,26 @@ def fit_gp(x: np.ndarray, y: np.ndarray, layout: Layout, rng: np.random.Generato
     return fit if fit is not None else "the GP covariance is not positive definite, even with jitter"
 
 
+def memo_fit(x: np.ndarray, y: np.ndarray, layout: Layout, seed: int, *, restarts: int = 2) -> GPFit | str:
+    """:func:`fit_gp`: a pure function of (seed, x, y, layout, restarts), memoized per process.
+
+    The memo outlives the samplers: the controller may build a new sampler
+    every decision round, and most rounds bring no new observation.
+    """
+    parts = (np.int64(seed), np.int64(restarts), layout.groups, x, y)
+    key = hashlib.blake2b(b"".join(np.ascontiguousarray(p).tobytes() for p in parts), digest_size=16).digest()
+    with _FITS_LOCK:
+        if key in _FITS:
+            _FITS.move_to_end(key)
+            return _FITS[key]
+    fit = fit_gp(x, y, layout, trial_rng(seed, 0, STREAM_FIT), restarts=restarts)
+    with _FITS_LOCK:
+        _FITS[key] = fit
+        while len(_FITS) > FIT_MEMO_SIZE:
+            _FITS.popitem(last=False)
+    return fit
+
+
 class GPProposer:
     """Fits a GP (cached by data) and maximizes EI over a space; shared by the GP samplers.
 
@@ -328,23 +349,8 @@ class GPProposer:
         self.xi = xi
 
     def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> GPFit | str:
-        """The GP fitted to (x, y): a pure function of (seed, x, y, layout, restarts), memoized per process.
-
-        The memo outlives the sampler: the controller may build a new sampler
-        every decision round, and most rounds bring no new observation.
-        """
-        parts = (np.int64(seed), np.int64(self.restarts), self.layout.groups, x, y)
-        key = hashlib.blake2b(b"".join(np.ascontiguousarray(p).tobytes() for p in parts), digest_size=16).digest()
-        with _FITS_LOCK:
-            if key in _FITS:
-                _FITS.move_to_end(key)
-                return _FITS[key]
-        fit = fit_gp(x, y, self.layout, trial_rng(seed, 0, STREAM_FIT), restarts=self.restarts)
-        with _FITS_LOCK:
-            _FITS[key] = fit
-            while len(_FITS) > FIT_MEMO_SIZE:
-                _FITS.popitem(last=False)
-        return fit
+        """The GP fitted to (x, y): see :func:`memo_fit`."""
+        return memo_fit(x, y, self.layout, seed, restarts=self.restarts)
 
     def propose(self, x: np.ndarray, y: np.ndarray, pending: np.ndarray, *, seed: int, rng: np.random.Generator,
                 known: np.ndarray | None = None) -> np.ndarray | str:

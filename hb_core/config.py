@@ -32,7 +32,7 @@ Our extensions, in AMT's CamelCase style:
   ``ReductionFactor`` (int >= 2, default 3), ``NumberOfBrackets`` (int >= 1, at
   most the number of rungs, default 1), ``Variant``, ``Sampler``,
   ``ResourceMetricName``, next to AMT's ``MinResource`` (default 1) and
-  ``MaxResource``; ``Sampler`` is ``Random`` (default), ``KDE`` or ``Bayesian``
+  ``MaxResource``; ``Sampler`` is ``Random`` (default), ``MultiFidelityGP``, ``KDE`` or ``Bayesian``
   (see :class:`SamplerType`); ``RandomFraction`` (a number in [0, 1], default
   1/3 as in BOHB) is the share of a model-based sampler's proposals drawn at
   random. When ``MaxResource`` is absent it is read, as AMT does, from
@@ -201,6 +201,10 @@ class SamplerType(StrEnum):
       values at the highest rung with enough of them (:mod:`hb_core.model_based`).
     - ``Bayesian``: model-based: a Gaussian process with expected improvement
       over those rung values (:mod:`hb_core.model_based`, :mod:`hb_core.bayesian`).
+    - ``MultiFidelityGP``: model-based, as MOBSTER: one Gaussian process over
+      (configuration, rung level) fitted to every rung value, pending trials
+      fantasised, expected improvement at the highest rung with enough values
+      (:class:`hb_core.model_based.JointGPSampler`).
 
     The model-based samplers propose at random a share ``RandomFraction`` of
     the time, and whenever the rungs hold too few values for a model.
@@ -209,6 +213,7 @@ class SamplerType(StrEnum):
     RANDOM = "Random"
     KDE = "KDE"
     BAYESIAN = "Bayesian"
+    MULTI_FIDELITY_GP = "MultiFidelityGP"
 
 
 class EarlyStoppingType(StrEnum):

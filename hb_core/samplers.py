@@ -81,7 +81,8 @@ def make_sampler(config: TuningConfig, *, prior: Sequence[PriorObservation] = ()
     Grid and Random strategies get :class:`GridSampler` and :class:`RandomSampler`;
     Bayesian gets :class:`hb_core.bayesian.BayesianSampler`; Hyperband gets the
     sampler its ``HyperbandStrategyConfig.Sampler`` names (Random,
-    :class:`hb_core.model_based.KDESampler` or :class:`hb_core.model_based.RungGPSampler`).
+    :class:`hb_core.model_based.KDESampler`, :class:`hb_core.model_based.RungGPSampler` or
+    :class:`hb_core.model_based.JointGPSampler`).
     ``prior`` (warm-start observations, :func:`hb_core.warm_start.prior_observations`)
     seeds the model-based samplers; the others ignore it.
     """
@@ -93,8 +94,9 @@ def make_sampler(config: TuningConfig, *, prior: Sequence[PriorObservation] = ()
         return BayesianSampler(config.space, config.objective.sign, prior=prior)
     hb = config.hyperband
     if hb is not None and hb.sampler is not SamplerType.RANDOM:
-        from hb_core.model_based import KDESampler, RungGPSampler
+        from hb_core.model_based import JointGPSampler, KDESampler, RungGPSampler
 
-        chosen = KDESampler if hb.sampler is SamplerType.KDE else RungGPSampler
+        chosen = {SamplerType.KDE: KDESampler, SamplerType.BAYESIAN: RungGPSampler,
+                  SamplerType.MULTI_FIDELITY_GP: JointGPSampler}[hb.sampler]
         return chosen.from_config(config, prior)
     return RandomSampler(config.space)

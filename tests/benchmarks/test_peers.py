@@ -14,7 +14,7 @@ pytest.importorskip("ray.tune", reason="ray[tune] (the bench extra) is not insta
 import peers
 
 
-@pytest.mark.parametrize("peer", sorted(peers.PEERS))
+@pytest.mark.parametrize("peer", sorted(set(peers.PEERS) - peers.LEGACY))
 def test_each_peer_tunes_the_tiny_task(peer):
     run = peers.run_peer(task(target=0.86), peer, seed=0, workers=3, cap=10_000)
     assert run.method == peer and run.trials >= 1
@@ -67,3 +67,22 @@ def test_search_spaces_translate_scaling():
 def test_an_unknown_pruner_is_refused():
     with pytest.raises(ValueError, match="pruner in"):
         peers.OptunaPolicy(task(), 0, "median")
+
+
+@pytest.mark.skipif(not peers.LEGACY_PYTHON.exists(), reason="the legacy-peer virtualenv (make .venv-legacy) is absent")
+@pytest.mark.parametrize("peer", sorted(peers.LEGACY))
+def test_syne_tune_model_based_peers_run_in_their_own_virtualenv(peer):
+    """MOBSTER and Hyper-Tune (Syne Tune 0.14) run in .venv-legacy, one process a run, and come back as RunResults."""
+    import nasbench
+
+    task = nasbench.task("cifar10", (0.01,))
+    run = peers.run_peer(task, peer, seed=3, workers=4, cap=600.0, source=("cifar10", (0.01,)))
+    assert run.method == peer and run.seed == 3 and run.workers == 4
+    assert 4 <= run.trials <= harness.MAX_TRIALS and run.elapsed <= 600.0
+    assert run.epochs < run.trials * 200  # stopping-type: some trials were stopped before MaxResource
+
+
+def test_a_legacy_peer_needs_the_task_source_to_run_elsewhere(monkeypatch):
+    monkeypatch.setattr(peers.importlib.metadata, "version", lambda name: "0.16.0")
+    with pytest.raises(ValueError, match="source"):
+        peers.run_peer(task(), "synetune-MOBSTER", seed=0, workers=2, cap=10.0)

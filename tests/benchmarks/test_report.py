@@ -67,3 +67,14 @@ def test_raw_json_round_trips_runs_and_costs(block):
     assert back["nas"][("cifar10", 5)]["HB-stop"] == block.runs["HB-stop"]
     assert back["real"] == block.runs["Random"] and back["cost"] == data["cost"]
     assert back["nas_caps"] == data["nas_caps"] and back["command"] == "c"
+
+
+def test_headline_has_a_line_per_target_with_the_model_based_gain_and_the_oracle_ratio():
+    b = Block("nas-x", "X", 5, (0.9, 0.8), cap=100.0, oracle=5.0, floor=0.5, oracles={0.9: 10.0, 0.8: 5.0})
+    b.runs = {"HB-stop": runs("HB-stop", [40, 40, 40, 40]), "HB-MFGP": runs("HB-MFGP", [20, 20, 20, 20]),
+              "synetune-MOBSTER": runs("synetune-MOBSTER", [30, 30, 30, 30])}
+    header, _, hard, easy = headline_table([b])
+    assert "HB-stop/HB-MFGP" in header and "best HB/oracle" in header and "Random/HB-stop" not in header
+    assert hard.startswith("| X | 5 | 0.9 | 10 |") and easy.startswith("| X | 5 | 0.8 | 5 |")
+    assert "| 2.00x [2.00, 2.00] |" in hard and "(HB-MFGP)" in hard and hard.endswith("| 2.0 |")
+    assert "X/oracle" in method_table(b, 0.9)[0] and "| 2.0 |" in method_table(b, 0.9)[3]

@@ -23,3 +23,15 @@ def test_only_methods_narrows_every_part_and_keeps_the_seed_counts():
     for plan in narrowed.nas:
         assert plan.seeds == {"HB-stop": {5: 50, 16: 50, 64: 50}, "raytune-ASHA": {5: 50, 16: 50, 64: 50}}
     assert run.only_methods(run.PROFILES["quick"], {"nobody"}).nas[0].seeds == {}
+
+
+def test_the_models_profile_runs_both_targets_at_5_and_16_workers_with_the_model_based_peers():
+    profile = run.PROFILES["models"]
+    assert profile.nas_tops == (0.01, 0.001)
+    assert {plan.dataset for plan in profile.nas} == {"cifar10", "cifar100", "imagenet"}
+    for plan in profile.nas:
+        assert plan.seeds["HB-MFGP"] == plan.seeds["HB-stop"] and set(plan.seeds["HB-MFGP"]) == {5, 16}
+        assert plan.seeds["synetune-MOBSTER"][5] >= 1 and plan.seeds["synetune-HyperTune"][16] >= 1
+    narrowed = run.with_nas_seeds(profile, 1, 100, "cifar10")
+    assert [p.dataset for p in narrowed.nas] == ["cifar10"] and narrowed.seed_offset == 100
+    assert all(n == 1 for per in narrowed.nas[0].seeds.values() for n in per.values())

@@ -15,7 +15,14 @@ from hb_core.controller import decide, new_state
 from hb_core.curves import make_curve
 from hb_core.errors import ConfigError
 from hb_core.events import Launch
-from hb_core.model_based import DEFAULT_RANDOM_FRACTION, KDESampler, ProductKDE, rung_value
+from hb_core.model_based import (
+    DEFAULT_RANDOM_FRACTION,
+    JointGPSampler,
+    KDESampler,
+    ProductKDE,
+    refit_size,
+    rung_value,
+)
 from hb_core.samplers import RandomSampler, make_sampler
 from hb_core.space import CategoricalParameter, ContinuousParameter, SearchSpace
 from hb_core.state import Trial, TrialStatus, TuningState
@@ -68,7 +75,7 @@ def test_model_level_is_the_highest_with_enough_values() -> None:
     assert data is not None and data.level == 27
 
 
-@pytest.mark.parametrize("kind", ["KDE", "Bayesian"])
+@pytest.mark.parametrize("kind", ["KDE", "Bayesian", "MultiFidelityGP"])
 def test_too_few_observations_fall_back_to_random(kind: str) -> None:
     cfg = hb_config(kind, RandomFraction=0.0)
     state = rung_state(cfg, 5)
@@ -76,7 +83,8 @@ def test_too_few_observations_fall_back_to_random(kind: str) -> None:
     assert all(sampler.propose(state, i) == random.propose(state, i) for i in range(5, 25))
 
 
-@pytest.mark.parametrize(("kind", "fraction"), [("KDE", 0.0), ("KDE", 0.5), ("KDE", 1.0), ("Bayesian", 0.25)])
+@pytest.mark.parametrize(("kind", "fraction"), [("KDE", 0.0), ("KDE", 0.5), ("KDE", 1.0), ("Bayesian", 0.25),
+                                                   ("MultiFidelityGP", 0.25)])
 def test_random_fraction_is_honored(kind: str, fraction: float) -> None:
     cfg = hb_config(kind, RandomFraction=fraction)
     state = rung_state(cfg, 20)
@@ -87,7 +95,7 @@ def test_random_fraction_is_honored(kind: str, fraction: float) -> None:
     assert abs(share - fraction) <= spread + 1e-12
 
 
-@pytest.mark.parametrize("kind", ["KDE", "Bayesian"])
+@pytest.mark.parametrize("kind", ["KDE", "Bayesian", "MultiFidelityGP"])
 def test_model_proposals_concentrate_near_the_good_region(kind: str) -> None:
     cfg = hb_config(kind, RandomFraction=0.0)
     state = rung_state(cfg, 30)
@@ -98,7 +106,7 @@ def test_model_proposals_concentrate_near_the_good_region(kind: str) -> None:
     assert all(cfg.space.contains(sampler.propose(state, i)) for i in range(30, 35))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kind", ["KDE", "Bayesian"])
+@pytest.mark.parametrize("kind", ["KDE", "Bayesian", "MultiFidelityGP"])
 def test_same_state_and_index_give_the_same_proposal(kind: str) -> None:
     cfg = hb_config(kind)
     state = rung_state(cfg, 12, running=2)
@@ -107,8 +115,9 @@ def test_same_state_and_index_give_the_same_proposal(kind: str) -> None:
     assert len({tuple(sorted(p.items())) for p in proposals}) == len(proposals)  # type: ignore[union-attr]
 
 
-def test_rung_gp_spreads_simultaneous_launches() -> None:
-    cfg = hb_config("Bayesian", RandomFraction=0.0)
+@pytest.mark.parametrize("kind", ["Bayesian", "MultiFidelityGP"])
+def test_gp_samplers_spread_simultaneous_launches(kind: str) -> None:
+    cfg = hb_config(kind, RandomFraction=0.0)
     body = cfg.to_dict()
     body["HyperParameterTuningJobConfig"]["ResourceLimits"]["MaxParallelTrainingJobs"] = 5
     cfg = TuningConfig.from_dict(body)
@@ -154,7 +163,8 @@ def test_kde_sampler_rejects_a_bad_gamma() -> None:
     ("extra", "sampler", "fraction"),
     [({}, SamplerType.RANDOM, 1 / 3), ({"Sampler": "KDE"}, SamplerType.KDE, 1 / 3),
      ({"Sampler": "Bayesian", "RandomFraction": "0.2"}, SamplerType.BAYESIAN, 0.2),
-     ({"Sampler": "KDE", "RandomFraction": 0}, SamplerType.KDE, 0.0)],
+     ({"Sampler": "KDE", "RandomFraction": 0}, SamplerType.KDE, 0.0),
+     ({"Sampler": "MultiFidelityGP"}, SamplerType.MULTI_FIDELITY_GP, 1 / 3)],
 )
 def test_sampler_and_random_fraction_round_trip(extra: dict[str, Any], sampler: SamplerType, fraction: float) -> None:
     body = request("Hyperband")
@@ -188,7 +198,7 @@ def test_an_unknown_sampler_names_the_choices() -> None:
 # --- end to end -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["KDE", "Bayesian"])
+@pytest.mark.parametrize("kind", ["KDE", "Bayesian", "MultiFidelityGP"])
 @pytest.mark.parametrize("extra", [{}, {"NumberOfBrackets": 2, "Variant": "Promotion"}])
 def test_simulated_model_based_hyperband(kind: str, extra: dict[str, Any]) -> None:
     cfg = hb_config(kind, **extra)
@@ -220,3 +230,46 @@ def test_kde_never_reproposes_a_configuration_already_tried_on_a_categorical_spa
     model_made = len(configs) - len(set(configs))
     # 120 uniform draws from 625 cells repeat about 11 times: allow that, not a collapsed model.
     assert model_made <= 20, f"{model_made} duplicate configurations among {len(configs)}"
+
+
+# --- the joint (multi-fidelity) GP ------------------------------------------------------------------
+
+
+def test_joint_data_holds_every_rung_value_and_fantasises_running_trials_at_their_next_rung() -> None:
+    cfg = hb_config("MultiFidelityGP")
+    sampler = make_sampler(cfg)
+    assert isinstance(sampler, JointGPSampler)
+    data = sampler.joint_data(rung_state(cfg, 4, reach=9, running=3))
+    # 4 trials at rungs 1, 3, 9 and 3 running ones at rung 1: 15 observations; each running one pending at rung 3.
+    assert len(data.y) == 15 and sorted(data.levels.tolist()) == [1] * 7 + [3] * 4 + [9] * 4
+    assert data.x.shape == (15, 5) and data.pending.shape == (3, 5)
+    t = {level: math.log(level) / math.log(27) for level in LEVELS}
+    assert np.allclose(data.x[:, -1], [t[level] for level in data.levels])
+    assert np.allclose(data.pending[:, -1], t[3])
+    assert len(data.tried) == 7
+
+
+def test_joint_gp_needs_min_points_at_some_rung_only() -> None:
+    """One rung with enough values is enough: the model works long before the highest rung has data."""
+    cfg = hb_config("MultiFidelityGP", RandomFraction=0.0)
+    state = rung_state(cfg, 8, reach=1)
+    sampler, random = make_sampler(cfg), RandomSampler(cfg.space)
+    assert any(sampler.propose(state, i) != random.propose(state, i) for i in range(8, 12))
+
+
+@pytest.mark.parametrize(("n", "size"), [(0, 0), (5, 0), (6, 6), (63, 63), (64, 64), (95, 64), (96, 96),
+                                         (1000, 729)])
+def test_refit_schedule(n: int, size: int) -> None:
+    assert refit_size(n, 6) == size
+    assert refit_size(n + 1, 6) in (size, n + 1)  # one more observation refits only on the schedule
+
+
+def test_joint_gp_replays_bit_for_bit_from_a_fresh_process_memo() -> None:
+    """Same state and index give the same proposal whether the fit comes from the memo or is computed anew."""
+    from hb_core import bayesian
+
+    cfg = hb_config("MultiFidelityGP", RandomFraction=0.0)
+    state = rung_state(cfg, 40, reach=27, running=4)
+    first = [make_sampler(cfg).propose(state, i) for i in range(44, 48)]
+    bayesian._FITS.clear()
+    assert [make_sampler(cfg).propose(state, i) for i in range(44, 48)] == first
