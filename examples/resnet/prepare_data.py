@@ -70,7 +70,9 @@ def write_channels(out, training, validation):
 class _ArraysOnly(pickle.Unpickler):
     """An unpickler for the CIFAR batches: numpy arrays and builtin containers, nothing that runs code."""
 
-    ALLOWED = {("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype")}
+    # _codecs.encode turns text into bytes: how a protocol-2 pickle written by Python 3 stores bytes
+    ALLOWED = {("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
+               ("_codecs", "encode")}
 
     def find_class(self, module, name):
         if module.startswith("numpy.core"):  # the archive was pickled with numpy 1: same objects, new home
