@@ -438,6 +438,7 @@ def train(hps, data, device, checkpoint_path=None, emit=None, should_stop=None, 
     mean, std = torch.from_numpy(mean_np).to(device), torch.from_numpy(std_np).to(device)
     n, bs = xt.shape[0], hps["batch_size"]
     for epoch in range(start_epoch + 1, hps["epochs"] + 1):
+        started = time.monotonic()
         gen = epoch_generator(hps["seed"], epoch)
         perm = torch.randperm(n, generator=gen).to(device)
         offsets = torch.randint(0, 2 * PAD + 1, (n, 2), generator=gen).to(device)
@@ -472,6 +473,8 @@ def train(hps, data, device, checkpoint_path=None, emit=None, should_stop=None, 
                 "history": [list(h) for h in history],
                 "fingerprint": fingerprint,
             })
+        if log:  # what MinResource is weighed against (README): never "epoch=" on stderr, the regexes' key
+            log("epoch %d took %.2f s (%d images, batch %d)" % (epoch, time.monotonic() - started, n, bs))
         if emit is not None:
             emit(epoch, val_acc, train_loss)
     return model, history, mean_np, std_np
