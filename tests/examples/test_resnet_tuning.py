@@ -178,3 +178,22 @@ def test_the_g4dn_request_runs_end_to_end_on_the_sagemaker_backend(emulator: Cal
         assert "model.pt" in archive.getnames()
     assert len(emu.created) == len(set(emu.created))  # no job created twice
     assert "device cpu" in log_of(best.trial_id, best.attempt)  # the emulator runs the GPU request on the CPU
+
+
+# ---------------------------------------------------------------- the README's DAG
+
+
+def test_the_readme_dag_for_the_resnet_request_parses(tmp_path: Path) -> None:
+    """The DAG in README.md ("Tuning a PyTorch model on SageMaker GPUs") parses in a DagBag, I/O forbidden."""
+    from tests.dags.test_dagbag import parse
+
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Tuning a PyTorch model on SageMaker GPUs"):readme.index("\n## Deploy")]
+    [snippet] = [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+    folder = tmp_path / "dags"
+    (folder / "resnet").mkdir(parents=True)
+    (folder / "resnet" / "tuning.json").write_text(TUNING.read_text())  # "examples/resnet, copied"
+    (folder / "resnet20_hyperband.py").write_text(snippet)
+    found = parse(folder, tmp_path)
+    assert found["import_errors"] == {} and found["warnings"] == {}
+    assert found["dags"]["resnet20_hyperband"]["tasks"] == ["tune"]
