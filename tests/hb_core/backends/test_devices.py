@@ -9,11 +9,8 @@ fail the trial at once, and each records when it held them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import doctest
 import json
-import os
-import signal
 import subprocess
 import textwrap
 from pathlib import Path
@@ -21,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from tests.hb_core.backends import test_local
 from tests.helpers import collect
 
-from hb_core.backends import _process as proc
 from hb_core.backends import devices
 from hb_core.backends.clock import RealClock
 from hb_core.backends.devices import GpuPool, detect_devices, environment, parse_visible_devices
@@ -36,6 +33,7 @@ from hb_core.events import Launch
 from hb_core.runner import Tuner
 from hb_core.state import TrialStatus, TuningStatus
 
+no_process_left = test_local.no_process_left  # autouse: kills whatever a failing test left running
 MAX_PARALLEL = "HyperParameterTuningJobConfig.ResourceLimits.MaxParallelTrainingJobs"
 
 # A training job that holds its GPUs: an exclusive claim file per device while it runs.
@@ -111,16 +109,6 @@ def code(tmp_path: Path) -> Path:
     (directory / "claim.py").write_text(CLAIMING_SCRIPT)
     (tmp_path / "claims").mkdir()
     return directory
-
-
-@pytest.fixture(autouse=True)
-def no_process_left(tmp_path: Path) -> Any:
-    yield
-    for path in tmp_path.rglob(proc.PID_FILE):
-        record = proc.read_json(path)
-        with contextlib.suppress(OSError):
-            if record is not None and proc.probe(record) != proc.GONE:
-                os.killpg(int(record["pid"]), signal.SIGKILL)
 
 
 def local_backend(tmp_path: Path, body: dict[str, Any], **kwargs: Any) -> LocalBackend:
