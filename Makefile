@@ -18,8 +18,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade --quiet pip
 
+# The resnet extra (torch, a CPU wheel) is installed too, so that `make test` runs examples/resnet's tests.
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,resnet]'
 	touch $(STAMP)
 
 test: $(STAMP) browser

@@ -4,6 +4,7 @@
     hb-tune plan FILE                  rung levels, brackets, trials, total resource
     hb-tune simulate FILE [--curve mlp|quadratic|constant] [--workers N] [--seed S] [--json]
     hb-tune run FILE [--backend local] [--job-dir DIR] [--poll-interval S] [--name NAME]
+                     [--gpus-per-trial N [--gpu-devices 0,1,...]]
     hb-tune run FILE --backend sagemaker [--state-uri S3URI] [--endpoint-url URL] [--region R]
                      [--metric-source logs|cloudwatch] [--metric-period S] [--poll-interval S] [--name NAME]
     hb-tune show DIR|S3URI             the summary of the tuning job there (or the newest job under DIR)
@@ -14,7 +15,9 @@
 FILE is a ``CreateHyperParameterTuningJob`` request body in JSON. ``run`` tunes
 for real. With the local backend, trials are local processes (relative paths
 in the request resolve against FILE's directory) and the state lives in the
-job directory (default ``./hyperband_runs/<job name>``). With the SageMaker
+job directory (default ``./hyperband_runs/<job name>``); ``--gpus-per-trial N``
+gives each running trial N GPUs of its own (``CUDA_VISIBLE_DEVICES``, from
+``--gpu-devices`` or the GPUs detected; :mod:`hb_core.backends.devices`). With the SageMaker
 backend, trials are SageMaker training jobs, rung metrics come from the
 training jobs' CloudWatch Logs (default: every printed line, exact; the next
 step is a Live Tail stream, which would cut the poll out of the delay) or
@@ -162,13 +165,18 @@ def _run(args: argparse.Namespace) -> int:
         rule = "`a tuning job name is given (in FILE or with --name)` must hold"
         raise ConfigError("HyperParameterTuningJobName", rule, None)
     misplaced = ("--state-uri", args.state_uri) if args.backend == "local" else ("--job-dir", args.job_dir)
+    if args.backend != "local" and args.gpus_per_trial is not None:
+        misplaced = ("--gpus-per-trial", args.gpus_per_trial)
     if misplaced[1] is not None:
         raise ConfigError(misplaced[0], f"`{misplaced[0]} is not given with --backend {args.backend}` must hold",
-                          misplaced[1], hint="--job-dir is for the local backend, --state-uri for sagemaker")
+                          misplaced[1],
+                          hint="--job-dir and --gpus-per-trial are for the local backend, --state-uri for sagemaker")
     if args.backend == "local":
         job_dir = Path(args.job_dir) if args.job_dir else Path("hyperband_runs") / name
         where = str(job_dir)
-        run = _run_local(config, name, job_dir, Path(args.file).resolve().parent, args.poll_interval)
+        gpus = {"gpus_per_trial": args.gpus_per_trial,
+                "gpu_devices": args.gpu_devices.split(",") if args.gpu_devices is not None else None}
+        run = _run_local(config, name, job_dir, Path(args.file).resolve().parent, args.poll_interval, gpus)
     else:
         where = args.state_uri or default_s3_state_uri(config, name)
         run = _run_sagemaker(config, name, where, args)
@@ -181,8 +189,9 @@ def _run(args: argparse.Namespace) -> int:
         return 128 + int(signum)
 
 
-async def _run_local(config: TuningConfig, name: str, job_dir: Path, base_dir: Path, poll_interval: float) -> int:
-    backend = LocalBackend(config, job_dir, job_name=name, base_dir=base_dir)
+async def _run_local(config: TuningConfig, name: str, job_dir: Path, base_dir: Path, poll_interval: float,
+                     gpus: dict[str, Any]) -> int:
+    backend = LocalBackend(config, job_dir, job_name=name, base_dir=base_dir, **gpus)
     names = config.warm_start.parent_tuning_job_names if config.warm_start else ()
     parents = [LocalFileStore(job_dir.parent / parent) for parent in names]  # sibling job directories
     state = await _drive(config, name, backend, LocalFileStore(job_dir), parents, poll_interval, str(job_dir))
@@ -408,6 +417,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--poll-interval", type=float, default=None,
                      help="seconds between decision rounds (default: 1 local, 5 sagemaker)")
     run.add_argument("--name", default=None, help="tuning job name (default: HyperParameterTuningJobName)")
+    run.add_argument("--gpus-per-trial", type=int, default=None, metavar="N",
+                     help="local: N GPUs of its own per running trial (CUDA_VISIBLE_DEVICES)")
+    run.add_argument("--gpu-devices", default=None, metavar="LIST",
+                     help="local, with --gpus-per-trial: the GPUs to share, e.g. 0,1,2,3 (default: detected)")
     show = commands.add_parser("show", help="print the summary of a tuning job from its state directory or S3 URI")
     show.add_argument("dir")
     pack = commands.add_parser("package", help="upload a script-mode source directory (sourcedir.tar.gz) and its "

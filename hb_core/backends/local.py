@@ -21,7 +21,9 @@ and ``TrainingJobDefinition`` they will later run on SageMaker. Terms:
   ``SM_HPS`` and as ``SM_HP_<NAME>``; also ``SM_CHANNEL_<NAME>`` for every
   ``InputDataConfig`` channel whose ``S3Uri`` is a local path or ``file://``
   URI (other channels are skipped with a warning), ``SM_CHANNELS``,
-  ``SM_CURRENT_HOST=algo-1``, ``SM_HOSTS``, ``SM_NUM_CPUS``, ``SM_NUM_GPUS=0``,
+  ``SM_CURRENT_HOST=algo-1``, ``SM_HOSTS``, ``SM_NUM_CPUS``, ``SM_NUM_GPUS=0`` (with
+  ``gpus_per_trial``: the job's own devices in ``CUDA_VISIBLE_DEVICES`` and
+  their count, :mod:`hb_core.backends.devices`),
   ``SM_TRAINING_ENV``, ``TRAINING_JOB_NAME``, the definition's
   ``Environment``, and ``PYTHONUNBUFFERED=1`` as in SageMaker's framework
   images. ``sagemaker_program`` runs from ``sagemaker_submit_directory`` (a
@@ -71,6 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from hb_core.backends import _process as proc
+from hb_core.backends import devices
 from hb_core.backends.clock import Clock, RealClock
 from hb_core import naming
 from hb_core.config import TuningConfig, resource_hyperparameter
@@ -122,7 +125,11 @@ class LocalBackend:
     relative ``sagemaker_submit_directory`` and channel paths resolve against
     (default: the working directory); ``python`` runs ``.py`` entry points;
     ``env`` is added to every job's environment; ``tail_interval`` is how
-    often (seconds) running jobs' logs and limits are checked.
+    often (seconds) running jobs' logs and limits are checked;
+    ``gpus_per_trial`` gives each running job that many GPUs of its own
+    through ``CUDA_VISIBLE_DEVICES``, from ``gpu_devices`` or the devices
+    detected (:mod:`hb_core.backends.devices`; None: jobs inherit the
+    environment's GPUs).
     """
 
     def __init__(
@@ -137,6 +144,8 @@ class LocalBackend:
         python: str = sys.executable,
         env: Mapping[str, str] | None = None,
         tail_interval: float = 0.2,
+        gpus_per_trial: int | None = None,
+        gpu_devices: list[str] | None = None,
     ) -> None:
         definition = config.training_job_definition
         if definition is None:
@@ -165,6 +174,7 @@ class LocalBackend:
         self._container_env = _environment(definition.raw.get("Environment"))
         self._max_runtime = definition.max_runtime_in_seconds
         self._max_parallel = config.resource_limits.max_parallel_training_jobs
+        self._gpus = devices.GpuPool.configure(gpus_per_trial, gpu_devices, self._max_parallel)
         self._jobs: dict[tuple[str, int], _Job] = {}
         self._events: list[Event] = []
         self._latest: dict[str, dict[str, float]] = {}
@@ -253,6 +263,8 @@ class LocalBackend:
         for sub in (directory / "model", directory / "output" / "data", self.checkpoint_dir(action.trial_id)):
             sub.mkdir(parents=True, exist_ok=True)
         (directory / proc.LOG_FILE).touch()
+        gpus = self._gpus.acquire(key)  # before any await: a concurrent launch sees them taken
+        sm_env.update(devices.environment(gpus, sm_env))
         spec = {
             "job_name": name,
             "tuning_job_name": self.job_name,
@@ -266,6 +278,7 @@ class LocalBackend:
             "start_time": time.time(),
             "max_runtime_in_seconds": self._max_runtime,
             "environment": sm_env,
+            "gpu_devices": list(gpus),
         }
         proc.write_json(directory / JOB_FILE, spec)
         env = {"PYTHONUNBUFFERED": "1", **os.environ, **self._container_env, **self.env, **sm_env}
@@ -280,6 +293,7 @@ class LocalBackend:
         try:
             job.process.record = await proc.spawn(job.process.directory, command, self._submit_dir, env)
         except proc.LaunchError as exc:
+            self._gpus.release((job.trial_id, job.attempt))
             raise BackendError(f"training job {job.name}: {exc}") from exc
         self._jobs[(job.trial_id, job.attempt)] = job
         self._events.append(TrialStarted(job.trial_id, job.attempt, self.clock.now(), job_name=job.name))
@@ -405,6 +419,7 @@ class LocalBackend:
         events: list[Event] = [e for e in map(partial(self._parse, job), lines) if e is not None]
         if finished:
             job.ended = True
+            self._gpus.release((job.trial_id, job.attempt))
             if not job.orphan:
                 events.append(self._terminal(job))
             return events
@@ -461,6 +476,7 @@ class LocalBackend:
             return None
         spec = proc.read_json(directory / JOB_FILE) or {}
         name = str(spec.get("job_name") or self.training_job_name(trial_id, attempt))
+        self._gpus.hold((trial_id, attempt), spec.get("gpu_devices"))  # an adopted job keeps its devices
         return _Job(trial_id, attempt, name, int(spec.get("from_resource") or 0), found)
 
     def _abandon(self, trial_id: str, attempt: int, reason: str) -> _Job | None:
@@ -485,6 +501,7 @@ class LocalBackend:
             log.warning("training job in %s runs, but its trial is not active in the tuning state: stopping it",
                         directory)
             job = _Job(key[0], key[1], directory.name, 0, proc.Supervised(directory, record), orphan=True)
+            self._gpus.hold(key, (proc.read_json(directory / JOB_FILE) or {}).get("gpu_devices"))
             self._jobs[key] = job
             job.process.request_stop(STOP, "orphan: its trial is not active in the tuning state")
 
