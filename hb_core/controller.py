@@ -54,6 +54,7 @@ from hb_core.events import (
     TrialFailed,
     TrialStarted,
     TrialStopped,
+    WarmPoolReleased,
 )
 from hb_core.rungs import bracket_for, bracket_weights, keep_count, promote_count, rung_levels, stable_unit
 from hb_core.samplers import Sampler, make_sampler
@@ -202,6 +203,7 @@ class _Round:
         self.n_ended = state.n_ended
         self.n_failed = state.n_failed
         self.ended_billable = state.ended_billable_seconds
+        self.retained = state.retained_billable_seconds
         self.finish: dict[str, Any] | None = dict(state.finish) if state.finish is not None else None
         self.fail_reason: str | None = None
         self.exhausted_reason: str | None = None
@@ -230,6 +232,7 @@ class _Round:
             n_ended=self.n_ended,
             n_failed=self.n_failed,
             ended_billable_seconds=self.ended_billable,
+            retained_billable_seconds=self.retained,
             finish=self.finish,
             decisions=tuple(self.decisions),
             decision_count=self.state.decision_count + len(self.decisions),
@@ -248,12 +251,20 @@ class _Round:
             self.decide_("ignore", event.trial_id, f"{event.kind} for a trial this tuning job does not have")
             return
         trial = self.trials[index]
+        if isinstance(event, WarmPoolReleased):  # billing only; it comes after its job ended
+            self.retained += event.retained_seconds
+            self.trials = self.trials.set(index, evolve(trial, retained_seconds=trial.retained_seconds
+                                                        + event.retained_seconds))
+            return
         if event.attempt != trial.attempt or not trial.status.active:
             return  # an earlier attempt's event, or one after the trial ended: nothing to decide
         if isinstance(event, TrialStarted):
             self.trials = self.trials.set(index, self._started(trial, event.time))
         elif isinstance(event, MetricReported):
             trial = self._started(trial, event.time)
+            printed = event.resource if event.resource is not None else event.seq
+            if printed is not None and printed > trial.printed_resource:  # what was trained, judged or not
+                trial = evolve(trial, printed_resource=printed)
             # Values a job prints after its stop was decided are not recorded: the trial's result is
             # what it had when judged, whatever the time the stop takes to land.
             if trial.status is not TrialStatus.STOPPING:
@@ -430,7 +441,7 @@ class _Round:
 
     def _billable_now(self) -> float:
         running = (self.trials[i].segment_start for i in self.active)
-        return self.ended_billable + sum(self.now - start for start in running if start is not None)
+        return self.ended_billable + self.retained + sum(self.now - start for start in running if start is not None)
 
     def _begin_stopping(self, reason: str, outcome: TuningStatus) -> None:
         self.status, self.outcome, self.completion_reason = TuningStatus.STOPPING, outcome, reason

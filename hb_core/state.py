@@ -152,7 +152,10 @@ class Trial:
     bracket at which the trial has been recorded. ``budget`` is the resource
     the current attempt runs to (None: whatever the script's own epochs say).
     ``billable_seconds`` sums the ended attempts; ``segment_start`` is the
-    start of the current one.
+    start of the current one. ``printed_resource`` is the highest resource
+    its jobs printed, including values printed after a stop was decided
+    (those stay out of ``points`` and the rungs); ``retained_seconds`` is the
+    billed time warm pools kept the instances its jobs left.
     """
 
     trial_id: str
@@ -170,10 +173,17 @@ class Trial:
     segment_start: float | None = None
     billable_seconds: float = 0.0
     stop_reason: str | None = None
+    printed_resource: int = 0
+    retained_seconds: float = 0.0
 
     @property
     def index(self) -> int:
         return int(self.trial_id)
+
+    @property
+    def trained_resource(self) -> int:
+        """Resource actually trained: the highest printed, judged or not (at least :attr:`resource`)."""
+        return max(self.printed_resource, self.resource)
 
     @property
     def resource(self) -> int:
@@ -225,6 +235,8 @@ class Trial:
             segment_start=_optional(_number, d.get("segment_start"), f"{what}.segment_start"),
             billable_seconds=_number(d.get("billable_seconds", 0.0), f"{what}.billable_seconds"),
             stop_reason=_optional(_text, d.get("stop_reason"), f"{what}.stop_reason"),
+            printed_resource=_integer(d.get("printed_resource", 0), f"{what}.printed_resource"),
+            retained_seconds=_number(d.get("retained_seconds", 0.0), f"{what}.retained_seconds"),
         )
 
 
@@ -281,7 +293,9 @@ class TuningState:
     (one entry per ended attempt, for the convergence test). Once a completion
     criterion or limit is hit, ``status`` is Stopping, ``completion_reason``
     says why and ``outcome`` is the status the job ends with. ``revision``
-    counts decision rounds.
+    counts decision rounds. ``retained_billable_seconds`` sums the billed
+    warm-pool time reported so far (:class:`~hb_core.events.WarmPoolReleased`).
+    Fields added after schema version 1 have defaults, so older states still read.
     """
 
     job_name: str
@@ -300,6 +314,7 @@ class TuningState:
     n_ended: int = 0
     n_failed: int = 0
     ended_billable_seconds: float = 0.0
+    retained_billable_seconds: float = 0.0
     completion_reason: str | None = None
     outcome: TuningStatus | None = None
     finish: Mapping[str, Any] | None = None
@@ -334,8 +349,17 @@ class TuningState:
         return result
 
     def total_resource(self) -> int:
-        """Resource spent by all trials (sum of the resource each reached)."""
+        """Resource the controller judged: the sum of the resource each trial reported while it was followed."""
         return sum(t.resource for t in self.trials)
+
+    def trained_resource(self) -> int:
+        """Resource actually trained: the sum of :attr:`Trial.trained_resource` (values printed after a stop too)."""
+        return sum(t.trained_resource for t in self.trials)
+
+    @property
+    def billed_seconds(self) -> float:
+        """Billed time of the ended training jobs plus the time warm pools retained their instances."""
+        return self.ended_billable_seconds + self.retained_billable_seconds
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -356,6 +380,7 @@ class TuningState:
             "n_ended": self.n_ended,
             "n_failed": self.n_failed,
             "ended_billable_seconds": self.ended_billable_seconds,
+            "retained_billable_seconds": self.retained_billable_seconds,
             "completion_reason": self.completion_reason,
             "outcome": self.outcome.value if self.outcome else None,
             "finish": dict(self.finish) if self.finish is not None else None,
@@ -400,6 +425,8 @@ class TuningState:
             n_ended=_integer(d.get("n_ended"), "state.n_ended"),
             n_failed=_integer(d.get("n_failed"), "state.n_failed"),
             ended_billable_seconds=_number(d.get("ended_billable_seconds"), "state.ended_billable_seconds"),
+            retained_billable_seconds=_number(d.get("retained_billable_seconds", 0.0),
+                                              "state.retained_billable_seconds"),
             completion_reason=_optional(_text, d.get("completion_reason"), "state.completion_reason"),
             outcome=outcome,
             finish=None if finish is None else dict(_mapping(finish, "state.finish")),
