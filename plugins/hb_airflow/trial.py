@@ -145,6 +145,7 @@ class SageMakerTrialOperator(HyperbandTuningOperator):
             "status": trial.status.value,
             "hyperparameters": dict(trial.hyperparameters),
             "resource": trial.resource,
+            "trained_resource": trial.trained_resource,
             "final_metrics": metrics,
             "model_artifacts": self._model_artifacts(spec, state, trial),
             "billable_seconds": trial.billable_seconds,
