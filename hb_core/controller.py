@@ -256,15 +256,15 @@ class _Round:
             self.trials = self.trials.set(index, evolve(trial, retained_seconds=trial.retained_seconds
                                                         + event.retained_seconds))
             return
+        if isinstance(event, MetricReported) and event.attempt == trial.attempt and trial.status.ended:
+            self.trials = self.trials.set(index, _printed(trial, event))  # printed before a stop landed, seen after
+            return
         if event.attempt != trial.attempt or not trial.status.active:
             return  # an earlier attempt's event, or one after the trial ended: nothing to decide
         if isinstance(event, TrialStarted):
             self.trials = self.trials.set(index, self._started(trial, event.time))
         elif isinstance(event, MetricReported):
-            trial = self._started(trial, event.time)
-            printed = event.resource if event.resource is not None else event.seq
-            if printed is not None and printed > trial.printed_resource:  # what was trained, judged or not
-                trial = evolve(trial, printed_resource=printed)
+            trial = _printed(self._started(trial, event.time), event)
             # Values a job prints after its stop was decided are not recorded: the trial's result is
             # what it had when judged, whatever the time the stop takes to land.
             if trial.status is not TrialStatus.STOPPING:
@@ -558,6 +558,14 @@ class _Round:
         self.actions.append(finish)
         self.decide_("finish", None, f"{outcome.value}: {reason}; best trial {finish.best_trial_id}",
                      value=finish.best_objective)
+
+
+def _printed(trial: Trial, event: MetricReported) -> Trial:
+    """``trial`` with the resource ``event`` shows it trained, judged or not (for the accounting only)."""
+    printed = event.resource if event.resource is not None else event.seq
+    if printed is None or printed <= trial.printed_resource:
+        return trial
+    return evolve(trial, printed_resource=printed)
 
 
 def _best_trial(trials: Sequence[Trial], sign: float) -> Trial | None:

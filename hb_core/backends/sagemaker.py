@@ -57,7 +57,13 @@ Terms (AWS calls and their limits are in :mod:`hb_core.backends._aws`):
   per account and region: mind it with many parallel jobs and a short poll).
 - *ending*: the terminal event of a job waits ``metric_delay_seconds`` after
   its end was seen, and its last metrics are read before it, so a completed
-  trial's last value is never lost. On AWS, set ``metric_delay_seconds`` to
+  trial's last value is never lost. A job this backend stopped does not wait:
+  the controller ranks no value printed after its stop, and its slot is free
+  a metric delay sooner (``benchmarks/results/LATENCY.md``).
+- *warm pools*: ``ResourceConfig.KeepAlivePeriodInSeconds`` is the
+  request's, else the product's default
+  (:meth:`hb_core.config.TuningConfig.keep_alive_seconds`: on for Hyperband),
+  except with managed spot training, which keeps no warm pool. On AWS, set ``metric_delay_seconds`` to
   CloudWatch's ingestion lag (a minute or two); the emulator publishes at once.
 - *cost*: billable seconds x the instance type's price per hour / 3600 x
   ``InstanceCount``; ``price_table`` (USD per instance-hour) defaults to
@@ -169,6 +175,7 @@ class _Job:
     ordinal: int = 0  # objective values numbered so far
     resource: int | None = None  # latest ResourceMetricName value (logs)
     billable: float | None = None
+    stop_requested: bool = False  # we stopped it: its end needs no wait for late metrics (none is ranked)
 
     def __post_init__(self) -> None:
         self.cursor = MetricCursor(self.name, self.created)
@@ -237,6 +244,8 @@ class SageMakerBackend:
         self._static = dict(definition.static_hyperparameters)
         self._resource_key = resource_hyperparameter(self._static)
         self._resource_config = _resource_config(self._definition)
+        # warm pools (hb_core.latency.keep_alive_seconds); SageMaker keeps no warm pool for managed spot jobs
+        self._keep_alive = 0 if self._definition.get("EnableManagedSpotTraining") else config.keep_alive_seconds()
         self._own_names = re.compile(rf"^{re.escape(job_name)}-(\d+)-(\d+)$")
         self._cloudwatch = CloudWatchMetrics(
             self.pool, namespace=NAMESPACE, metric=self._objective, resource_metric=resource_metric,
@@ -275,6 +284,8 @@ class SageMakerBackend:
             if self._definition.get(key) is not None:
                 request[key] = copy.deepcopy(self._definition[key])
         request["ResourceConfig"] = copy.deepcopy(self._resource_config)
+        if self._keep_alive and "KeepAlivePeriodInSeconds" not in request["ResourceConfig"]:
+            request["ResourceConfig"]["KeepAlivePeriodInSeconds"] = self._keep_alive  # the product's default
         request.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
         checkpoint = {"S3Uri": self.checkpoint_uri(action.trial_id)}
         local = (self._definition.get("CheckpointConfig") or {}).get("LocalPath")
@@ -337,7 +348,8 @@ class SageMakerBackend:
             return
         log.info("training job %s: stopping (%s)", name, reason)
         if job is None:  # a job this backend does not follow yet: follow it so its end is reported
-            self._jobs[key] = _Job(trial_id, attempt, name, 0, time.time())
+            job = self._jobs[key] = _Job(trial_id, attempt, name, 0, time.time())
+        job.stop_requested = True
 
     async def poll(self) -> list[Event]:
         events, self._events = self._events, []
@@ -536,8 +548,8 @@ class SageMakerBackend:
                 job.started = True
                 events.append(TrialStarted(job.trial_id, job.attempt, now, job_name=job.name))
         running = [job for job in live if job.started and not job.reported]
-        final = {id(job) for job in running
-                 if job.terminal is not None and wall >= (job.ended_seen or wall) + self.metric_delay_seconds}
+        final = {id(job) for job in running if job.terminal is not None
+                 and (job.stop_requested or wall >= (job.ended_seen or wall) + self.metric_delay_seconds)}
         if self.metric_source == "logs":
             lines = await self._bounded([self._logs.read(job.cursor) for job in running])
             for job, text in zip(running, lines):

@@ -246,8 +246,8 @@ class SimulatedBackend:
     def _step(self, job: _Job, time: float, kind: int) -> None:
         seen = time + self.latency.metric_delay_seconds
         key = (job.trial_id, job.attempt)
-        if kind == _STOP:
-            self._show(seen, TrialStopped(*key, time, billable_seconds=self._end(job, time)))
+        if kind == _STOP:  # a stop we asked for: its end is news at once, values printed before it come later
+            self._show(time, TrialStopped(*key, time, billable_seconds=self._end(job, time)))
             return
         if kind == _COMPLETE:
             self._show(seen, TrialCompleted(*key, time, billable_seconds=self._end(job, time)))
