@@ -53,9 +53,12 @@ from hb_core.errors import ConfigError
 __all__ = [
     "DEFAULT_KEEP_ALIVE_SECONDS",
     "DEFAULT_SAGEMAKER_PROFILE",
+    "LOCAL",
     "PROFILES",
     "WARM_POOL_SHARE",
+    "FirstRungAdvice",
     "Latency",
+    "first_rung_advice",
     "keep_alive_seconds",
     "profile",
 ]
@@ -114,12 +117,16 @@ class Latency:
         return cls(**dict(data))
 
 
+#: Local processes: a Python start (imports) of about a second, stdout read at once, SIGTERM obeyed at once,
+#: ``hb-tune run`` rounds every second.
+LOCAL = Latency(startup_seconds=1.0, metric_delay_seconds=0.0, stop_delay_seconds=1.0, poll_interval_seconds=1.0)
 #: Named latency profiles (module docstring for the sources).
 PROFILES: Mapping[str, Latency] = {
     "ideal": Latency(),
     "sagemaker-cloudwatch": Latency(180.0, 20.0, 90.0, 30.0, 30.0),
     "sagemaker-logs": Latency(180.0, 20.0, 5.0, 30.0, 30.0),
     "sagemaker-live": Latency(180.0, 20.0, 2.0, 30.0, 0.0),
+    "local": LOCAL,
 }
 #: The profile of the product's SageMaker defaults: rung metrics from CloudWatch Logs, rounds every 30 s.
 DEFAULT_SAGEMAKER_PROFILE = "sagemaker-logs"
@@ -169,3 +176,44 @@ def keep_alive_seconds(
         return DEFAULT_KEEP_ALIVE_SECONDS
     total = startup_seconds + first_rung_seconds
     return DEFAULT_KEEP_ALIVE_SECONDS if total > 0 and startup_seconds / total > WARM_POOL_SHARE else 0
+
+
+@dataclass(frozen=True)
+class FirstRungAdvice:
+    """How a first rung compares with what a trial pays before its rung value lands.
+
+    ``overhead_seconds``: start-up (the warm one with warm pools) + metric
+    delay + half a poll + stop delay: what a trial stopped at its first rung
+    costs beyond its training. ``rung_seconds``: the training to MinResource.
+    ``suggested_min_resource``: the smallest MinResource whose training is at
+    least the overhead, kept at or below MaxResource / eta so that a rung is
+    left to judge at (None when the first rung is long enough).
+    """
+
+    overhead_seconds: float
+    rung_seconds: float
+    suggested_min_resource: int | None
+
+    @property
+    def short(self) -> bool:
+        return self.suggested_min_resource is not None
+
+
+def first_rung_advice(latency: Latency, *, min_resource: int, max_resource: int, eta: int,
+                      resource_seconds: float, warm: bool) -> FirstRungAdvice:
+    """Is the first rung short next to the latency? (``hb-tune plan``'s warning.)
+
+    >>> a = first_rung_advice(PROFILES["sagemaker-logs"], min_resource=1, max_resource=200, eta=3,
+    ...                       resource_seconds=9.0, warm=True)
+    >>> a.overhead_seconds, a.rung_seconds, a.suggested_min_resource
+    (70.0, 9.0, 8)
+    """
+    overhead = latency.startup(warm) + latency.metric_delay_seconds + latency.poll_interval_seconds / 2 \
+        + latency.stop_delay_seconds
+    rung = min_resource * resource_seconds
+    if rung >= overhead or resource_seconds <= 0:
+        return FirstRungAdvice(overhead, rung, None)
+    needed = max(min_resource + 1, math.ceil(overhead / resource_seconds))
+    ceiling = max(min_resource, max_resource // eta)
+    suggested = min(needed, ceiling)
+    return FirstRungAdvice(overhead, rung, suggested if suggested > min_resource else None)
