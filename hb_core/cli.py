@@ -150,9 +150,15 @@ def _latency_lines(config: TuningConfig, name: str | None, resource_seconds: flo
     if resource_seconds is None:
         lines.append("  (give --resource-seconds, the seconds one resource unit trains, to check MinResource)")
     elif advice.short:
+        share = advice.overhead_seconds / (advice.overhead_seconds + advice.rung_seconds)
         lines.append(f"WARNING: training to MinResource={hb.min_resource} takes {advice.rung_seconds:.0f} s, less "
-                     f"than the {advice.overhead_seconds:.0f} s a trial pays before its stop lands; the stopped "
-                     f"trials will cost mostly latency. Consider MinResource={advice.suggested_min_resource}.")
+                     f"than the {advice.overhead_seconds:.0f} s a trial pays before its stop lands: "
+                     f"{100 * share:.0f}% of what a trial stopped at the first rung costs is latency, and it trains "
+                     f"on (billed) until the stop lands. MinResource={advice.suggested_min_resource} would make the "
+                     f"first rung outweigh it, at the price of fewer trials in the same time: compare both in "
+                     f"simulation before changing (on NAS-Bench-201 MinResource=1 stays faster, "
+                     f"benchmarks/results/LATENCY.md); a rung barrier in the training script or a lower-latency "
+                     f"metric source attack the latency itself.")
     else:
         lines.append(f"  training to MinResource={hb.min_resource} takes {advice.rung_seconds:.0f} s: "
                      f"the first rung outweighs the latency")

@@ -50,7 +50,8 @@ def test_plan_warns_when_the_first_rung_is_short_next_to_the_latency(tmp_path: P
     # 20 s warm start + 5 s metric delay + 15 s (half a 30 s poll) + 30 s stop delay = 70 s > 1 x 9 s
     assert "Latency (sagemaker-logs): start-up 20 s (warm pools kept 300 s)" in out
     assert "WARNING: training to MinResource=1 takes 9 s, less than the 70 s" in out
-    assert "Consider MinResource=8." in out
+    assert "89% of what a trial stopped at the first rung costs is latency" in out
+    assert "MinResource=8 would make the first rung outweigh it" in out
     assert main(["plan", file, "--latency", "sagemaker-logs", "--resource-seconds", "120"]) == 0
     out = capsys.readouterr().out
     assert "WARNING" not in out and "the first rung outweighs the latency" in out
