@@ -40,7 +40,10 @@ def summary(state: TuningState) -> dict[str, Any]:
     the trials' jobs trained, values printed after their stop included (a stop
     takes a metric delay and a stop delay to land, and the job trains
     meanwhile); ``judged_resource`` is what the controller ranked when it
-    decided. ``resource_saved_fraction`` compares the trained resource with
+    decided (a backend reports a stopped job's end at once: values it printed
+    in its last metric delay may arrive after the tuning job ended and stay
+    uncounted; the billable seconds are the job's own and exact).
+    ``resource_saved_fraction`` compares the trained resource with
     every trial run to MaxResource: like with like. ``billable_seconds`` is
     the jobs' billed time plus the warm-pool time retained
     (``retained_seconds``), and ``cost`` prices it.

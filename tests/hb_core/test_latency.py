@@ -43,7 +43,7 @@ def test_latency_rejects_what_is_not_a_duration() -> None:
         Latency(metric_delay_seconds=-1)
     with pytest.raises(ConfigError, match=r"^Latency.startup_seconds"):
         Latency(startup_seconds=float("inf"))
-    with pytest.raises(ConfigError, match=r"profile in \['ideal', 'sagemaker-cloudwatch'"):
+    with pytest.raises(ConfigError, match=r"profile in \['ideal', 'local', 'sagemaker-cloudwatch'"):
         profile("sagemaker-fast")
     with pytest.raises(ConfigError, match="startup_seconds is given only without latency"):
         hb_core.simulate(_config(max_jobs=2), _value, latency="ideal", startup_seconds=5)
@@ -77,7 +77,9 @@ def test_metric_delay_bills_a_stopped_trial_about_that_much_more(delay: float) -
     assert late.total_resource == base.total_resource
     extra = sum(int(delay // EPOCH) for _ in stopped)
     assert late.trained_resource == base.trained_resource + extra
-    assert late.state.trained_resource() == late.trained_resource
+    # the controller counts what it saw: a stopped job's end is news at once, its last values come a delay later,
+    # after the tuning job ended for the last trials
+    assert late.total_resource < late.state.trained_resource() <= late.trained_resource
 
 
 def test_stop_delay_bills_the_time_the_stop_takes_to_land() -> None:
@@ -133,8 +135,8 @@ def test_the_summary_reports_what_was_trained_and_billed_beside_what_was_judged(
                           warm_startup_seconds=5), max_jobs=12)
     s = summary(result.state)
     assert s["judged_resource"] == result.total_resource
-    assert s["trained_resource"] == result.trained_resource > result.total_resource
-    assert s["resource_saved_fraction"] == pytest.approx(1 - result.trained_resource / s["full_budget_resource"])
+    assert s["trained_resource"] == result.state.trained_resource() > result.total_resource
+    assert s["resource_saved_fraction"] == pytest.approx(1 - s["trained_resource"] / s["full_budget_resource"])
     assert s["billable_seconds"] == pytest.approx(result.state.billed_seconds, abs=1e-3)
     assert s["retained_seconds"] == pytest.approx(result.state.retained_billable_seconds, abs=1e-3)
     assert result.state.retained_billable_seconds > 0
