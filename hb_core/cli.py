@@ -162,6 +162,12 @@ def _latency_lines(config: TuningConfig, name: str | None, resource_seconds: flo
     else:
         lines.append(f"  training to MinResource={hb.min_resource} takes {advice.rung_seconds:.0f} s: "
                      f"the first rung outweighs the latency")
+    restart = latency.startup(warm) + latency.metric_delay_seconds + latency.poll_interval_seconds / 2
+    if hb.variant is HyperbandVariant.PROMOTION and restart >= 10:
+        lines.append(f"NOTE: the promotion variant runs every rung step as a new training job: each promotion "
+                     f"waits about {restart:.0f} s (the rung value's delay and a start-up). Under SageMaker "
+                     f"latency the stopping variant was faster on NAS-Bench-201 CIFAR (benchmarks/results/"
+                     f"LATENCY.md).")
     return lines
 
 

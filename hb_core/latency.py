@@ -64,9 +64,10 @@ __all__ = [
 ]
 
 #: The keep-alive the product asks for when it turns a warm pool on: long enough to bridge the gap between
-#: one job ending and the controller launching the next (a metric delay plus a poll), short enough that the
-#: pools left at the end of a tuning job bill little (each bills at most this long).
-DEFAULT_KEEP_ALIVE_SECONDS = 300
+#: one job ending and the controller launching the next (at most a metric delay plus a poll: 120 s with
+#: CloudWatch metrics), short enough that the pools left at the end of a tuning job bill little (each
+#: bills at most this long; on NAS-Bench-201 a 300 s period made them a tenth of the bill).
+DEFAULT_KEEP_ALIVE_SECONDS = 180
 #: A start-up above this share of (start-up + training to the first rung) turns warm pools on by default.
 WARM_POOL_SHARE = 0.25
 #: SageMaker's upper bound on ``ResourceConfig.KeepAlivePeriodInSeconds``.
@@ -160,7 +161,7 @@ def keep_alive_seconds(
     once, to the end: no pool.
 
     >>> keep_alive_seconds(None, hyperband=True, promotion=True)
-    300
+    180
     >>> keep_alive_seconds(0, hyperband=True, promotion=True)
     0
     >>> keep_alive_seconds(None, hyperband=True, promotion=False, startup_seconds=180, first_rung_seconds=3600)

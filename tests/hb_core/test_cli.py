@@ -48,7 +48,7 @@ def test_plan_warns_when_the_first_rung_is_short_next_to_the_latency(tmp_path: P
     assert main(["plan", file, "--latency", "sagemaker-logs", "--resource-seconds", "9"]) == 0
     out = capsys.readouterr().out
     # 20 s warm start + 5 s metric delay + 15 s (half a 30 s poll) + 30 s stop delay = 70 s > 1 x 9 s
-    assert "Latency (sagemaker-logs): start-up 20 s (warm pools kept 300 s)" in out
+    assert "Latency (sagemaker-logs): start-up 20 s (warm pools kept 180 s)" in out
     assert "WARNING: training to MinResource=1 takes 9 s, less than the 70 s" in out
     assert "89% of what a trial stopped at the first rung costs is latency" in out
     assert "MinResource=8 would make the first rung outweigh it" in out
@@ -58,6 +58,12 @@ def test_plan_warns_when_the_first_rung_is_short_next_to_the_latency(tmp_path: P
     assert main(["plan", file]) == 0  # no SageMaker definition: local processes, and no epoch time to judge
     out = capsys.readouterr().out
     assert "Latency (local)" in out and "give --resource-seconds" in out
+    assert "NOTE: the promotion variant" not in out
+    promo = write(tmp_path, request(max_jobs=60, max_resource=200, variant="Promotion"), "promo.json")
+    assert main(["plan", promo, "--latency", "sagemaker-logs", "--resource-seconds", "9"]) == 0
+    assert "each promotion waits about 40 s" in capsys.readouterr().out  # 20 s warm start + 5 s + 15 s
+    assert main(["plan", promo, "--latency", "ideal"]) == 0
+    assert "NOTE" not in capsys.readouterr().out
     assert main(["plan", file, "--latency", "sagemaker-slow"]) == 2
     assert "profile in" in capsys.readouterr().err
     assert main(["plan", file, "--resource-seconds", "0"]) == 2
