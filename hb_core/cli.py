@@ -1,9 +1,7 @@
 """``hb-tune``: validate, plan, simulate and run tuning requests from the command line.
 
     hb-tune validate FILE              exit 0, or exit 2 with the error
-    hb-tune plan FILE [--latency PROFILE] [--resource-seconds S]
-                                       rung levels, brackets, trials, total resource; warns when
-                                       the first rung is short next to the platform's latency
+    hb-tune plan FILE                  rung levels, brackets, trials, total resource
     hb-tune simulate FILE [--curve mlp|quadratic|constant] [--workers N] [--seed S] [--json]
     hb-tune run FILE [--backend local] [--job-dir DIR] [--poll-interval S] [--name NAME]
     hb-tune run FILE --backend sagemaker [--state-uri S3URI] [--endpoint-url URL] [--region R]
@@ -24,6 +22,10 @@ running training jobs are adopted, never started twice), and warm-start
 parents (``WarmStartConfig``) are read from their sibling job directories or
 state prefixes. Ctrl-C stops the running trials and exits 130; the saved
 state is kept.
+
+``plan --latency PROFILE --resource-seconds S`` also says what the platform's
+latency costs a trial stopped at its first rung, and warns when the first rung
+is shorter than that (``S``: seconds one resource unit trains).
 """
 
 from __future__ import annotations
