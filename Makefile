@@ -70,7 +70,14 @@ emulator: $(STAMP)
 # bench-quick: a few minutes, prints the table, writes benchmarks/results/quick/.
 # bench: ~70 minutes (plus 30-45 the first time, for the MLP curve cache), regenerates
 # benchmarks/results/RESULTS.md and the plots.
-.PHONY: bench bench-quick
+# bench-latency: every NAS block (3 data sets, 5 workers) under ideal and the SageMaker profiles, ours and the
+# peers side by side (benchmarks/latency.py); about 15 minutes on 2 cores; writes benchmarks/results/LATENCY.md.
+.PHONY: bench bench-quick bench-latency
+bench-latency: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python benchmarks/latency.py --seeds 8 \
+		--out benchmarks/results/LATENCY.md
+
 bench-quick: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py --profile quick

@@ -13,6 +13,16 @@
   configuration epoch by epoch, each epoch taking ``cost`` seconds; a freed
   slot asks for a new configuration at once.
 
+Latency (:class:`hb_core.Latency`): ``run_ours`` and ``run_policy`` take one,
+and apply it alike. Ours get it through :func:`hb_core.simulate` (start-up,
+warm pools per the product's default, metric delay, stop delay, polling);
+a peer's slot pays the same start-up (the warm one when the platform has
+warm pools: a slot's next job reuses its instance), the peer hears each
+value ``metric_delay_seconds`` after it was printed (at the next poll), a
+stop lands ``stop_delay_seconds`` after the peer said so while the job
+trains on, and a slot is free a metric delay after its job ended, as for
+ours. Without a latency, ``Task.startup`` is the start-up of every job.
+
 The rules are the same for everyone: every method may start at most
 ``max_trials`` configurations (750: AMT's limit for a Hyperband tuning job),
 a run ends when a reported value reaches the hardest target, when its virtual
@@ -31,6 +41,7 @@ from typing import Any, Protocol
 
 import hb_core
 from hb_core.config import TuningConfig
+from hb_core.latency import Latency
 
 __all__ = ["OURS", "Policy", "RunResult", "Task", "request", "run_ours", "run_policy"]
 
@@ -120,13 +131,16 @@ def request(task: Task, method: str, *, seed: int, workers: int, cap: float | No
 
 
 def run_ours(task: Task, method: str, seed: int, workers: int, cap: float,
-             max_trials: int = MAX_TRIALS) -> RunResult:
+             max_trials: int = MAX_TRIALS, latency: Latency | None = None) -> RunResult:
     """One run of our ``method`` through :func:`hb_core.simulate` (the product's Tuner on a virtual clock)."""
     config = TuningConfig.from_dict(request(task, method, seed=seed, workers=workers, cap=cap, max_trials=max_trials))
-    result = hb_core.simulate(config, task.objective, cost=task.cost, startup_seconds=task.startup)
+    latency = latency if latency is not None else Latency(startup_seconds=task.startup)
+    result = hb_core.simulate(config, task.objective, cost=task.cost, latency=latency)
     trace = [(t, v) for t, v in result.trace if t <= cap]
+    extra = {"peak_running": result.peak_running, "trained": result.trained_resource,
+             "billed": result.billed_seconds, "warm_starts": result.warm_starts}
     return RunResult(method, seed, workers, trace, min(result.elapsed, cap), len(result.trials),
-                     result.total_resource, {"peak_running": result.peak_running})
+                     result.total_resource, extra)
 
 
 class Policy(Protocol):
@@ -146,9 +160,11 @@ class Policy(Protocol):
 
 
 def run_policy(policy: Policy, task: Task, *, method: str, seed: int, workers: int, cap: float,
-               max_trials: int = MAX_TRIALS, target: float | None = None) -> RunResult:
+               max_trials: int = MAX_TRIALS, target: float | None = None, latency: Latency | None = None) -> RunResult:
     """Run a peer on ``task`` with ``workers`` parallel slots in virtual time (module docstring)."""
     target = task.hard_target if target is None else target
+    if latency is not None and not latency.ideal:
+        return _LatentPolicyRun(policy, task, latency, workers, max_trials, target).run(method, seed, cap)
     heap: list[tuple[float, int, int]] = []  # (time of the next epoch's report, tiebreak, slot)
     slots: dict[int, tuple[Any, Hyperparameters, int, float]] = {}  # slot -> (handle, config, epoch, last value)
     tiebreak = itertools.count()
@@ -195,3 +211,102 @@ def run_policy(policy: Policy, task: Task, *, method: str, seed: int, workers: i
         start(slot, now)
     return RunResult(method, seed, workers, trace, now, started, epochs)
 
+
+
+_PRINT, _SEEN, _END, _FREE = 0, 1, 2, 3
+
+
+class _LatentPolicyRun:
+    """:func:`run_policy` under a :class:`Latency` (module docstring): one event heap over every slot."""
+
+    def __init__(self, policy: Policy, task: Task, latency: Latency, workers: int, max_trials: int,
+                 target: float) -> None:
+        self.policy, self.task, self.latency = policy, task, latency
+        self.workers, self.max_trials, self.target = workers, max_trials, target
+        self.heap: list[tuple[float, int, int, int, int, float]] = []  # (time, tiebreak, kind, slot, job, value)
+        self.tiebreak = itertools.count()
+        self.jobs = itertools.count()
+        self.slots: dict[int, dict[str, Any]] = {}
+        self.trace: list[tuple[float, float]] = []
+        self.best, self.started, self.epochs = -math.inf, 0, 0
+        self.used: set[int] = set()  # slots whose instance a warm pool keeps
+
+    def seen(self, time: float) -> float:
+        """When the peer hears of something that happened at ``time``."""
+        at = time + self.latency.metric_delay_seconds
+        poll = self.latency.poll_interval_seconds
+        return math.ceil(at / poll - 1e-9) * poll if poll > 0 else at
+
+    def push(self, time: float, kind: int, slot: int, value: float = math.nan) -> None:
+        heapq.heappush(self.heap, (time, next(self.tiebreak), kind, slot, self.slots[slot]["job"], value))
+
+    def start(self, slot: int, at: float) -> None:
+        if self.started >= self.max_trials:
+            return
+        asked = self.policy.ask()
+        if asked is None:
+            return
+        self.started += 1
+        handle, config = asked
+        warm = slot in self.used and self.latency.warm_startup_seconds is not None
+        self.used.add(slot)
+        self.slots[slot] = {"handle": handle, "config": config, "epoch": 0, "stop_at": math.inf,
+                            "decided": False, "job": next(self.jobs), "ended": False}
+        self.push(at + self.latency.startup(warm) + self.task.cost(config, 1), _PRINT, slot)
+
+    def run(self, method: str, seed: int, cap: float) -> RunResult:
+        for slot in range(self.workers):
+            self.start(slot, 0.0)
+        now = 0.0
+        while self.heap:
+            now, _, kind, slot, job, value = heapq.heappop(self.heap)
+            if now > cap:
+                now = cap
+                break
+            state = self.slots.get(slot)
+            if state is None or state["job"] != job:
+                continue
+            if kind == _PRINT and not state["ended"]:
+                self.printed(slot, state, now)
+            elif kind == _SEEN and self.heard(slot, state, now, value):
+                break
+            elif kind == _END and not state["ended"]:
+                state["ended"] = True
+                self.push(self.seen(now), _FREE, slot)
+            elif kind == _FREE:
+                del self.slots[slot]
+                self.start(slot, now)
+        return RunResult(method, seed, self.workers, self.trace, now, self.started, self.epochs)
+
+    def printed(self, slot: int, state: dict[str, Any], now: float) -> None:
+        if now > state["stop_at"]:
+            return
+        state["epoch"] += 1
+        self.epochs += 1
+        epoch = state["epoch"]
+        self.push(self.seen(now), _SEEN, slot, float(self.task.objective(state["config"], epoch)))
+        if epoch >= self.task.max_resource:
+            self.push(now, _END, slot)
+        else:
+            self.push(now + self.task.cost(state["config"], epoch + 1), _PRINT, slot)
+
+    def heard(self, slot: int, state: dict[str, Any], now: float, value: float) -> bool:
+        """The peer hears the slot's next value; True when the run reached its target."""
+        if value > self.best:
+            self.best = value
+            self.trace.append((now, value))
+        if self.best >= self.target:
+            return True
+        if state["decided"]:
+            return False  # printed while its stop was on the way: trained, not judged
+        state["heard"] = state.get("heard", 0) + 1
+        epoch = state["heard"]
+        if epoch >= self.task.max_resource:
+            self.policy.finish(state["handle"], epoch, value, completed=True)
+            state["decided"] = True
+        elif not self.policy.report(state["handle"], epoch, value):
+            self.policy.finish(state["handle"], epoch, value, completed=False)
+            state["decided"] = True
+            state["stop_at"] = now + self.latency.stop_delay_seconds
+            self.push(state["stop_at"], _END, slot)
+        return False

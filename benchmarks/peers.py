@@ -66,6 +66,8 @@ from typing import Any
 
 from harness import METRIC, Hyperparameters, RunResult, Task, run_policy
 
+from hb_core.latency import Latency
+
 __all__ = ["PEERS", "OptunaPolicy", "RayTunePolicy", "SyneTunePolicy", "run_peer"]
 
 log = logging.getLogger(__name__)
@@ -313,11 +315,14 @@ LEGACY_PYTHON = Path(os.environ.get("HB_BENCH_LEGACY_PYTHON", Path(__file__).res
 
 
 def run_peer(task: Task, peer: str, seed: int, workers: int, cap: float,
-             source: tuple[str, tuple[float, ...]] | None = None) -> RunResult:
-    """One run of ``peer`` (a key of :data:`PEERS`) on ``task``; a :data:`LEGACY` peer runs in
-    :data:`LEGACY_PYTHON` unless this interpreter has Syne Tune 0.14 (``source``: the NAS data set and target
-    fractions the task was built from, to build it there again)."""
+             source: tuple[str, tuple[float, ...]] | None = None, latency: Latency | None = None) -> RunResult:
+    """One run of ``peer`` (a key of :data:`PEERS`) on ``task`` under ``latency`` (None: the task's start-up
+    only); a :data:`LEGACY` peer runs in :data:`LEGACY_PYTHON` unless this interpreter has Syne Tune 0.14
+    (``source``: the NAS data set and target fractions the task was built from, to build it there again),
+    and there only without a latency."""
     if peer in LEGACY and importlib.metadata.version("syne-tune") != LEGACY_SYNE_TUNE:
+        if latency is not None and not latency.ideal:
+            raise ValueError(f"{peer} runs in {LEGACY_PYTHON}, which takes no latency: `latency` must be ideal")
         if source is None:
             raise ValueError(f"{peer} runs in {LEGACY_PYTHON}: `source` (data set, target fractions) must be given")
         dataset, tops = source
@@ -329,7 +334,8 @@ def run_peer(task: Task, peer: str, seed: int, workers: int, cap: float,
         body = json.loads(out.strip().splitlines()[-1])
         return RunResult(body["method"], body["seed"], body["workers"], [tuple(p) for p in body["trace"]],
                          body["elapsed"], body["trials"], body["epochs"], body.get("extra") or {})
-    return run_policy(PEERS[peer](task, seed), task, method=peer, seed=seed, workers=workers, cap=cap)
+    return run_policy(PEERS[peer](task, seed), task, method=peer, seed=seed, workers=workers, cap=cap,
+                      latency=latency)
 
 
 if __name__ == "__main__":  # one legacy-peer run: dataset tops peer seed workers cap -> RunResult as JSON

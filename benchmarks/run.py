@@ -13,7 +13,9 @@ Parts, in this order (each can be skipped, see ``--help``):
 
 1. ``real``: the MLP on the local backend, wall clock (:mod:`mlp_real`), alone on the machine.
 2. ``mlp``: the same MLP on the virtual 5-worker clock (:mod:`mlp_real`).
-3. ``nas``: NAS-Bench-201 in virtual time (:mod:`nasbench`), ours and the peers (:mod:`peers`).
+3. ``nas``: NAS-Bench-201 in virtual time (:mod:`nasbench`), ours and the peers (:mod:`peers`), under
+   ``--latency`` (default ``ideal``; ``benchmarks/latency.py`` runs every NAS block under ``ideal`` and
+   the product's SageMaker profile side by side, ``make bench-latency``).
 4. ``cost``: the controller's own cost (:mod:`controller_cost`).
 
 Runs are paired by seed: seed ``s`` is ``RandomSeed`` s for our methods and the
@@ -167,16 +169,20 @@ def _quiet() -> None:
 
 
 def nas_job(dataset: str, method: str, seed: int, workers: int, cap: float,
-            tops: tuple[float, ...] = (0.01,)) -> RunResult:
+            tops: tuple[float, ...] = (0.01,), latency: str = "ideal") -> RunResult:
     _quiet()
     import nasbench
     from harness import run_ours
     from peers import PEERS, run_peer
 
+    from hb_core.latency import profile as latency_profile
+
     task = nasbench.task(dataset, tops)
+    # every method, ours and the peers, under the same delays (harness docstring)
+    lat = None if latency == "ideal" else latency_profile(latency)
     if method in PEERS:
-        return run_peer(task, method, seed, workers, cap, source=(dataset, tops))
-    return run_ours(task, method, seed, workers, cap)
+        return run_peer(task, method, seed, workers, cap, source=(dataset, tops), latency=lat)
+    return run_ours(task, method, seed, workers, cap, latency=lat)
 
 
 def mlp_job(method: str, seed: int, cap: float, cache_dir: str, tag: str) -> RunResult:
@@ -239,7 +245,8 @@ def part_mlp(profile: Profile, jobs: int, cache_dir: Path) -> tuple[list[RunResu
     return runs, time.perf_counter() - started
 
 
-def part_nas(profile: Profile, jobs: int) -> tuple[dict[tuple[str, int], dict[str, list[RunResult]]], dict[str, float]]:
+def part_nas(profile: Profile, jobs: int,
+             latency: str = "ideal") -> tuple[dict[tuple[str, int], dict[str, list[RunResult]]], dict[str, float]]:
     import nasbench
 
     caps = {}
@@ -260,7 +267,7 @@ def part_nas(profile: Profile, jobs: int) -> tuple[dict[tuple[str, int], dict[st
     started = time.perf_counter()
     log(f"nas: {len(work)} runs in {jobs} processes")
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        futures = [(w, pool.submit(nas_job, *w[1:])) for w in work]
+        futures = [(w, pool.submit(nas_job, *w[1:], latency)) for w in work]
         for done, (w, future) in enumerate(futures, start=1):
             run = future.result()
             results.setdefault((w[1], w[4]), {}).setdefault(w[2], []).append(run)
@@ -307,6 +314,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--methods", default=None,
                         help="comma-separated: run only these methods (with --from-raw, their runs replace or "
                              "join the saved ones, e.g. a peer added to a saved run)")
+    parser.add_argument("--latency", default="ideal",
+                        help="the latency profile of the nas part (hb_core.latency.PROFILES, e.g. sagemaker-logs, "
+                             "the product's SageMaker defaults); benchmarks/latency.py puts profiles side by side")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     if args.methods:
@@ -349,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mlp, seconds = part_mlp(profile, args.jobs, cache_dir)
         data["mlp"], data["timings"]["mlp"] = keep(data.get("mlp"), mlp), seconds
     if "nas" in parts:
-        nas, caps = part_nas(profile, args.jobs)
+        nas, caps = part_nas(profile, args.jobs, args.latency)
         seconds = caps.pop("seconds")
         if joining:
             for key, per in nas.items():

@@ -1,7 +1,8 @@
 """``hb-tune``: validate, plan, simulate and run tuning requests from the command line.
 
     hb-tune validate FILE [--amt]      exit 0, or exit 2 with the error (--amt: also where AMT would refuse it)
-    hb-tune plan FILE                  rung levels, brackets, trials, total resource
+    hb-tune plan FILE [--latency PROFILE] [--resource-seconds S]
+                                       rung levels, brackets, trials, total resource, latency cost
     hb-tune simulate FILE [--curve mlp|quadratic|constant] [--workers N] [--seed S] [--json]
     hb-tune run FILE [--backend local] [--job-dir DIR] [--poll-interval S] [--name NAME]
                      [--gpus-per-trial N [--gpu-devices 0,1,...]]
@@ -33,6 +34,10 @@ are read from their sibling job directories or state prefixes. Ctrl-C (or
 SIGTERM) aborts the tuning job: every running trial is stopped, their ends
 are awaited (at most a minute), the state ends Failed with the reason, and
 the command exits 130 (143).
+
+``plan --latency PROFILE --resource-seconds S`` also says what the platform's
+latency costs a trial stopped at its first rung, and warns when the first rung
+is shorter than that (``S``: seconds one resource unit trains).
 """
 
 from __future__ import annotations
@@ -90,8 +95,17 @@ def nominal_resource_per_trial(levels: Sequence[int], eta: int) -> float:
     return total
 
 
-def plan_text(config: TuningConfig) -> str:
-    """What a tuning job will do: rungs, brackets, trials, and the total resource it may spend."""
+def plan_text(config: TuningConfig, latency: str | None = None, resource_seconds: float | None = None) -> str:
+    """What a tuning job will do: rungs, brackets, trials, and the total resource it may spend.
+
+    For Hyperband, also what the platform's latency (a profile of
+    :data:`hb_core.latency.PROFILES`; default: the product's SageMaker
+    defaults when the request defines a SageMaker training job, else local
+    processes) costs a trial stopped at its first rung, and, given the
+    seconds one resource unit trains (``resource_seconds``), a warning with a
+    suggested MinResource when the first rung is shorter than that
+    (:func:`hb_core.latency.first_rung_advice`).
+    """
     limits = config.resource_limits
     trials = limits.max_number_of_training_jobs
     if trials is None and config.strategy is Strategy.GRID:
@@ -125,7 +139,57 @@ def plan_text(config: TuningConfig) -> str:
         lines.append(f"Worst-case total resource: {trials} x {hb.max_resource} = {worst} (no trial stopped)")
         lines.append(f"Nominal total resource: {trials * nominal:.0f} "
                      f"({100 * (1 - nominal / hb.max_resource):.0f}% less than running every trial to the end)")
+    lines += _latency_lines(config, latency, resource_seconds)
     return "\n".join(lines)
+
+
+def _latency_lines(config: TuningConfig, name: str | None, resource_seconds: float | None) -> list[str]:
+    from hb_core.latency import DEFAULT_SAGEMAKER_PROFILE, first_rung_advice, profile
+
+    hb = config.hyperband
+    assert hb is not None
+    if resource_seconds is not None and not resource_seconds > 0:
+        raise ConfigError("--resource-seconds", "`--resource-seconds > 0` must hold", resource_seconds)
+    if name is None:
+        algorithm = (config.training_job_definition.raw.get("AlgorithmSpecification") or {}
+                     if config.training_job_definition is not None else {})
+        on_sagemaker = isinstance(algorithm, dict) and bool(algorithm.get("TrainingImage")
+                                                           or algorithm.get("AlgorithmName"))
+        name = DEFAULT_SAGEMAKER_PROFILE if on_sagemaker else "local"
+    latency = profile(name)
+    keep_alive = config.keep_alive_seconds(
+        startup_seconds=latency.startup_seconds,
+        first_rung_seconds=None if resource_seconds is None else hb.min_resource * resource_seconds)
+    warm = keep_alive > 0 and latency.warm_startup_seconds is not None
+    advice = first_rung_advice(latency, min_resource=hb.min_resource, max_resource=hb.max_resource,
+                               eta=hb.reduction_factor, resource_seconds=resource_seconds or 0.0, warm=warm)
+    pools = f"warm pools kept {keep_alive} s" if warm else "no warm pool"
+    lines = [f"Latency ({name}): start-up {latency.startup(warm):g} s ({pools}), metric delay "
+             f"{latency.metric_delay_seconds:g} s, stop delay {latency.stop_delay_seconds:g} s, rounds every "
+             f"{latency.poll_interval_seconds:g} s: a trial stopped at its first rung costs about "
+             f"{advice.overhead_seconds:.0f} s beyond its training"]
+    if resource_seconds is None:
+        lines.append("  (give --resource-seconds, the seconds one resource unit trains, to check MinResource)")
+    elif advice.short:
+        share = advice.overhead_seconds / (advice.overhead_seconds + advice.rung_seconds)
+        lines.append(f"WARNING: training to MinResource={hb.min_resource} takes {advice.rung_seconds:.0f} s, less "
+                     f"than the {advice.overhead_seconds:.0f} s a trial pays before its stop lands: "
+                     f"{100 * share:.0f}% of what a trial stopped at the first rung costs is latency, and it trains "
+                     f"on (billed) until the stop lands. MinResource={advice.suggested_min_resource} would make the "
+                     f"first rung outweigh it, at the price of fewer trials in the same time: compare both in "
+                     f"simulation before changing (on NAS-Bench-201 MinResource=1 stays faster, "
+                     f"benchmarks/results/LATENCY.md); a rung barrier in the training script or a lower-latency "
+                     f"metric source attack the latency itself.")
+    else:
+        lines.append(f"  training to MinResource={hb.min_resource} takes {advice.rung_seconds:.0f} s: "
+                     f"the first rung outweighs the latency")
+    restart = latency.startup(warm) + latency.metric_delay_seconds + latency.poll_interval_seconds / 2
+    if hb.variant is HyperbandVariant.PROMOTION and restart >= 10:
+        lines.append(f"NOTE: the promotion variant runs every rung step as a new training job: each promotion "
+                     f"waits about {restart:.0f} s (the rung value's delay and a start-up). Under SageMaker "
+                     f"latency the stopping variant was faster on NAS-Bench-201 CIFAR (benchmarks/results/"
+                     f"LATENCY.md).")
+    return lines
 
 
 def _trace_text(result: SimulationResult, limit: int = 12) -> str:
@@ -396,6 +460,11 @@ def _parser() -> argparse.ArgumentParser:
                                "our extension keys); exit 2 if anywhere")
     plan = commands.add_parser("plan", help="print rung levels, brackets and the resource a job may spend")
     plan.add_argument("file")
+    plan.add_argument("--latency", default=None, help="a latency profile: ideal, local, sagemaker-logs, "
+                      "sagemaker-cloudwatch, sagemaker-live (default: sagemaker-logs for a SageMaker training "
+                      "job definition, else local)")
+    plan.add_argument("--resource-seconds", type=float, default=None,
+                      help="seconds one resource unit (an epoch) trains, to check MinResource against the latency")
     sim = commands.add_parser("simulate", help="run the tuning job in virtual time on a built-in curve family")
     sim.add_argument("file")
     sim.add_argument("--curve", choices=CURVES, default="mlp")
@@ -451,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args)
         if args.command == "plan":
-            print(plan_text(load_config(args.file)))
+            print(plan_text(load_config(args.file), args.latency, args.resource_seconds))
             return 0
         if args.command == "run":
             if args.poll_interval is None:

@@ -83,6 +83,7 @@ from typing import Any
 from hb_core import _validate as v
 from hb_core import amt
 from hb_core.errors import ConfigError
+from hb_core.latency import MAX_KEEP_ALIVE_SECONDS, keep_alive_seconds
 from hb_core.rungs import rung_levels
 from hb_core.space import CategoricalParameter, SearchSpace
 
@@ -564,6 +565,13 @@ class TrainingJobDefinition:
         runtime = f.section("StoppingCondition", None).integer("MaxRuntimeInSeconds", lo=1, hi=INT_MAX, default=None)
         return cls(static, metrics, runtime, f.obj)
 
+    @property
+    def keep_alive_requested(self) -> int | None:
+        """``ResourceConfig.KeepAlivePeriodInSeconds`` as the request gives it (None: not given)."""
+        resource = self.raw.get("ResourceConfig")
+        value = resource.get("KeepAlivePeriodInSeconds") if isinstance(resource, Mapping) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
     def to_dict(self) -> dict[str, Any]:
         """A mutable copy of the definition in the AMT layout."""
         return copy.deepcopy(dict(self.raw))
@@ -583,6 +591,9 @@ class TrainingJobDefinition:
         if not (f.get("HyperParameterTuningResourceConfig") or f.section("ResourceConfig", None).get("InstanceType")):
             rule = "`ResourceConfig.InstanceType or HyperParameterTuningResourceConfig is given` must hold"
             raise ConfigError(v.at(path, "ResourceConfig.InstanceType"), rule, v.MISSING)
+        if f.get("ResourceConfig") is not None:
+            f.section("ResourceConfig", None).integer("KeepAlivePeriodInSeconds", lo=0, hi=MAX_KEEP_ALIVE_SECONDS,
+                                                      default=None)
         _fields(f.get("StoppingCondition"), f.at("StoppingCondition"), None)
         if objective_metric is not None and self.metric_definitions:
             self._require_metric(objective_metric, path)
@@ -653,6 +664,16 @@ class TuningConfig:
             return _inferred_max_resource(static, HYPERBAND)
         except ConfigError:
             return None
+
+    def keep_alive_seconds(self, *, startup_seconds: float | None = None,
+                           first_rung_seconds: float | None = None) -> int:
+        """The ``KeepAlivePeriodInSeconds`` of every trial's training job: the request's, else the product's
+        default for this strategy (:func:`hb_core.latency.keep_alive_seconds`, the one rule of warm pools)."""
+        hb = self.hyperband
+        requested = None if self.training_job_definition is None else self.training_job_definition.keep_alive_requested
+        return keep_alive_seconds(requested, hyperband=hb is not None,
+                                  promotion=hb is not None and hb.variant is HyperbandVariant.PROMOTION,
+                                  startup_seconds=startup_seconds, first_rung_seconds=first_rung_seconds)
 
     @classmethod
     def from_json(cls, text: str) -> TuningConfig:

@@ -31,6 +31,16 @@ Completion (checked every round, in this order): the failure limit
 improving the best), ``ConvergenceDetected`` (see :func:`converged`),
 ``MaxRuntimeInSeconds`` and ``MaxBillableSeconds``. Hitting one stops every
 running job; the tuning job finishes when the last of them has ended.
+
+Accounting: a stop takes time to land (a metric delay to be decided, a stop
+delay to end the job), and the job trains, billed, meanwhile. Values it
+prints after its stop was decided are recorded in the trial's points (they
+enter no rung), so a trial's resource is what its job trained and its last
+value what AMT reports for the job; ``Trial.stop_resource`` keeps what it had
+reached when the stop was decided (what was judged). A backend may report a
+stopped job's end before its last values; they are recorded for the stopped
+trial when they come. ``WarmPoolReleased`` adds the billed time a warm pool
+kept an ended job's instance.
 """
 
 from __future__ import annotations
@@ -54,6 +64,7 @@ from hb_core.events import (
     TrialFailed,
     TrialStarted,
     TrialStopped,
+    WarmPoolReleased,
 )
 from hb_core.rungs import bracket_for, bracket_weights, keep_count, promote_count, rung_levels, stable_unit
 from hb_core.samplers import Sampler, make_sampler
@@ -214,6 +225,7 @@ class _Round:
         self.n_ended = state.n_ended
         self.n_failed = state.n_failed
         self.ended_billable = state.ended_billable_seconds
+        self.retained = state.retained_billable_seconds
         self.finish: dict[str, Any] | None = dict(state.finish) if state.finish is not None else None
         self.fail_reason: str | None = None
         self.exhausted_reason: str | None = None
@@ -242,6 +254,7 @@ class _Round:
             n_ended=self.n_ended,
             n_failed=self.n_failed,
             ended_billable_seconds=self.ended_billable,
+            retained_billable_seconds=self.retained,
             finish=self.finish,
             decisions=tuple(self.decisions),
             decision_count=self.state.decision_count + len(self.decisions),
@@ -260,6 +273,17 @@ class _Round:
             self.decide_("ignore", event.trial_id, f"{event.kind} for a trial this tuning job does not have")
             return
         trial = self.trials[index]
+        if isinstance(event, WarmPoolReleased):  # billing only; it comes after its job ended
+            self.retained += event.retained_seconds
+            self.trials = self.trials.set(index, evolve(trial, retained_seconds=trial.retained_seconds
+                                                        + event.retained_seconds))
+            return
+        stopped = trial.status is TrialStatus.STOPPED
+        if isinstance(event, MetricReported) and event.attempt == trial.attempt and stopped:
+            # printed before its stop landed, seen after its end (a backend reports a stop's end at once): recorded
+            # like every value printed after a stop decision, in no rung
+            self.trials = self.trials.set(index, self._metric(trial, event))
+            return
         if event.attempt != trial.attempt or not trial.status.active:
             return  # an earlier attempt's event, or one after the trial ended: nothing to decide
         if isinstance(event, TrialStarted):
@@ -319,7 +343,8 @@ class _Round:
             judged = not self.promotion and rung.level < self.hb.max_resource
             if judged and position > kept:
                 reason = f"rank {position} of {n} at rung {rung.level} is outside the top 1/{self.eta}"
-                trial = evolve(trial, rung_index=j, status=TrialStatus.STOPPING, stop_reason=reason)
+                trial = evolve(trial, rung_index=j, status=TrialStatus.STOPPING, stop_reason=reason,
+                               stop_resource=trial.resource)
                 self.actions.append(Stop(trial.trial_id, trial.attempt, reason))
                 self.decide_("stop", trial.trial_id, **facts)
                 return trial
@@ -441,7 +466,7 @@ class _Round:
 
     def _billable_now(self) -> float:
         running = (self.trials[i].segment_start for i in self.active)
-        return self.ended_billable + sum(self.now - start for start in running if start is not None)
+        return self.ended_billable + self.retained + sum(self.now - start for start in running if start is not None)
 
     def _begin_stopping(self, reason: str, outcome: TuningStatus) -> None:
         self.status, self.outcome, self.completion_reason = TuningStatus.STOPPING, outcome, reason
@@ -450,7 +475,8 @@ class _Round:
             trial = self.trials[index]
             if trial.status is not TrialStatus.STOPPING:
                 message = f"tuning job is stopping: {reason}"
-                stopping = evolve(trial, status=TrialStatus.STOPPING, stop_reason=message)
+                stopping = evolve(trial, status=TrialStatus.STOPPING, stop_reason=message,
+                                  stop_resource=trial.resource)
                 self.trials = self.trials.set(index, stopping)
                 self.actions.append(Stop(trial.trial_id, trial.attempt, message))
 

@@ -29,6 +29,7 @@ __all__ = [
     "TrialFailed",
     "TrialStarted",
     "TrialStopped",
+    "WarmPoolReleased",
     "action_from_dict",
     "event_from_dict",
 ]
@@ -119,10 +120,28 @@ class TrialStopped(_Tagged):
     billable_seconds: float | None = None
 
 
-Event = TrialStarted | MetricReported | TrialCompleted | TrialFailed | TrialStopped
+@dataclass(frozen=True)
+class WarmPoolReleased(_Tagged):
+    """The warm instance an ended job of (trial, attempt) left was reused by a later job or let go.
+
+    ``retained_seconds`` is the time it was kept, billed (SageMaker:
+    ``WarmPoolStatus.ResourceRetainedBillableTimeInSeconds`` x ``InstanceCount``).
+    It arrives after the job's own end, so the controller takes it for ended trials too.
+    """
+
+    kind: ClassVar[str] = "WarmPoolReleased"
+    trial_id: str
+    attempt: int
+    time: float
+    retained_seconds: float
+    reused_by: str | None = None
+
+
+Event = TrialStarted | MetricReported | TrialCompleted | TrialFailed | TrialStopped | WarmPoolReleased
 
 _EVENTS: dict[str, type[Any]] = {
-    cls.kind: cls for cls in (TrialStarted, MetricReported, TrialCompleted, TrialFailed, TrialStopped)
+    cls.kind: cls for cls in (TrialStarted, MetricReported, TrialCompleted, TrialFailed, TrialStopped,
+                              WarmPoolReleased)
 }
 
 

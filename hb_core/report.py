@@ -34,12 +34,24 @@ def rung_table(state: TuningState) -> str:
 
 
 def summary(state: TuningState) -> dict[str, Any]:
-    """A JSON-able summary: status, best trial, counts, resource spent and saved, billable seconds."""
+    """A JSON-able summary: status, best trial, counts, resource trained and saved, billed seconds.
+
+    Resource, two ways: ``total_resource`` is what the trials' jobs trained
+    (and were billed for), values printed after their stop included (a stop
+    takes a metric delay and a stop delay to land, and the job trains
+    meanwhile; :class:`~hb_core.state.Trial`); ``judged_resource`` is what the
+    controller had seen when it decided each stop; their difference is the
+    stops' overshoot. ``resource_saved_fraction`` compares the trained
+    resource with every trial run to MaxResource: like with like.
+    ``billable_seconds`` is the jobs' billed time plus the warm-pool time
+    retained (``retained_seconds``), and ``cost`` prices it.
+    """
     finish = dict(state.finish or {})
     best = state.trial(finish["best_trial_id"]) if finish.get("best_trial_id") else None
     max_resource = state.config.max_resource
     spent = state.total_resource()
     full = max_resource * len(state.trials) if max_resource else None
+    billed = state.billed_seconds
     return {
         "tuning_job_name": state.job_name,
         "status": state.status.value,
@@ -53,11 +65,12 @@ def summary(state: TuningState) -> dict[str, Any]:
         "trial_counts": state.counts(),
         "trials": len(state.trials),
         "total_resource": spent,
+        "judged_resource": state.judged_resource(),
         "full_budget_resource": full,
         "resource_saved_fraction": (1 - spent / full) if full else None,
-        "billable_seconds": round(state.ended_billable_seconds, 3),
-        "cost": (round(state.ended_billable_seconds * state.extra[PRICE_KEY], 4)
-                 if PRICE_KEY in state.extra else None),
+        "billable_seconds": round(billed, 3),
+        "retained_seconds": round(state.retained_billable_seconds, 3),
+        "cost": round(billed * state.extra[PRICE_KEY], 4) if PRICE_KEY in state.extra else None,
         "decisions": state.decision_count,
     }
 
@@ -80,13 +93,17 @@ def format_summary(s: dict[str, Any]) -> str:
         lines.append(f"  hyperparameters {hps}")
     counts = ", ".join(f"{n} {status}" for status, n in sorted(s["trial_counts"].items()))
     lines.append(f"  trials          {s['trials']} ({counts})")
-    resource = f"  resource spent  {s['total_resource']}"
+    resource = f"  resource        {s['total_resource']} trained (billed)"
     if s["full_budget_resource"]:
         resource += (f" of {s['full_budget_resource']} if every trial ran to MaxResource "
                      f"({100 * s['resource_saved_fraction']:.0f}% saved)")
+    judged = s.get("judged_resource")
+    if judged is not None:
+        resource += f"; {judged} judged ({s['total_resource'] - judged} trained while stops landed)"
     lines.append(resource)
     cost = f", cost {s['cost']:.2f}" if s.get("cost") is not None else ""
-    lines.append(f"  billable time   {s['billable_seconds']:.1f} s{cost}, {s['decisions']} decisions")
+    retained = f" ({s['retained_seconds']:.1f} s warm pools)" if s.get("retained_seconds") else ""
+    lines.append(f"  billable time   {s['billable_seconds']:.1f} s{retained}{cost}, {s['decisions']} decisions")
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from hb_core.backends.simulated import CostFunction, ObjectiveFunction, Simulate
 from hb_core.backends.stores import MemoryStore
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
+from hb_core.latency import Latency, profile
 from hb_core.runner import Tuner
 from hb_core.space import HyperparameterValue
 from hb_core.state import TrialStatus, TuningState, signed_key
@@ -61,6 +62,11 @@ class SimulationResult:
     as (virtual time, best so far), one entry per improvement: the curve that
     time-to-target is read from. ``elapsed`` is the virtual time at the end;
     ``peak_running`` the most training jobs that ran at once.
+    ``trained_resource`` is the simulator's own count of every resource unit a
+    job trained (the truth :attr:`total_resource`, the controller's record,
+    is checked against); ``billable_seconds`` the jobs' billed training
+    time; ``retained_seconds`` the billed warm-pool time; ``warm_starts`` the
+    jobs that started on a warm instance, under ``latency``.
     """
 
     trials: list[TrialRecord]
@@ -70,10 +76,23 @@ class SimulationResult:
     elapsed: float
     state: TuningState
     peak_running: int = 0
+    trained_resource: int = 0
+    billable_seconds: float = 0.0
+    retained_seconds: float = 0.0
+    warm_starts: int = 0
+    latency: Latency = Latency()
 
     @property
     def total_resource(self) -> int:
+        """Resource trained as the controller recorded it (values printed after a stop included; those of a stopped
+        job that arrive after the tuning job ended are missing: ``trained_resource`` counts them)."""
         return sum(t.resource for t in self.trials)
+
+    @property
+    def billed_seconds(self) -> float:
+        """Job-seconds billed: the jobs' billable time plus warm-pool retention, the pools left at the end
+        billed to the end of their keep-alive period."""
+        return self.billable_seconds + self.retained_seconds
 
     def time_to(self, target: float) -> float | None:
         """Virtual time at which some trial first reported a value at least as good as ``target``."""
@@ -92,14 +111,27 @@ def simulate(
     n_workers: int | None = None,
     seed: int | None = None,
     startup_seconds: float = 0.0,
+    latency: Latency | str | None = None,
 ) -> SimulationResult:
     """Run a whole tuning job in virtual time and return what happened.
 
     ``n_workers`` defaults to the config's MaxParallelTrainingJobs; ``seed`` to
-    its RandomSeed. Not callable from inside a running event loop (it runs its
-    own); use :class:`~hb_core.runner.Tuner` with a :class:`SimulatedBackend`
-    there.
+    its RandomSeed. ``latency`` (a :class:`~hb_core.latency.Latency` or the
+    name of a profile, default ideal) puts a platform's start-up, metric
+    delay, stop delay and polling between the controller and the jobs; warm
+    pools follow the request's ``KeepAlivePeriodInSeconds`` or the product's
+    default (:meth:`~hb_core.config.TuningConfig.keep_alive_seconds`).
+    ``startup_seconds`` is the older spelling of ``Latency(startup_seconds=...)``.
+    Not callable from inside a running event loop (it runs its own); use
+    :class:`~hb_core.runner.Tuner` with a :class:`SimulatedBackend` there.
     """
+    if isinstance(latency, str):
+        latency = profile(latency)
+    if latency is None:
+        latency = Latency(startup_seconds=startup_seconds)
+    elif startup_seconds:
+        raise ConfigError("startup_seconds", "`startup_seconds is given only without latency` must hold",
+                          startup_seconds)
     if n_workers is not None:
         if n_workers < 1:
             raise ConfigError("n_workers", "`n_workers >= 1` must hold", n_workers)
@@ -112,13 +144,19 @@ def simulate(
             None,
         )
     clock = VirtualClock()
-    backend = SimulatedBackend(
-        objective, clock, cost=cost, startup_seconds=startup_seconds, default_budget=config.max_resource
-    )
+    first_rung = None
+    if config.hyperband is not None and not callable(cost):
+        first_rung = float(cost) * config.hyperband.min_resource
+    keep_alive = config.keep_alive_seconds(startup_seconds=latency.startup_seconds, first_rung_seconds=first_rung)
+    backend = SimulatedBackend(objective, clock, cost=cost, latency=latency, keep_alive_seconds=keep_alive,
+                               default_budget=config.max_resource)
     tuner = Tuner(config, backend, MemoryStore(), clock, job_name=config.name or "simulation", seed=seed,
-                  poll_interval=math.inf)
+                  poll_interval=latency.poll_interval_seconds or math.inf)
     state = asyncio.run(tuner.run())
-    return _result(state, clock.now(), backend.peak_running)
+    result = _result(state, clock.now(), backend.peak_running)
+    return replace(result, trained_resource=backend.trained_resource, billable_seconds=backend.billable_seconds,
+                   retained_seconds=backend.retained_seconds + backend.pending_retained_seconds(),
+                   warm_starts=backend.warm_starts, latency=latency)
 
 
 def _result(state: TuningState, elapsed: float, peak_running: int) -> SimulationResult:

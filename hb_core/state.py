@@ -152,7 +152,12 @@ class Trial:
     bracket at which the trial has been recorded. ``budget`` is the resource
     the current attempt runs to (None: whatever the script's own epochs say).
     ``billable_seconds`` sums the ended attempts; ``segment_start`` is the
-    start of the current one.
+    start of the current one. ``points`` include the values its job printed
+    after its stop was decided (they enter no rung), so :attr:`resource` is
+    what it trained; ``stop_resource`` is the resource it had reached when the
+    controller decided to stop it (None: not stopped by the controller), so
+    :attr:`judged_resource` is what was judged. ``retained_seconds`` is the
+    billed time warm pools kept the instances its jobs left.
     """
 
     trial_id: str
@@ -170,6 +175,8 @@ class Trial:
     segment_start: float | None = None
     billable_seconds: float = 0.0
     stop_reason: str | None = None
+    stop_resource: int | None = None
+    retained_seconds: float = 0.0
 
     @property
     def index(self) -> int:
@@ -179,6 +186,12 @@ class Trial:
     def resource(self) -> int:
         """Resource reached: the resource of the last reported value."""
         return self.points[-1][0] if self.points else 0
+
+    @property
+    def judged_resource(self) -> int:
+        """Resource the controller judged: what the trial had reached when its stop was decided, else
+        :attr:`resource` (the difference is the stop's overshoot, trained while the stop landed)."""
+        return self.resource if self.stop_resource is None else min(self.stop_resource, self.resource)
 
     @property
     def last_value(self) -> float | None:
@@ -225,6 +238,8 @@ class Trial:
             segment_start=_optional(_number, d.get("segment_start"), f"{what}.segment_start"),
             billable_seconds=_number(d.get("billable_seconds", 0.0), f"{what}.billable_seconds"),
             stop_reason=_optional(_text, d.get("stop_reason"), f"{what}.stop_reason"),
+            stop_resource=_optional(_integer, d.get("stop_resource"), f"{what}.stop_resource"),
+            retained_seconds=_number(d.get("retained_seconds", 0.0), f"{what}.retained_seconds"),
         )
 
 
@@ -281,7 +296,9 @@ class TuningState:
     (one entry per ended attempt, for the convergence test). Once a completion
     criterion or limit is hit, ``status`` is Stopping, ``completion_reason``
     says why and ``outcome`` is the status the job ends with. ``revision``
-    counts decision rounds.
+    counts decision rounds. ``retained_billable_seconds`` sums the billed
+    warm-pool time reported so far (:class:`~hb_core.events.WarmPoolReleased`).
+    Fields added after schema version 1 have defaults, so older states still read.
     """
 
     job_name: str
@@ -300,6 +317,7 @@ class TuningState:
     n_ended: int = 0
     n_failed: int = 0
     ended_billable_seconds: float = 0.0
+    retained_billable_seconds: float = 0.0
     completion_reason: str | None = None
     outcome: TuningStatus | None = None
     finish: Mapping[str, Any] | None = None
@@ -334,8 +352,17 @@ class TuningState:
         return result
 
     def total_resource(self) -> int:
-        """Resource spent by all trials (sum of the resource each reached)."""
+        """Resource trained by all trials: the sum of :attr:`Trial.resource` (values printed after a stop too)."""
         return sum(t.resource for t in self.trials)
+
+    def judged_resource(self) -> int:
+        """Resource the controller judged: the sum of :attr:`Trial.judged_resource`."""
+        return sum(t.judged_resource for t in self.trials)
+
+    @property
+    def billed_seconds(self) -> float:
+        """Billed time of the ended training jobs plus the time warm pools retained their instances."""
+        return self.ended_billable_seconds + self.retained_billable_seconds
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -356,6 +383,7 @@ class TuningState:
             "n_ended": self.n_ended,
             "n_failed": self.n_failed,
             "ended_billable_seconds": self.ended_billable_seconds,
+            "retained_billable_seconds": self.retained_billable_seconds,
             "completion_reason": self.completion_reason,
             "outcome": self.outcome.value if self.outcome else None,
             "finish": dict(self.finish) if self.finish is not None else None,
@@ -400,6 +428,8 @@ class TuningState:
             n_ended=_integer(d.get("n_ended"), "state.n_ended"),
             n_failed=_integer(d.get("n_failed"), "state.n_failed"),
             ended_billable_seconds=_number(d.get("ended_billable_seconds"), "state.ended_billable_seconds"),
+            retained_billable_seconds=_number(d.get("retained_billable_seconds", 0.0),
+                                              "state.retained_billable_seconds"),
             completion_reason=_optional(_text, d.get("completion_reason"), "state.completion_reason"),
             outcome=outcome,
             finish=None if finish is None else dict(_mapping(finish, "state.finish")),

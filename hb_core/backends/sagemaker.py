@@ -68,6 +68,15 @@ Terms (AWS calls and their limits are in :mod:`hb_core.backends._aws`):
   its end was seen, and its last metrics are read before it, so a completed
   trial's last value is never lost. On AWS, set ``metric_delay_seconds`` to
   CloudWatch's ingestion lag (a minute or two); the emulator publishes at once.
+  A job this backend stopped does not wait: its end is reported at once (its
+  slot is free a metric delay sooner, ``benchmarks/results/LATENCY.md``) and
+  its logs or metrics are read on until the delay is over; the controller
+  records those late values for the stopped trial (they enter no rung), so
+  its resource is what the job trained.
+- *warm pools*: ``ResourceConfig.KeepAlivePeriodInSeconds`` is the
+  request's, else the product's default
+  (:meth:`hb_core.config.TuningConfig.keep_alive_seconds`: on for Hyperband),
+  except with managed spot training, which keeps no warm pool.
 - *cost*: billable seconds x the instance type's price per hour / 3600 x
   ``InstanceCount``; ``price_table`` (USD per instance-hour) defaults to
   :data:`DEFAULT_PRICES`, approximate us-east-1 on-demand list prices to be
@@ -179,6 +188,8 @@ class _Job:
     ordinal: int = 0  # objective values numbered so far
     resource: int | None = None  # latest ResourceMetricName value (logs)
     billable: float | None = None
+    stop_requested: bool = False  # we stopped it: its end is reported at once, its late values after it
+    trailing: bool = False  # reported ended, its values still read until its hold is over
 
     def __post_init__(self) -> None:
         self.cursor = MetricCursor(self.name, self.created, self.from_resource)
@@ -248,6 +259,8 @@ class SageMakerBackend:
         self._static = dict(definition.static_hyperparameters)
         self._resource_key = resource_hyperparameter(self._static)
         self._resource_config = _resource_config(self._definition)
+        # warm pools (hb_core.latency.keep_alive_seconds); SageMaker keeps no warm pool for managed spot jobs
+        self._keep_alive = 0 if self._definition.get("EnableManagedSpotTraining") else config.keep_alive_seconds()
         self._own_names = re.compile(rf"^{re.escape(job_name)}-(\d+)-(\d+)$")
         self._cloudwatch = CloudWatchMetrics(
             self.pool, namespace=NAMESPACE, metric=self._objective, resource_metric=resource_metric or "",
@@ -291,6 +304,8 @@ class SageMakerBackend:
             if self._definition.get(key) is not None:
                 request[key] = copy.deepcopy(self._definition[key])
         request["ResourceConfig"] = copy.deepcopy(self._resource_config)
+        if self._keep_alive and "KeepAlivePeriodInSeconds" not in request["ResourceConfig"]:
+            request["ResourceConfig"]["KeepAlivePeriodInSeconds"] = self._keep_alive  # the product's default
         request.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
         checkpoint = {"S3Uri": self.checkpoint_uri(action.trial_id)}
         local = (self._definition.get("CheckpointConfig") or {}).get("LocalPath")
@@ -353,11 +368,12 @@ class SageMakerBackend:
             return
         log.info("training job %s: stopping (%s)", name, reason)
         if job is None:  # a job this backend does not follow yet: follow it so its end is reported
-            self._jobs[key] = _Job(trial_id, attempt, name, 0, time.time())
+            job = self._jobs[key] = _Job(trial_id, attempt, name, 0, time.time())
+        job.stop_requested = True
 
     async def poll(self) -> list[Event]:
         events, self._events = self._events, []
-        live = [job for job in self._jobs.values() if not job.reported]
+        live = [job for job in self._jobs.values() if not job.reported or job.trailing]
         if not live:
             return events
         await self._refresh(live)
@@ -551,13 +567,15 @@ class SageMakerBackend:
             if not job.started and (job.status in ("InProgress", "Stopping") or job.terminal is not None):
                 job.started = True
                 events.append(TrialStarted(job.trial_id, job.attempt, now, job_name=job.name))
-        running = [job for job in live if job.started and not job.reported]
-        final = {id(job) for job in running
-                 if job.terminal is not None and wall >= (job.ended_seen or wall) + self.metric_delay_seconds}
+        running = [job for job in live if job.started]
+        # A job this backend stopped is reported ended at once (its slot frees a metric delay sooner) and its
+        # values are read on until the hold is over: the controller records them for the stopped trial.
+        held = {id(job) for job in running
+                if job.terminal is not None and wall >= (job.ended_seen or wall) + self.metric_delay_seconds}
         if self._source == "cloudwatch" and self._cloudwatch is not None:
             try:
                 points = await self._cloudwatch.read([job.cursor for job in running],
-                                                     [id(job) in final for job in running], wall)
+                                                     [id(job) in held for job in running], wall)
             except Inexact as exc:
                 self._fall_back(str(exc))
             else:
@@ -568,9 +586,10 @@ class SageMakerBackend:
             for job, text in zip(running, lines):
                 events.extend(e for e in (self._parse(job, line) for line in text) if e is not None)
         for job in running:
-            if id(job) in final:
+            if not job.reported and (id(job) in held or (job.terminal is not None and job.stop_requested)):
                 events.append(self._terminal(job))
                 job.reported = True
+            job.trailing = job.reported and id(job) not in held
         return events
 
     def _fall_back(self, reason: str) -> None:

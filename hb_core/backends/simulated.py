@@ -1,14 +1,35 @@
-"""A backend in virtual time: trials are functions, not processes.
+"""A backend in virtual time: trials are functions, not processes, with the real world's delays.
 
 A trial's learning curve is ``objective(hyperparameters, resource) -> value``
 and the cost of its resource unit r is ``cost(hyperparameters, r) -> seconds``
-(or a constant). A job launched at virtual time t reports its value at
-resource r at ``t + startup + sum(cost(h, i) for i in from+1..r)`` and completes
-when it reaches its budget; billing starts at launch. An objective that raises fails that trial.
+(or a constant). An objective that raises fails that trial.
 
-Events are produced lazily from a heap, one pending event per running job, so
-10,000 trials on hundreds of workers take seconds. Nothing here limits
-parallelism: the controller does.
+A :class:`~hb_core.latency.Latency` puts the delays of a real platform
+between the controller and its jobs:
+
+- A job launched at t trains from ``t + startup``: the warm start-up when a
+  free warm instance is there, else the cold one. Start-up is not billed.
+- It prints its value at resource r at ``train_start + sum(cost(h, i) for i
+  in from+1..r)``; the controller sees it ``metric_delay_seconds`` later (at
+  the first poll after that when the backend polls).
+- A stop called at s ends the job at ``s + stop_delay_seconds``; it trains
+  and prints (and is billed) until then, unless it reaches its budget first.
+- A job's end (completed, stopped, failed) is seen ``metric_delay_seconds``
+  after it, as the SageMaker backend waits that long for its last metrics.
+  Billing covers ``train_start..end``.
+- Warm pools follow SageMaker: with ``keep_alive_seconds`` K > 0 (the
+  request's ``ResourceConfig.KeepAlivePeriodInSeconds``, or the product's
+  default, :meth:`hb_core.config.TuningConfig.keep_alive_seconds`) and a
+  platform with warm starts, an ended job leaves its instance free for K
+  seconds. A job launched meanwhile takes it (all trials share one
+  ResourceConfig, so every free instance matches) and pays the warm start-up;
+  the time the instance was kept is billed and reported as a
+  :class:`~hb_core.events.WarmPoolReleased` of the job that left it, when it
+  is reused or when K runs out.
+
+Events are produced lazily from two heaps (job steps, and events waiting to
+be seen), one pending step per running job, so 10,000 trials on hundreds of
+workers take seconds. Nothing here limits parallelism: the controller does.
 """
 
 from __future__ import annotations
@@ -16,12 +37,23 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Union
 
 from hb_core.backends.clock import VirtualClock
 from hb_core.errors import ConfigError
-from hb_core.events import Event, Launch, MetricReported, Resume, TrialCompleted, TrialFailed, TrialStarted, TrialStopped
+from hb_core.events import (
+    Event,
+    Launch,
+    MetricReported,
+    Resume,
+    TrialCompleted,
+    TrialFailed,
+    TrialStarted,
+    TrialStopped,
+    WarmPoolReleased,
+)
+from hb_core.latency import Latency
 from hb_core.space import HyperparameterValue
 from hb_core.state import TuningState
 
@@ -31,7 +63,7 @@ Hyperparameters = Mapping[str, HyperparameterValue]
 ObjectiveFunction = Callable[[dict[str, HyperparameterValue], int], float]
 CostFunction = Union[float, Callable[[dict[str, HyperparameterValue], int], float]]
 
-_METRIC, _COMPLETE = 0, 1
+_METRIC, _COMPLETE, _STOP = 0, 1, 2
 
 
 @dataclass
@@ -41,16 +73,31 @@ class _Job:
     hyperparameters: dict[str, HyperparameterValue]
     budget: int
     next_resource: int
-    start: float
+    launched: float
+    train_start: float
+    warm: bool
     running: bool = True
+    stop_at: float | None = None
+    trained: int = 0  # the last resource it printed
+
+
+@dataclass
+class _Instance:
+    """A warm instance an ended job left: free from ``free_from`` until ``expires``."""
+
+    trial_id: str
+    attempt: int
+    free_from: float
+    expires: float
 
 
 class SimulatedBackend:
-    """Runs trials as curves on a :class:`VirtualClock`.
+    """Runs trials as curves on a :class:`VirtualClock` (module docstring).
 
     ``default_budget`` is used when a launch carries no budget (strategies
     other than Hyperband when the config names no epochs); ``price_per_second``
-    prices the simulated jobs.
+    prices the simulated jobs. ``startup_seconds`` is the older spelling of
+    ``Latency(startup_seconds=...)``.
     """
 
     def __init__(
@@ -60,23 +107,36 @@ class SimulatedBackend:
         *,
         cost: CostFunction = 1.0,
         startup_seconds: float = 0.0,
+        latency: Latency | None = None,
+        keep_alive_seconds: int = 0,
         default_budget: int | None = None,
         price_per_second: float | None = None,
     ) -> None:
+        if latency is not None and startup_seconds:
+            raise ConfigError("startup_seconds", "`startup_seconds is given only without latency` must hold",
+                              startup_seconds)
         self.objective = objective
         self.clock = clock
         self.cost = cost
-        self.startup_seconds = startup_seconds
+        self.latency = latency if latency is not None else Latency(startup_seconds=startup_seconds)
+        self.keep_alive = keep_alive_seconds if self.latency.warm_startup_seconds is not None else 0
         self.default_budget = default_budget
         self._price = price_per_second
         self._jobs: dict[str, _Job] = {}
-        self._heap: list[tuple[float, int, str, int, int]] = []
-        self._ready: list[Event] = []
+        self._heap: list[tuple[float, int, str, int, int]] = []  # job steps: (time, tiebreak, trial, attempt, kind)
+        self._seen: list[tuple[float, int, Event]] = []  # events waiting to be seen: (time, tiebreak, event)
         self._tiebreak = itertools.count()
+        self._pool: list[_Instance] = []
         self.launches: list[tuple[str, int]] = []
         self._history: dict[tuple[str, int], list[Event]] = {}
         self.n_running = 0
         self.peak_running = 0
+        self.billable_seconds = 0.0  # of the ended jobs
+        self.retained_seconds = 0.0  # warm-pool time of instances reused or let go so far
+        self.trained_resource = 0  # resource units every job trained (printed), judged or not
+        self.warm_starts = 0
+
+    # ------------------------------------------------------------ the protocol
 
     async def launch(self, action: Launch | Resume) -> None:
         job = self._jobs.get(action.trial_id)
@@ -89,32 +149,32 @@ class SimulatedBackend:
                 "a simulated trial needs a budget: MaxResource or an epochs static hyperparameter",
                 None,
             )
-        start = self.clock.now()
+        now = self.clock.now()
+        warm = self._take_warm_instance(now, action.trial_id, action.attempt)
         from_resource = action.from_resource if isinstance(action, Resume) else 0
-        job = _Job(action.trial_id, action.attempt, dict(action.hyperparameters), budget, from_resource + 1, start)
+        job = _Job(action.trial_id, action.attempt, dict(action.hyperparameters), budget, from_resource + 1, now,
+                   now + self.latency.startup(warm), warm)
         self._jobs[action.trial_id] = job
         self.launches.append((action.trial_id, action.attempt))
         self.n_running += 1
         self.peak_running = max(self.peak_running, self.n_running)
-        self._ready.append(self._record(TrialStarted(action.trial_id, action.attempt, start)))
-        self._schedule(job, start + self.startup_seconds)
+        self._show(now, TrialStarted(action.trial_id, action.attempt, now))
+        self._schedule(job, job.train_start)
 
     async def stop(self, trial_id: str, attempt: int, reason: str) -> None:
         job = self._jobs.get(trial_id)
-        if job is None or job.attempt != attempt or not job.running:
+        if job is None or job.attempt != attempt or not job.running or job.stop_at is not None:
             return
-        self._end(job)
-        self._ready.append(self._record(TrialStopped(trial_id, attempt, self.clock.now())))
+        job.stop_at = self.clock.now() + self.latency.stop_delay_seconds
+        heapq.heappush(self._heap, (job.stop_at, next(self._tiebreak), trial_id, attempt, _STOP))
 
     async def poll(self) -> list[Event]:
         now = self.clock.now()
-        events, self._ready = self._ready, []
-        while self._heap and self._heap[0][0] <= now:
-            time, _, trial_id, attempt, kind = heapq.heappop(self._heap)
-            job = self._jobs.get(trial_id)
-            if job is None or job.attempt != attempt or not job.running:
-                continue
-            events.append(self._record(self._advance(job, time, kind)))
+        self._run_jobs(now)
+        self._expire_pool(now)
+        events: list[Event] = []
+        while self._seen and self._seen[0][0] <= now:
+            events.append(self._record(_stamped(heapq.heappop(self._seen)[2], now)))
         return events
 
     async def reconcile(self, state: TuningState) -> list[Event]:
@@ -126,23 +186,24 @@ class SimulatedBackend:
             events.extend(self._history.get((trial.trial_id, trial.attempt), ()))
         return events
 
-    def _record(self, event: Event) -> Event:
-        self._history.setdefault((event.trial_id, event.attempt), []).append(event)
-        return event
-
     def next_event_time(self) -> float | None:
-        if self._ready:
-            return self.clock.now()
-        while self._heap:
+        """When the next event can be seen; None for a polling platform (the runner's poll interval paces it)."""
+        if self.latency.poll_interval_seconds > 0:
+            return None
+        candidates = [self._seen[0][0]] if self._seen else []
+        while self._heap:  # a job's next step is seen metric_delay_seconds after it happens, at the earliest
             time, _, trial_id, attempt, _kind = self._heap[0]
             job = self._jobs.get(trial_id)
             if job is not None and job.attempt == attempt and job.running:
-                return time
+                candidates.append(time + self.latency.metric_delay_seconds)
+                break
             heapq.heappop(self._heap)
-        return None
+        return min(candidates) if candidates else None
 
     async def close(self) -> None:
         return None
+
+    # ------------------------------------------------------------ results
 
     def price_per_second(self) -> float | None:
         """The price of a simulated job-second, when one was given (for ``MaxCost`` and cost summaries)."""
@@ -152,9 +213,27 @@ class SimulatedBackend:
         """Trial ids whose job is running now (for tests of the no-orphan rule)."""
         return [job.trial_id for job in self._jobs.values() if job.running]
 
-    def _end(self, job: _Job) -> None:
-        job.running = False
-        self.n_running -= 1
+    def pending_retained_seconds(self) -> float:
+        """What the instances still kept would bill if let go at the end of their keep-alive period
+        (a tuning job that ended leaves its last warm instances billing until then)."""
+        return sum(instance.expires - instance.free_from for instance in self._pool)
+
+    # ------------------------------------------------------------ jobs
+
+    def _record(self, event: Event) -> Event:
+        self._history.setdefault((event.trial_id, event.attempt), []).append(event)
+        return event
+
+    def _show(self, when: float, event: Event) -> None:
+        heapq.heappush(self._seen, (when, next(self._tiebreak), event))
+
+    def _run_jobs(self, now: float) -> None:
+        while self._heap and self._heap[0][0] <= now:
+            time, _, trial_id, attempt, kind = heapq.heappop(self._heap)
+            job = self._jobs.get(trial_id)
+            if job is None or job.attempt != attempt or not job.running:
+                continue
+            self._step(job, time, kind)
 
     def _schedule(self, job: _Job, after: float) -> None:
         if job.next_resource > job.budget:
@@ -164,17 +243,61 @@ class SimulatedBackend:
         when = after + float(cost)
         heapq.heappush(self._heap, (when, next(self._tiebreak), job.trial_id, job.attempt, _METRIC))
 
-    def _advance(self, job: _Job, time: float, kind: int) -> Event:
-        billable = time - job.start
+    def _step(self, job: _Job, time: float, kind: int) -> None:
+        seen = time + self.latency.metric_delay_seconds
+        key = (job.trial_id, job.attempt)
+        if kind == _STOP:  # a stop we asked for: its end is news at once, values printed before it come later
+            self._show(time, TrialStopped(*key, time, billable_seconds=self._end(job, time)))
+            return
         if kind == _COMPLETE:
-            self._end(job)
-            return TrialCompleted(job.trial_id, job.attempt, time, billable_seconds=billable)
+            self._show(seen, TrialCompleted(*key, time, billable_seconds=self._end(job, time)))
+            return
         resource = job.next_resource
         try:
             value = float(self.objective(dict(job.hyperparameters), resource))
         except Exception as exc:  # the user's objective failed: that trial fails, the simulation goes on
-            self._end(job)
-            return TrialFailed(job.trial_id, job.attempt, time, f"objective raised {exc!r}", billable_seconds=billable)
+            self._show(seen, TrialFailed(*key, time, f"objective raised {exc!r}", billable_seconds=self._end(job, time)))
+            return
         job.next_resource += 1
+        self.trained_resource += 1
+        job.trained = resource
+        self._show(seen, MetricReported(*key, time, value, seq=resource, resource=resource))
         self._schedule(job, time)
-        return MetricReported(job.trial_id, job.attempt, time, value, seq=resource, resource=resource)
+
+    def _end(self, job: _Job, time: float) -> float:
+        """End ``job`` at ``time``: free its slot, leave its instance to the warm pool; return its billable time."""
+        job.running = False
+        self.n_running -= 1
+        billable = max(0.0, time - job.train_start)
+        self.billable_seconds += billable
+        if self.keep_alive > 0 and (time >= job.train_start or job.warm):
+            self._pool.append(_Instance(job.trial_id, job.attempt, time, time + self.keep_alive))
+        return billable
+
+    # ------------------------------------------------------------ warm pools
+
+    def _take_warm_instance(self, now: float, trial_id: str, attempt: int) -> bool:
+        self._expire_pool(now)
+        free = [i for i in self._pool if i.free_from <= now]
+        if not free:
+            return False
+        instance = min(free, key=lambda i: i.expires)  # any matching instance will do; take the oldest
+        self._pool.remove(instance)
+        self._release(instance, now, reused_by=f"{trial_id}-{attempt}")
+        self.warm_starts += 1
+        return True
+
+    def _expire_pool(self, now: float) -> None:
+        for instance in [i for i in self._pool if i.expires < now]:
+            self._pool.remove(instance)
+            self._release(instance, instance.expires, reused_by=None)
+
+    def _release(self, instance: _Instance, at: float, reused_by: str | None) -> None:
+        retained = at - instance.free_from
+        self.retained_seconds += retained
+        self._show(at, WarmPoolReleased(instance.trial_id, instance.attempt, at, retained, reused_by))
+
+
+def _stamped(event: Event, now: float) -> Event:
+    """The event as the controller sees it: at ``now`` (the poll that brought it), as real backends stamp it."""
+    return event if event.time == now else replace(event, time=now)

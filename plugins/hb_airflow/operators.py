@@ -129,7 +129,8 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
     - ``model_artifacts``: that training job's model: ``<S3OutputPath>/<training job>/output/model.tar.gz``
       (SageMaker) or its local ``SM_MODEL_DIR`` directory;
     - ``summary``: :func:`hb_core.report.summary` (status, reason, best trial, trial counts,
-      resource spent and saved, billable seconds, cost, decisions), also the return value.
+      resource trained (billed) and judged, saved, billable seconds with warm pools, cost, decisions),
+      also the return value.
 
     ``on_kill`` (a user marked the running task failed or succeeded, or cleared it) stops every
     running training job and records the tuning job as ``Failed``, "the Airflow task was killed

@@ -163,6 +163,7 @@ class SageMakerTrialOperator(HyperbandTuningOperator):
             "status": trial.status.value,
             "hyperparameters": dict(trial.hyperparameters),
             "resource": trial.resource,
+            "judged_resource": trial.judged_resource,
             "final_metrics": metrics,
             "model_artifacts": self._model_artifacts(spec, state, trial),
             "billable_seconds": trial.billable_seconds,

@@ -90,3 +90,30 @@ def test_the_request_carries_strategy_extensions_and_limits():
     assert config["TuningJobCompletionCriteria"] == {"TargetObjectiveMetricValue": 0.9}
     assert "StrategyConfig" not in harness.request(task(), "Bayesian", seed=0, workers=1, cap=None)[
         "HyperParameterTuningJobConfig"]
+
+
+def test_a_peer_under_latency_pays_start_up_metric_and_stop_delays_like_ours():
+    from hb_core.latency import Latency
+
+    config = {"x": "a", "y": "a"}  # 1 s per epoch
+    latency = Latency(startup_seconds=10, warm_startup_seconds=2, metric_delay_seconds=3, stop_delay_seconds=1)
+    policy = Scripted([config, dict(config)], stop_at=2)
+    run = harness.run_policy(policy, task(target=2.0), method="p", seed=0, workers=1, cap=1e6, latency=latency)
+    # trial 1: trains from 10, prints epoch 2 at 12, heard at 15, the stop lands at 16: epochs 1-5 trained;
+    # its end is heard at 19; trial 2 trains warm from 21, prints 2 at 23, heard at 26, ends at 27 (5 epochs)
+    assert policy.finished == [(0, 2, False), (1, 2, False)]
+    assert run.epochs == 10 and run.elapsed == pytest.approx(27 + 3)
+    assert run.trace[0] == (pytest.approx(14.0), objective(config, 1))  # heard 3 s after it was printed
+    polled = harness.run_policy(Scripted([config], stop_at=2), task(target=2.0), method="p", seed=0, workers=1,
+                                cap=1e6, latency=Latency(poll_interval_seconds=5))
+    assert all(time % 5 == 0 for time, _ in polled.trace)
+
+
+def test_ours_under_latency_report_what_they_trained_and_billed():
+    from hb_core.latency import PROFILES
+
+    ideal = harness.run_ours(task(target=2.0), "HB-stop", 0, 2, 1e6, max_trials=12)
+    late = harness.run_ours(task(target=2.0), "HB-stop", 0, 2, 1e6, max_trials=12, latency=PROFILES["sagemaker-logs"])
+    assert ideal.extra["trained"] == ideal.epochs and ideal.extra["warm_starts"] == 0
+    assert late.extra["trained"] > late.epochs and late.extra["warm_starts"] > 0
+    assert late.elapsed > ideal.elapsed and late.extra["billed"] > ideal.extra["billed"]

@@ -42,6 +42,34 @@ def test_plan_prints_rungs_brackets_and_resource(tmp_path: Path, capsys: pytest.
     assert "Trials: 60, 3 in parallel" in out
 
 
+def test_plan_warns_when_the_first_rung_is_short_next_to_the_latency(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    file = write(tmp_path, request(max_jobs=60, max_resource=200))
+    assert main(["plan", file, "--latency", "sagemaker-logs", "--resource-seconds", "9"]) == 0
+    out = capsys.readouterr().out
+    # 20 s warm start + 5 s metric delay + 15 s (half a 30 s poll) + 30 s stop delay = 70 s > 1 x 9 s
+    assert "Latency (sagemaker-logs): start-up 20 s (warm pools kept 180 s)" in out
+    assert "WARNING: training to MinResource=1 takes 9 s, less than the 70 s" in out
+    assert "89% of what a trial stopped at the first rung costs is latency" in out
+    assert "MinResource=8 would make the first rung outweigh it" in out
+    assert main(["plan", file, "--latency", "sagemaker-logs", "--resource-seconds", "120"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING" not in out and "the first rung outweighs the latency" in out
+    assert main(["plan", file]) == 0  # no SageMaker definition: local processes, and no epoch time to judge
+    out = capsys.readouterr().out
+    assert "Latency (local)" in out and "give --resource-seconds" in out
+    assert "NOTE: the promotion variant" not in out
+    promo = write(tmp_path, request(max_jobs=60, max_resource=200, variant="Promotion"), "promo.json")
+    assert main(["plan", promo, "--latency", "sagemaker-logs", "--resource-seconds", "9"]) == 0
+    assert "each promotion waits about 40 s" in capsys.readouterr().out  # 20 s warm start + 5 s + 15 s
+    assert main(["plan", promo, "--latency", "ideal"]) == 0
+    assert "NOTE" not in capsys.readouterr().out
+    assert main(["plan", file, "--latency", "sagemaker-slow"]) == 2
+    assert "profile in" in capsys.readouterr().err
+    assert main(["plan", file, "--resource-seconds", "0"]) == 2
+    assert "--resource-seconds > 0" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("levels", "eta", "expected"), [((1, 3, 9, 27), 3, 1 + 2 / 3 + 6 / 9 + 18 / 27), ((27,), 3, 27)])
 def test_nominal_resource(levels: tuple[int, ...], eta: int, expected: float) -> None:
     assert nominal_resource_per_trial(levels, eta) == pytest.approx(expected)

@@ -294,6 +294,17 @@ def test_values_printed_after_a_stop_decision_are_recorded_but_enter_no_rung() -
     assert state.trials[1].points == ((1, 0.1, 1.0), (2, 0.99, 2.0)) and state.trials[1].resource == 2
     assert state.rungs == rungs and state.trials[1].status is TrialStatus.STOPPING
     assert state.best_seen == 0.99
+    assert state.trials[1].stop_resource == 1 and state.trials[1].judged_resource == 1
+    # a backend may report a stop's end before the job's last values: they are recorded for the stopped trial
+    state, _ = decide(state, [TrialStopped("0001", 1, 3.0), MetricReported("0001", 1, 3.5, 0.5, seq=3)], 3.5)
+    stopped = state.trials[1]
+    assert stopped.status is TrialStatus.STOPPED and stopped.resource == 3 and stopped.judged_resource == 1
+    assert stopped.segment_start is None and state.rungs == rungs
+    assert state.total_resource() == state.trials[0].resource + 3
+    assert state.judged_resource() == state.trials[0].resource + 1
+    # an earlier attempt's values are not
+    state, _ = decide(state, [MetricReported("0001", 0, 4.0, 0.5, seq=4)], 4.0)
+    assert state.trials[1].resource == 3
 
 
 def test_a_job_that_completes_after_its_stop_was_decided_counts_as_stopped() -> None:

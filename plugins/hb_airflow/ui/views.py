@@ -124,7 +124,7 @@ def billable_seconds(state: TuningState, as_of: float) -> float:
         trial: Trial = state.trials[index]
         if trial.segment_start is not None:
             running += max(0.0, as_of - trial.segment_start)
-    return round(state.ended_billable_seconds + running, 3)
+    return round(state.billed_seconds + running, 3)
 
 
 def rung_rows(state: TuningState) -> list[dict[str, Any]]:
@@ -167,6 +167,7 @@ def trial_row(state: TuningState, trial: Trial, best: Trial | None = None, *,
         "bracket": trial.bracket,
         "status": trial.status.value,
         "resource": trial.resource,
+        "judged_resource": trial.judged_resource,
         "last_value": trial.last_value,
         "rungs_reached": trial.rung_index,
         "stop_reason": trial.stop_reason,

@@ -618,3 +618,24 @@ def _assert_each_attempt_launched_once(tmp_path: Path, state: Any) -> None:
     exits = (proc.read_json(p) for p in (tmp_path / "job").rglob(proc.EXIT_FILE))
     children = [int(e["child_pid"]) for e in exits if e and "child_pid" in e]
     assert wait_dead(supervisor_pids(tmp_path / "job") + children)
+
+
+async def test_the_state_counts_the_epochs_trained_after_a_stop_as_the_logs_show(tmp_path: Path) -> None:
+    """A controller that rounds slowly lets stopped trials train past their rung: the accounting counts it."""
+    import re
+
+    from hb_core.report import summary
+
+    config = TuningConfig.from_dict(request(static={"sleep": "0.05"}, max_jobs=8, parallel=2, max_resource=27))
+    b = LocalBackend(config, tmp_path / "job", job_name="acct", tail_interval=0.02)
+    tuner = Tuner(config, b, MemoryStore(serialize=True), RealClock(), job_name="acct", poll_interval=0.4)
+    state = await asyncio.wait_for(tuner.run(), timeout=60)
+    await b.close()
+    logged = {}
+    for trial in state.trials:
+        text = (b.attempt_dir(trial.trial_id, trial.attempt) / proc.LOG_FILE).read_text()
+        logged[trial.trial_id] = max((int(m) for m in re.findall(r"epoch=(\d+)", text)), default=0)
+    assert {t.trial_id: t.resource for t in state.trials} == logged
+    s = summary(state)
+    assert s["total_resource"] == sum(logged.values()) >= s["judged_resource"]
+    assert s["resource_saved_fraction"] == pytest.approx(1 - sum(logged.values()) / (8 * 27))

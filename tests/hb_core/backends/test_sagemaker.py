@@ -44,6 +44,7 @@ from hb_core.events import (
     TrialStarted,
     TrialStopped,
 )
+from hb_core.latency import DEFAULT_KEEP_ALIVE_SECONDS
 from hb_core.runner import Tuner
 from hb_core.state import TrialStatus, TuningState, TuningStatus
 from tests import aws_fixtures
@@ -176,11 +177,13 @@ def test_the_request_carries_the_definition_the_trial_and_its_links() -> None:
     ("tuning", "expected"),
     [
         ({"InstanceType": "ml.g5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 40},
-         {"InstanceType": "ml.g5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 40}),
+         {"InstanceType": "ml.g5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 40,
+          "KeepAlivePeriodInSeconds": DEFAULT_KEEP_ALIVE_SECONDS}),
         ({"InstanceConfigs": [{"InstanceType": "ml.g5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 20},
                               {"InstanceType": "ml.g4dn.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 20}],
           "AllocationStrategy": "Prioritized"},
-         {"InstanceType": "ml.g5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 20}),
+         {"InstanceType": "ml.g5.xlarge", "InstanceCount": 2, "VolumeSizeInGB": 20,
+          "KeepAlivePeriodInSeconds": DEFAULT_KEEP_ALIVE_SECONDS}),
     ],
 )
 def test_hyperparameter_tuning_resource_config_becomes_a_resource_config(
@@ -191,6 +194,23 @@ def test_hyperparameter_tuning_resource_config_becomes_a_resource_config(
     body["TrainingJobDefinition"]["HyperParameterTuningResourceConfig"] = tuning
     b = backend("http://127.0.0.1:9", "", body)
     assert b.create_request(Launch("0000", 1, {"x": 0.5}, 1))["ResourceConfig"] == expected
+
+
+def test_warm_pools_are_the_default_for_hyperband_unless_the_request_or_spot_says_otherwise() -> None:
+    def keep_alive(body: dict[str, Any]) -> Any:
+        b = backend("http://127.0.0.1:9", "", body)  # never called
+        return b.create_request(Launch("0000", 1, {"x": 0.5}, 1))["ResourceConfig"].get("KeepAlivePeriodInSeconds")
+
+    assert keep_alive(request()) == DEFAULT_KEEP_ALIVE_SECONDS
+    assert keep_alive(request(ResourceConfig={"InstanceType": "ml.m5.large", "KeepAlivePeriodInSeconds": 0})) == 0
+    assert keep_alive(request(EnableManagedSpotTraining=True)) is None
+    random = request()
+    random["HyperParameterTuningJobConfig"]["Strategy"] = "Random"
+    del random["HyperParameterTuningJobConfig"]["StrategyConfig"]
+    assert keep_alive(random) is None
+    too_long = request(ResourceConfig={"InstanceType": "ml.m5.large", "KeepAlivePeriodInSeconds": 3601})
+    with pytest.raises(ConfigError, match=r"ResourceConfig.KeepAlivePeriodInSeconds"):
+        backend("http://127.0.0.1:9", "", too_long)
 
 
 def test_config_errors_name_the_field() -> None:
@@ -418,6 +438,17 @@ async def test_stop_is_idempotent_and_stopping_an_unknown_job_reports_it_stopped
     assert emu.calls["StopTrainingJob"] == 4
     await b.close()
     await other.close()
+
+
+async def test_a_job_we_stopped_ends_without_waiting_for_late_metrics(emulator: Callable[..., Emulator],
+                                                                      aws: str) -> None:
+    emu = emulator()
+    b = backend(emu.endpoint, aws, metric_delay_seconds=3600)  # a completed job would wait an hour for its metrics
+    await b.launch(Launch("0000", 1, {"x": 0.5}, 9))
+    await collect(b, lambda es: any(isinstance(e, TrialStarted) for e in es))
+    await b.stop("0000", 1, "rank 3 of 3 at rung 1")
+    assert isinstance((await collect(b, ended()))[-1], TrialStopped)
+    await b.close()
 
 
 # ---------------------------------------------------------------- restarts
