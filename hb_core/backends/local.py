@@ -167,6 +167,7 @@ class LocalBackend:
         self._max_parallel = config.resource_limits.max_parallel_training_jobs
         self._jobs: dict[tuple[str, int], _Job] = {}
         self._events: list[Event] = []
+        self._ready: asyncio.Event | None = None  # set when events are queued for poll (wait_for_event)
         self._latest: dict[str, dict[str, float]] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._launching: set[asyncio.Task[None]] = set()
@@ -233,7 +234,7 @@ class LocalBackend:
         if found is not None:  # launched before (by us or by a controller that died): adopt, never relaunch
             log.info("training job %s: already launched, adopting it", found.name)
             self._jobs[key] = found
-            self._events.append(TrialStarted(found.trial_id, found.attempt, self.clock.now(), job_name=found.name))
+            self._queue([TrialStarted(found.trial_id, found.attempt, self.clock.now(), job_name=found.name)])
             return
         running = sum(1 for job in self._jobs.values() if not job.ended and not job.orphan)
         if running >= self._max_parallel:
@@ -282,7 +283,7 @@ class LocalBackend:
         except proc.LaunchError as exc:
             raise BackendError(f"training job {job.name}: {exc}") from exc
         self._jobs[(job.trial_id, job.attempt)] = job
-        self._events.append(TrialStarted(job.trial_id, job.attempt, self.clock.now(), job_name=job.name))
+        self._queue([TrialStarted(job.trial_id, job.attempt, self.clock.now(), job_name=job.name)])
 
     async def stop(self, trial_id: str, attempt: int, reason: str) -> None:
         key = (trial_id, attempt)
@@ -290,7 +291,7 @@ class LocalBackend:
         if job is None:
             job = self._find(trial_id, attempt) or self._abandon(trial_id, attempt, reason)
             if job is None:  # never started, and now never will: it has ended as far as anyone can tell
-                self._events.append(TrialStopped(trial_id, attempt, self.clock.now(), billable_seconds=0.0))
+                self._queue([TrialStopped(trial_id, attempt, self.clock.now(), billable_seconds=0.0)])
                 return
             self._jobs[key] = job
             self._ensure_monitor()
@@ -346,6 +347,25 @@ class LocalBackend:
     def next_event_time(self) -> float | None:
         return None
 
+    async def wait_for_event(self, timeout: float) -> None:
+        """Return once events are queued for :meth:`poll` (a log line, a start, an end), or after ``timeout`` s.
+
+        The monitor reads the running jobs' logs every ``tail_interval``, so a
+        line is seen within about that long after it is written.
+        """
+        if self._events:
+            return
+        if self._ready is None:
+            self._ready = asyncio.Event()
+        self._ready.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
+
+    def _queue(self, events: list[Event]) -> None:
+        self._events.extend(events)
+        if events and self._ready is not None:
+            self._ready.set()
+
     async def close(self) -> None:
         """Stop following the jobs. They keep running: a new controller reattaches to them."""
         await asyncio.gather(*self._launching, return_exceptions=True)
@@ -369,7 +389,7 @@ class LocalBackend:
             job.process.request_stop(STOP, reason)
         deadline = time.monotonic() + self.stop_grace_seconds + 5.0
         while any(not job.ended for job in live) and time.monotonic() < deadline:
-            self._events.extend(self._scan_all())
+            self._queue(self._scan_all())
             if any(not job.ended for job in live):
                 await asyncio.sleep(0.05)
         for job in live:
@@ -385,7 +405,7 @@ class LocalBackend:
     async def _follow(self) -> None:
         while True:
             try:
-                self._events.extend(self._scan_all())
+                self._queue(self._scan_all())
             except Exception:  # a bug here must not silently stop every job from being followed
                 log.exception("local backend: scanning the training jobs failed")
             await asyncio.sleep(self.tail_interval)
