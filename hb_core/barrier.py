@@ -44,7 +44,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-__all__ = ["ENV", "STOP_FILE", "RungBarrier", "Verdict", "environment", "verdict_body", "verdict_file"]
+__all__ = ["ENV", "STOP_FILE", "RungBarrier", "Verdict", "environment", "stop_body", "verdict_body", "verdict_file"]
 
 ENV = "HB_RUNG_BARRIER"
 STOP_FILE = "stop.json"
@@ -61,6 +61,11 @@ def verdict_file(level: int) -> str:
 def verdict_body(budget: int, level: int) -> dict[str, Any]:
     """The verdict at ``level``: go on to ``budget``, or stop when ``budget <= level``."""
     return {"verdict": CONTINUE if budget > level else STOP, "budget": int(budget), "level": int(level)}
+
+
+def stop_body(attempt: int, reason: str) -> dict[str, Any]:
+    """The content of ``stop.json``: stop ``attempt`` wherever it waits."""
+    return {"verdict": STOP, "attempt": int(attempt), "reason": reason}
 
 
 def environment(levels: Sequence[int], timeout: float, location: str, attempt: int) -> dict[str, str]:

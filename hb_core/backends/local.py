@@ -45,6 +45,14 @@ and ``TrainingJobDefinition`` they will later run on SageMaker. Terms:
   a configuration that cannot finish within its limit, not a decision of
   ours, and must not count as a clean stop). Every terminal event carries the
   attempt's wall time as ``billable_seconds``.
+- *rung barrier* (``RungBarrierTimeoutSeconds``; :mod:`hb_core.barrier`): a
+  job launched with ``rung_levels`` gets ``HB_RUNG_BARRIER`` naming the
+  trial's verdict directory ``JOB_DIR/trials/<trial id>/verdicts/``;
+  :meth:`LocalBackend.verdict` writes ``<level>.json`` there and a stop
+  writes ``stop.json`` (then signals the job as always), atomically.
+- *events*: the monitor reads the running jobs' logs every ``tail_interval``
+  and wakes a waiting runner (:meth:`LocalBackend.wait_for_event`) when it
+  has queued events, so rounds follow the trials' lines.
 
 Jobs outlive the controller: :meth:`LocalBackend.close` stops following them
 but never kills them, so a controller that dies or is restarted finds them
@@ -70,6 +78,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from hb_core import barrier
 from hb_core.backends import _process as proc
 from hb_core.backends.clock import Clock, RealClock
 from hb_core import naming
@@ -80,6 +89,7 @@ from hb_core.events import (
     Launch,
     MetricReported,
     Resume,
+    RungVerdict,
     TrialCompleted,
     TrialFailed,
     TrialStarted,
@@ -188,6 +198,10 @@ class LocalBackend:
     def checkpoint_dir(self, trial_id: str) -> Path:
         return self.attempt_dir(trial_id, 1).parent / "checkpoints"
 
+    def verdict_dir(self, trial_id: str) -> Path:
+        """Where the trial's jobs read the rung barrier's verdicts (:mod:`hb_core.barrier`)."""
+        return self.attempt_dir(trial_id, 1).parent / "verdicts"
+
     def metrics(self, trial_id: str) -> dict[str, float]:
         """The latest value of every metric the trial's jobs printed (objective included)."""
         return dict(self._latest.get(trial_id, {}))
@@ -269,7 +283,8 @@ class LocalBackend:
             "environment": sm_env,
         }
         proc.write_json(directory / JOB_FILE, spec)
-        env = {"PYTHONUNBUFFERED": "1", **os.environ, **self._container_env, **self.env, **sm_env}
+        env = {"PYTHONUNBUFFERED": "1", **os.environ, **self._container_env, **self.env, **sm_env,
+               **self._barrier_env(action)}
         job = _Job(action.trial_id, action.attempt, name, from_resource, proc.Supervised(directory, {}))
         task = asyncio.get_running_loop().create_task(self._start(job, command, env))
         self._launching.add(task)
@@ -285,7 +300,24 @@ class LocalBackend:
         self._jobs[(job.trial_id, job.attempt)] = job
         self._queue([TrialStarted(job.trial_id, job.attempt, self.clock.now(), job_name=job.name)])
 
+    def _barrier_env(self, action: Launch | Resume) -> dict[str, str]:
+        timeout = self.config.hyperband.rung_barrier_timeout if self.config.hyperband is not None else None
+        if not action.rung_levels or timeout is None:
+            return {}
+        verdicts = self.verdict_dir(action.trial_id)
+        verdicts.mkdir(parents=True, exist_ok=True)
+        return barrier.environment(action.rung_levels, timeout, str(verdicts), action.attempt)
+
+    async def verdict(self, action: RungVerdict) -> None:
+        """Write the verdict the trial's job waits for at ``action.level``."""
+        verdicts = self.verdict_dir(action.trial_id)
+        verdicts.mkdir(parents=True, exist_ok=True)
+        proc.write_json(verdicts / barrier.verdict_file(action.level), barrier.verdict_body(action.budget, action.level))
+
     async def stop(self, trial_id: str, attempt: int, reason: str) -> None:
+        verdicts = self.verdict_dir(trial_id)
+        if verdicts.is_dir():  # a job of this trial may be waiting at a rung: let it end there by itself
+            proc.write_json(verdicts / barrier.STOP_FILE, barrier.stop_body(attempt, reason))
         key = (trial_id, attempt)
         job = self._jobs.get(key)
         if job is None:
