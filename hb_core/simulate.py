@@ -96,9 +96,10 @@ def simulate(
     """Run a whole tuning job in virtual time and return what happened.
 
     ``n_workers`` defaults to the config's MaxParallelTrainingJobs; ``seed`` to
-    its RandomSeed. Not callable from inside a running event loop (it runs its
-    own); use :class:`~hb_core.runner.Tuner` with a :class:`SimulatedBackend`
-    there.
+    its RandomSeed. With ``RungBarrierTimeoutSeconds`` in the config the
+    simulated training scripts use the rung barrier (:class:`SimulatedBackend`).
+    Not callable from inside a running event loop (it runs its own); use
+    :class:`~hb_core.runner.Tuner` with a :class:`SimulatedBackend` there.
     """
     if n_workers is not None:
         if n_workers < 1:
@@ -112,8 +113,10 @@ def simulate(
             None,
         )
     clock = VirtualClock()
+    barrier_timeout = config.hyperband.rung_barrier_timeout if config.hyperband is not None else None
     backend = SimulatedBackend(
-        objective, clock, cost=cost, startup_seconds=startup_seconds, default_budget=config.max_resource
+        objective, clock, cost=cost, startup_seconds=startup_seconds, default_budget=config.max_resource,
+        barrier_timeout=barrier_timeout,
     )
     tuner = Tuner(config, backend, MemoryStore(), clock, job_name=config.name or "simulation", seed=seed,
                   poll_interval=math.inf)

@@ -6,6 +6,13 @@ and the cost of its resource unit r is ``cost(hyperparameters, r) -> seconds``
 resource r at ``t + startup + sum(cost(h, i) for i in from+1..r)`` and completes
 when it reaches its budget; billing starts at launch. An objective that raises fails that trial.
 
+Rung barrier (``barrier_timeout``, from ``RungBarrierTimeoutSeconds``; the
+simulated script uses :mod:`hb_core.barrier`): a job launched with
+``rung_levels`` that reports its value at one of them waits there, billed,
+until its :class:`~hb_core.events.RungVerdict` (go on from now, to the
+verdict's budget; or end now), its stop (it ends now, by itself), or
+``barrier_timeout`` seconds (it goes on as without the barrier).
+
 Events are produced lazily from a heap, one pending event per running job, so
 10,000 trials on hundreds of workers take seconds. Nothing here limits
 parallelism: the controller does.
@@ -21,7 +28,17 @@ from typing import Union
 
 from hb_core.backends.clock import VirtualClock
 from hb_core.errors import ConfigError
-from hb_core.events import Event, Launch, MetricReported, Resume, TrialCompleted, TrialFailed, TrialStarted, TrialStopped
+from hb_core.events import (
+    Event,
+    Launch,
+    MetricReported,
+    Resume,
+    RungVerdict,
+    TrialCompleted,
+    TrialFailed,
+    TrialStarted,
+    TrialStopped,
+)
 from hb_core.space import HyperparameterValue
 from hb_core.state import TuningState
 
@@ -31,7 +48,7 @@ Hyperparameters = Mapping[str, HyperparameterValue]
 ObjectiveFunction = Callable[[dict[str, HyperparameterValue], int], float]
 CostFunction = Union[float, Callable[[dict[str, HyperparameterValue], int], float]]
 
-_METRIC, _COMPLETE = 0, 1
+_METRIC, _COMPLETE, _WAIT_OVER = 0, 1, 2
 
 
 @dataclass
@@ -43,6 +60,9 @@ class _Job:
     next_resource: int
     start: float
     running: bool = True
+    rung_levels: frozenset[int] = frozenset()
+    waiting: int | None = None  # the rung level it waits at for a verdict (rung barrier)
+    wait_until: float = 0.0
 
 
 class SimulatedBackend:
@@ -62,6 +82,7 @@ class SimulatedBackend:
         startup_seconds: float = 0.0,
         default_budget: int | None = None,
         price_per_second: float | None = None,
+        barrier_timeout: float | None = None,
     ) -> None:
         self.objective = objective
         self.clock = clock
@@ -69,6 +90,7 @@ class SimulatedBackend:
         self.startup_seconds = startup_seconds
         self.default_budget = default_budget
         self._price = price_per_second
+        self.barrier_timeout = barrier_timeout
         self._jobs: dict[str, _Job] = {}
         self._heap: list[tuple[float, int, str, int, int]] = []
         self._ready: list[Event] = []
@@ -92,6 +114,8 @@ class SimulatedBackend:
         start = self.clock.now()
         from_resource = action.from_resource if isinstance(action, Resume) else 0
         job = _Job(action.trial_id, action.attempt, dict(action.hyperparameters), budget, from_resource + 1, start)
+        if self.barrier_timeout is not None:
+            job.rung_levels = frozenset(action.rung_levels)
         self._jobs[action.trial_id] = job
         self.launches.append((action.trial_id, action.attempt))
         self.n_running += 1
@@ -106,6 +130,15 @@ class SimulatedBackend:
         self._end(job)
         self._ready.append(self._record(TrialStopped(trial_id, attempt, self.clock.now())))
 
+    async def verdict(self, action: RungVerdict) -> None:
+        """A job waiting at ``action.level`` goes on from now to ``action.budget``, or ends now."""
+        job = self._jobs.get(action.trial_id)
+        if job is None or job.attempt != action.attempt or not job.running or job.waiting != action.level:
+            return  # not waiting there (any more): its wait timed out, or the barrier is off
+        job.waiting = None
+        job.budget = max(action.budget, action.level)
+        self._schedule(job, self.clock.now())
+
     async def poll(self) -> list[Event]:
         now = self.clock.now()
         events, self._ready = self._ready, []
@@ -113,6 +146,11 @@ class SimulatedBackend:
             time, _, trial_id, attempt, kind = heapq.heappop(self._heap)
             job = self._jobs.get(trial_id)
             if job is None or job.attempt != attempt or not job.running:
+                continue
+            if kind == _WAIT_OVER:  # no verdict came in time: the script goes on as without the barrier
+                if job.waiting is not None and time >= job.wait_until:
+                    job.waiting = None
+                    self._schedule(job, time)
                 continue
             events.append(self._record(self._advance(job, time, kind)))
         return events
@@ -176,5 +214,9 @@ class SimulatedBackend:
             self._end(job)
             return TrialFailed(job.trial_id, job.attempt, time, f"objective raised {exc!r}", billable_seconds=billable)
         job.next_resource += 1
-        self._schedule(job, time)
+        if resource in job.rung_levels and self.barrier_timeout is not None:
+            job.waiting, job.wait_until = resource, time + self.barrier_timeout
+            heapq.heappush(self._heap, (job.wait_until, next(self._tiebreak), job.trial_id, job.attempt, _WAIT_OVER))
+        else:
+            self._schedule(job, time)
         return MetricReported(job.trial_id, job.attempt, time, value, seq=resource, resource=resource)
