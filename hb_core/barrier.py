@@ -16,6 +16,11 @@ At a rung level of its bracket it waits, at most ``RungBarrierTimeoutSeconds``
   promoted in place (no new job, no checkpoint reload) to the next rung.
 - no verdict within the timeout: carry on as without the barrier.
 
+Given the rung's value, the script also *publishes* it next to the verdicts
+before it waits (``<level>.value.json``), so a backend whose metric source
+lags (CloudWatch metrics: a minute or more) can read the value there and the
+verdict comes as soon as the controller has judged it, not a metric delay later.
+
 Terms and the wire format (the backends write verdicts, this module reads them):
 
 - ``HB_RUNG_BARRIER``, an environment variable the backend sets for the job:
@@ -27,7 +32,9 @@ Terms and the wire format (the backends write verdicts, this module reads them):
   or an ``s3://bucket/prefix`` URI (SageMaker backend), per trial.
 - ``<level>.json`` in it: ``{"verdict": "continue" | "stop", "budget": n}``, the
   verdict at that rung; ``stop.json``: ``{"verdict": "stop", "attempt": n,
-  "reason": ...}``, a stop of that attempt wherever it waits.
+  "reason": ...}``, a stop of that attempt wherever it waits;
+  ``<level>.value.json``: ``{"level": n, "value": x, "attempt": n, "time":
+  epoch seconds}``, written by the script on arrival at the rung.
 
 This file uses the standard library only (boto3 is imported only for an S3
 location: SageMaker's framework containers have it). It works as a standalone
@@ -44,7 +51,17 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Sequence
 
-__all__ = ["ENV", "STOP_FILE", "RungBarrier", "Verdict", "environment", "stop_body", "verdict_body", "verdict_file"]
+__all__ = [
+    "ENV",
+    "STOP_FILE",
+    "RungBarrier",
+    "Verdict",
+    "environment",
+    "stop_body",
+    "value_file",
+    "verdict_body",
+    "verdict_file",
+]
 
 ENV = "HB_RUNG_BARRIER"
 STOP_FILE = "stop.json"
@@ -56,6 +73,11 @@ S3_POLL_SECONDS = 1.0
 def verdict_file(level: int) -> str:
     """The name of the verdict at rung ``level`` (a file name, or the last part of an S3 key)."""
     return f"{int(level)}.json"
+
+
+def value_file(level: int) -> str:
+    """The name under which a script publishes its value at rung ``level``."""
+    return f"{int(level)}.value.json"
 
 
 def verdict_body(budget: int, level: int) -> dict[str, Any]:
@@ -97,7 +119,8 @@ class RungBarrier:
     """Waits at rung levels for the controller's verdict (module docstring).
 
     ``read(name)`` returns the JSON object stored under ``name`` at the
-    location, or None; tests and other stores may pass their own.
+    location, or None, and ``write(name, body)`` stores one; other stores
+    (and tests) may pass their own, else the location's are used.
     """
 
     def __init__(
@@ -108,6 +131,7 @@ class RungBarrier:
         attempt: int = 1,
         *,
         read: Optional[Callable[[str], Optional[Mapping[str, Any]]]] = None,
+        write: Optional[Callable[[str, Mapping[str, Any]], None]] = None,
         poll_seconds: Optional[float] = None,
     ) -> None:
         self.levels = frozenset(int(x) for x in levels)
@@ -116,7 +140,9 @@ class RungBarrier:
         self.attempt = int(attempt)
         s3 = location.startswith("s3://")
         self.poll_seconds = poll_seconds if poll_seconds is not None else (S3_POLL_SECONDS if s3 else FILE_POLL_SECONDS)
-        self._read = read if read is not None else (_s3_reader(location) if s3 else _file_reader(location))
+        store = (_s3_store(location) if s3 else _file_store(location)) if read is None else None
+        self._read = read if read is not None else (store[0] if store else None)
+        self._write = write if store is None else store[1]
         if self._read is None:  # S3 without boto3: no way to hear a verdict
             self.levels = frozenset()
 
@@ -137,14 +163,23 @@ class RungBarrier:
     def active(self) -> bool:
         return bool(self.levels) and self.timeout > 0
 
-    def reached(self, resource: int, *, should_stop: Optional[Callable[[], bool]] = None) -> Verdict:
-        """Call once per epoch with the resource just completed; waits only at a rung level.
+    def reached(self, resource: int, value: Optional[float] = None, *,
+                should_stop: Optional[Callable[[], bool]] = None) -> Verdict:
+        """Call once per epoch with the resource just completed and its objective value; waits only at a rung.
 
-        ``should_stop`` (e.g. "SIGTERM was received") ends a wait with a stop.
+        ``value``, when given, is published for the controller (module
+        docstring). ``should_stop`` (e.g. "SIGTERM was received") ends a wait
+        with a stop.
         """
         if not self.active or int(resource) not in self.levels:
             return GO_ON
         level = int(resource)
+        if value is not None and self._write is not None:
+            body = {"level": level, "value": float(value), "attempt": self.attempt, "time": time.time()}
+            try:
+                self._write(value_file(level), body)
+            except Exception as exc:  # noqa: BLE001 - the printed line still carries the value
+                _log(f"publishing the value at rung {level} failed: {exc!r}")
         start = time.monotonic()
         deadline = start + self.timeout
         while True:
@@ -182,7 +217,11 @@ class RungBarrier:
         return body if isinstance(body, Mapping) else None
 
 
-def _file_reader(directory: str) -> Callable[[str], Optional[Mapping[str, Any]]]:
+Reader = Callable[[str], Optional[Mapping[str, Any]]]
+Writer = Callable[[str, Mapping[str, Any]], None]
+
+
+def _file_store(directory: str) -> tuple[Reader, Writer]:
     def read(name: str) -> Optional[Mapping[str, Any]]:
         try:
             with open(os.path.join(directory, name), encoding="utf-8") as handle:
@@ -190,10 +229,16 @@ def _file_reader(directory: str) -> Callable[[str], Optional[Mapping[str, Any]]]
         except (OSError, ValueError):  # absent, or written as we read (writers replace atomically)
             return None
 
-    return read
+    def write(name: str, body: Mapping[str, Any]) -> None:
+        path = os.path.join(directory, name)
+        with open(f"{path}.tmp", "w", encoding="utf-8") as handle:
+            json.dump(dict(body), handle)
+        os.replace(f"{path}.tmp", path)
+
+    return read, write
 
 
-def _s3_reader(uri: str) -> Optional[Callable[[str], Optional[Mapping[str, Any]]]]:
+def _s3_store(uri: str) -> Optional[tuple[Reader, Writer]]:
     try:
         import boto3  # SageMaker's framework containers have it; endpoint and region come from the environment
     except ImportError:
@@ -203,15 +248,20 @@ def _s3_reader(uri: str) -> Optional[Callable[[str], Optional[Mapping[str, Any]]
     prefix = prefix.rstrip("/")
     client = boto3.client("s3")
 
+    def key(name: str) -> str:
+        return f"{prefix}/{name}" if prefix else name
+
     def read(name: str) -> Optional[Mapping[str, Any]]:
-        key = f"{prefix}/{name}" if prefix else name
         try:
-            body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            body = client.get_object(Bucket=bucket, Key=key(name))["Body"].read()
         except client.exceptions.NoSuchKey:
             return None
         return json.loads(body)  # type: ignore[no-any-return]
 
-    return read
+    def write(name: str, body: Mapping[str, Any]) -> None:
+        client.put_object(Bucket=bucket, Key=key(name), Body=json.dumps(dict(body)).encode())
+
+    return read, write
 
 
 def _log(message: str) -> None:

@@ -629,7 +629,7 @@ def train(hps, data, checkpoint_path=None, emit=None, should_stop=None, barrier=
         if emit is not None:
             emit(epoch, val_acc, train_loss)
         if barrier is not None:
-            verdict = barrier.reached(epoch, should_stop=should_stop)
+            verdict = barrier.reached(epoch, val_acc, should_stop=should_stop)
             if verdict.stop:
                 break
             if verdict.budget is not None:

@@ -45,7 +45,7 @@ while epoch < last:
     with open(checkpoint, "w") as handle:
         handle.write(str(epoch))
     if args.barrier:
-        verdict = barrier.reached(epoch)
+        verdict = barrier.reached(epoch, score)
         if verdict.stop:
             break
         last = max(last, verdict.budget or last)
