@@ -63,6 +63,13 @@ Terms (AWS calls and their limits are in :mod:`hb_core.backends._aws`):
   ``InstanceCount``; ``price_table`` (USD per instance-hour) defaults to
   :data:`DEFAULT_PRICES`, approximate us-east-1 on-demand list prices to be
   overridden with your own.
+- *rung barrier* (``RungBarrierTimeoutSeconds``; :mod:`hb_core.barrier`): a
+  job launched with ``rung_levels`` gets ``HB_RUNG_BARRIER`` in its
+  ``Environment`` naming ``<S3OutputPath>/<tuning job>/verdicts/<trial id>/``
+  (:meth:`SageMakerBackend.verdict_uri`); :meth:`SageMakerBackend.verdict`
+  puts ``<level>.json`` there and a stop puts ``stop.json`` before
+  ``StopTrainingJob``. The script reads them with boto3 (SageMaker's
+  framework containers have it).
 
 Jobs outlive the controller: :meth:`SageMakerBackend.close` closes the
 clients and stops nothing; :meth:`reconcile` finds the jobs again by name.
@@ -72,6 +79,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import math
 import re
@@ -80,7 +88,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from hb_core import naming
+from hb_core import barrier, naming
 from hb_core.backends._aws import (
     MAX_PAGES,
     NOT_FOUND,
@@ -95,6 +103,7 @@ from hb_core.backends._aws import (
     epoch,
 )
 from hb_core.backends.clock import Clock, RealClock
+from hb_core.backends.s3_store import parse_s3_uri
 from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import BackendError, ConfigError
 from hb_core.events import (
@@ -102,6 +111,7 @@ from hb_core.events import (
     Launch,
     MetricReported,
     Resume,
+    RungVerdict,
     TrialCompleted,
     TrialFailed,
     TrialStarted,
@@ -281,6 +291,7 @@ class SageMakerBackend:
         if local:
             checkpoint["LocalPath"] = local
         request["CheckpointConfig"] = checkpoint
+        request.update(self._barrier_environment(action))
         from_resource = action.from_resource if isinstance(action, Resume) else 0
         ours = {TAG_TUNING_JOB: self.job_name, TAG_TRIAL: action.trial_id, TAG_ATTEMPT: str(action.attempt),
                 TAG_FROM: str(from_resource)}
@@ -319,6 +330,7 @@ class SageMakerBackend:
         job = self._jobs.get(key)
         if job is not None and (job.reported or job.terminal is not None):
             return
+        await self._put_verdict(trial_id, barrier.STOP_FILE, barrier.stop_body(attempt, reason))
         name = self.training_job_name(trial_id, attempt)
         try:
             await self.pool.call("sagemaker", "StopTrainingJob", subject=name, TrainingJobName=name)
@@ -614,6 +626,35 @@ class SageMakerBackend:
 
     def _output_path(self) -> str:
         return str((self._definition.get("OutputDataConfig") or {}).get("S3OutputPath", "")).rstrip("/")
+
+    # ------------------------------------------------------------ the rung barrier's verdicts (S3)
+
+    def verdict_uri(self, trial_id: str) -> str:
+        """``<S3OutputPath>/<tuning job>/verdicts/<trial id>/``: where the trial's jobs read their verdicts."""
+        return f"{self._output_path()}/{self.job_name}/verdicts/{trial_id}/"
+
+    def _barrier_environment(self, action: Launch | Resume) -> dict[str, Any]:
+        """``{"Environment": ...}`` naming the verdicts of a job that waits at rungs; {} when the barrier is off."""
+        timeout = self.config.hyperband.rung_barrier_timeout if self.config.hyperband is not None else None
+        if not action.rung_levels or timeout is None:
+            return {}
+        environment = dict(self._definition.get("Environment") or {})
+        environment.update(barrier.environment(action.rung_levels, timeout, self.verdict_uri(action.trial_id),
+                                               action.attempt))
+        return {"Environment": environment}
+
+    async def verdict(self, action: RungVerdict) -> None:
+        """Put the verdict the trial's job waits for at ``action.level``."""
+        await self._put_verdict(action.trial_id, barrier.verdict_file(action.level),
+                                barrier.verdict_body(action.budget, action.level))
+
+    async def _put_verdict(self, trial_id: str, name: str, body: Mapping[str, Any]) -> None:
+        hb = self.config.hyperband
+        if hb is None or hb.rung_barrier_timeout is None:
+            return
+        bucket, key = parse_s3_uri(self.verdict_uri(trial_id) + name, "S3OutputPath")
+        await self.pool.call("s3", "PutObject", subject=f"{trial_id}/{name}", Bucket=bucket, Key=key,
+                             Body=json.dumps(dict(body)).encode(), ContentType="application/json")
 
 
 def _resource_config(definition: Mapping[str, Any]) -> dict[str, Any]:
