@@ -13,19 +13,22 @@ the main branch, for the figure before event-driven rounds), without the barrier
 ``sim`` runs NAS-Bench-201 (5 workers, top-1% target, :mod:`nasbench`) for
 Random, HB-stop and HB-promo under ``ideal`` (no latency) and under the
 issue's profile (180 s cold start, 20 s warm start on a free warm-pool
-instance, 60 s metric delay, 30 s stop delay), each with and without the
-barrier, and prints median time-to-target and Random/HB against ideal.
+instance, 60 s metric delay, 30 s stop delay), with the barrier ``off``, ``on``
+(verdicts only: the rung value still reaches the controller through the
+metric source) and ``on+values`` (the value the script publishes at the rung
+is read from S3 within ``value_delay``, and a job that exits on its verdict
+is seen ended as soon; the SageMaker backend does not read published values
+yet), and prints median time-to-target and Random/HB against ideal.
 The profile is applied by :class:`LatentBackend`, a stand-in written for
 this measurement (every event is seen ``metric_delay`` late, as the SageMaker
 backend holds a job's end until its last metrics are read; a stop lands
 ``stop_delay`` later, except at a barrier, where the waiting script ends by
 itself; a launch on an instance freed within the keep-alive period starts
-warm; with the barrier, the value a script publishes at a rung is seen
-``value_delay`` = 5 s after it is printed, the time for the backend to read
-it from S3, instead of the metric delay, and so is the end of a job that
-exits on its verdict: its last value is already known, so nothing holds its
-end back for CloudWatch). Replace it with ``hb_core.Latency`` once the
-simulator has it.
+warm; in ``on+values``, the value a script publishes at a rung is seen
+``value_delay`` = 5 s after it is printed, about what a backend polling S3
+every 7.5 s near a rung gives, and so is the end of a job that exits on its
+verdict: its last value is already known, so nothing holds its end back for
+CloudWatch). Replace it with ``hb_core.Latency`` once the simulator has it.
 """
 
 from __future__ import annotations
@@ -108,11 +111,11 @@ class LatentBackend(SimulatedBackend):
     """A :class:`SimulatedBackend` with start-up, warm pool, metric and stop delays (module docstring)."""
 
     def __init__(self, *args: Any, cold: float, warm: float, metric_delay: float, stop_delay: float,
-                 keep_alive: float, value_delay: float, **kwargs: Any) -> None:
+                 keep_alive: float, value_delay: float | None, **kwargs: Any) -> None:
         super().__init__(*args, startup_seconds=cold, **kwargs)
         self.cold, self.warm, self.metric_delay, self.stop_delay, self.keep_alive = (
             cold, warm, metric_delay, stop_delay, keep_alive)
-        self.value_delay = value_delay
+        self.value_delay = metric_delay if value_delay is None else value_delay
         self._seen: list[tuple[float, int, Event]] = []  # (visible time, order, event)
         self._stops: list[tuple[float, int, str, int]] = []
         self._free: list[float] = []  # end times of jobs whose instance stays warm
@@ -183,12 +186,13 @@ class LatentBackend(SimulatedBackend):
         return min(times) if times else None
 
 
-def run_one(task: Any, method: str, seed: int, latency: dict[str, float], barrier: bool, cap: float) -> float:
+def run_one(task: Any, method: str, seed: int, latency: dict[str, float], mode: str, cap: float) -> float:
     from harness import request
 
     body = request(task, method, seed=seed, workers=5, cap=cap)
     hb = body["HyperParameterTuningJobConfig"].get("StrategyConfig", {}).get("HyperbandStrategyConfig")
-    if barrier and hb is not None:
+    latency = dict(latency, value_delay=latency["value_delay"] if mode == "on+values" else None)
+    if mode != "off" and hb is not None:
         hb["RungBarrierTimeoutSeconds"] = BARRIER_TIMEOUT
     config = TuningConfig.from_dict(body)
     clock = VirtualClock()
@@ -212,19 +216,19 @@ def sim(seeds: int, datasets: list[str]) -> None:
         print(f"## {task.name}, 5 workers, top-1% target, median time-to-target (s) over {seeds} seeds, cap {cap:.0f}")
         print("| profile | barrier | Random | HB-stop | HB-promo | Random/HB-stop | Random/HB-promo |")
         print("|---|---|---|---|---|---|---|")
-        ratios: dict[tuple[str, bool], tuple[float, float]] = {}
+        ratios: dict[tuple[str, str], tuple[float, float]] = {}
         for name, latency in (("ideal", IDEAL), ("180/20/60/30", PROFILE)):
-            for barrier in (False, True):
-                med = {m: statistics.median(run_one(task, m, s, latency, barrier, cap) for s in range(seeds))
+            for mode in ("off", "on", "on+values"):
+                med = {m: statistics.median(run_one(task, m, s, latency, mode, cap) for s in range(seeds))
                        for m in methods}
                 stop, promo = med["Random"] / med["HB-stop"], med["Random"] / med["HB-promo"]
-                ratios[(name, barrier)] = (stop, promo)
-                print(f"| {name} | {'on' if barrier else 'off'} | {med['Random']:,.0f} | {med['HB-stop']:,.0f} | "
+                ratios[(name, mode)] = (stop, promo)
+                print(f"| {name} | {mode} | {med['Random']:,.0f} | {med['HB-stop']:,.0f} | "
                       f"{med['HB-promo']:,.0f} | {stop:.2f}x | {promo:.2f}x |", flush=True)
-        ideal = ratios[("ideal", False)]
-        for barrier in (False, True):
-            stop, promo = ratios[("180/20/60/30", barrier)]
-            print(f"profile, barrier {'on' if barrier else 'off'}: Random/HB-stop at {stop / ideal[0]:.2f} of ideal, "
+        ideal = ratios[("ideal", "off")]
+        for mode in ("off", "on", "on+values"):
+            stop, promo = ratios[("180/20/60/30", mode)]
+            print(f"profile, barrier {mode}: Random/HB-stop at {stop / ideal[0]:.2f} of ideal, "
                   f"Random/HB-promo at {promo / ideal[1]:.2f} of ideal")
 
 

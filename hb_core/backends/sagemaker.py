@@ -69,7 +69,12 @@ Terms (AWS calls and their limits are in :mod:`hb_core.backends._aws`):
   (:meth:`SageMakerBackend.verdict_uri`); :meth:`SageMakerBackend.verdict`
   puts ``<level>.json`` there and a stop puts ``stop.json`` before
   ``StopTrainingJob``. The script reads them with boto3 (SageMaker's
-  framework containers have it).
+  framework containers have it). The value a script publishes at a rung
+  (``<level>.value.json``) is read each poll for the next rung of every
+  running barrier job (one ``GetObject`` each) and reported at once, ahead
+  of the metric source; a job told to end at its rung (stopped, or paused
+  in the promotion variant) is reported ended without the
+  ``metric_delay_seconds`` hold, as its last value is already known.
 
 Jobs outlive the controller: :meth:`SageMakerBackend.close` closes the
 clients and stops nothing; :meth:`reconcile` finds the jobs again by name.
@@ -103,7 +108,7 @@ from hb_core.backends._aws import (
     epoch,
 )
 from hb_core.backends.clock import Clock, RealClock
-from hb_core.backends.s3_store import parse_s3_uri
+from hb_core.backends.s3_store import MISSING_CODES, parse_s3_uri
 from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import BackendError, ConfigError
 from hb_core.events import (
@@ -257,6 +262,8 @@ class SageMakerBackend:
         self._concurrency = describe_concurrency
         self._jobs: dict[tuple[str, int], _Job] = {}
         self._events: list[Event] = []
+        self._rungs_ahead: dict[tuple[str, int], list[int]] = {}  # rung levels a barrier job has yet to publish
+        self._settled: set[tuple[str, int]] = set()  # jobs told to end at their rung: no hold for late metrics
 
     # ------------------------------------------------------------ names and requests
 
@@ -305,6 +312,7 @@ class SageMakerBackend:
         key = (action.trial_id, action.attempt)
         if key in self._jobs:
             return
+        self._follow_rungs(action)
         name = self.training_job_name(*key)
         from_resource = action.from_resource if isinstance(action, Resume) else 0
         request = self.create_request(action)
@@ -331,6 +339,7 @@ class SageMakerBackend:
         if job is not None and (job.reported or job.terminal is not None):
             return
         await self._put_verdict(trial_id, barrier.STOP_FILE, barrier.stop_body(attempt, reason))
+        self._settled.add(key)
         name = self.training_job_name(trial_id, attempt)
         try:
             await self.pool.call("sagemaker", "StopTrainingJob", subject=name, TrainingJobName=name)
@@ -357,7 +366,7 @@ class SageMakerBackend:
         if not live:
             return events
         await self._refresh(live)
-        return events + await self._collect(live)
+        return events + await self._collect(live) + await self._published_values(live)
 
     async def reconcile(self, state: TuningState) -> list[Event]:
         """Find the jobs of the trials active in ``state``; return what happened while nobody watched.
@@ -548,8 +557,8 @@ class SageMakerBackend:
                 job.started = True
                 events.append(TrialStarted(job.trial_id, job.attempt, now, job_name=job.name))
         running = [job for job in live if job.started and not job.reported]
-        final = {id(job) for job in running
-                 if job.terminal is not None and wall >= (job.ended_seen or wall) + self.metric_delay_seconds}
+        final = {id(job) for job in running if job.terminal is not None and wall >= (job.ended_seen or wall) + (
+                 0.0 if (job.trial_id, job.attempt) in self._settled else self.metric_delay_seconds)}
         if self.metric_source == "logs":
             lines = await self._bounded([self._logs.read(job.cursor) for job in running])
             for job, text in zip(running, lines):
@@ -647,6 +656,47 @@ class SageMakerBackend:
         """Put the verdict the trial's job waits for at ``action.level``."""
         await self._put_verdict(action.trial_id, barrier.verdict_file(action.level),
                                 barrier.verdict_body(action.budget, action.level))
+        if not action.goes_on:
+            self._settled.add((action.trial_id, action.attempt))
+
+    def _follow_rungs(self, action: Launch | Resume) -> None:
+        hb = self.config.hyperband
+        if action.rung_levels and hb is not None and hb.rung_barrier_timeout is not None:
+            done = action.from_resource if isinstance(action, Resume) else 0
+            self._rungs_ahead[(action.trial_id, action.attempt)] = sorted(x for x in action.rung_levels if x > done)
+
+    async def _published_values(self, live: Sequence[_Job]) -> list[Event]:
+        """The values running barrier jobs published at their next rung, read from S3 (one GetObject per job)."""
+        due = [(job, ahead[0]) for job in live if job.started and job.terminal is None
+               and (ahead := self._rungs_ahead.get((job.trial_id, job.attempt)))]
+        if not due:
+            return []
+        bodies = await self._bounded([self._get_published(job.trial_id, level) for job, level in due])
+        events: list[Event] = []
+        for (job, level), body in zip(due, bodies):
+            if body is None or body.get("attempt") != job.attempt:
+                continue  # not there yet (or an earlier attempt's)
+            self._rungs_ahead[(job.trial_id, job.attempt)].pop(0)
+            resource = level if self._resource_metric else None
+            events.append(MetricReported(job.trial_id, job.attempt, self.clock.now(), float(body["value"]), level,
+                                         resource))
+        return events
+
+    async def _get_published(self, trial_id: str, level: int) -> dict[str, Any] | None:
+        bucket, key = parse_s3_uri(self.verdict_uri(trial_id) + barrier.value_file(level), "S3OutputPath")
+        try:
+            response = await self.pool.call("s3", "GetObject", subject=f"{trial_id}/{level}", Bucket=bucket, Key=key)
+            async with response["Body"] as stream:
+                data = await stream.read()
+        except AwsCallError as exc:
+            if exc.code in MISSING_CODES:
+                return None
+            raise
+        try:
+            body = json.loads(data)
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) and isinstance(body.get("value"), (int, float)) else None
 
     async def _put_verdict(self, trial_id: str, name: str, body: Mapping[str, Any]) -> None:
         hb = self.config.hyperband

@@ -17,7 +17,7 @@ import pytest
 from hb_core import barrier
 from hb_core.backends import _process as proc
 from hb_core.emulator import Emulator
-from hb_core.events import Launch, RungVerdict
+from hb_core.events import Launch, MetricReported, RungVerdict, TrialStarted, TrialStopped
 from hb_core.state import TrialStatus, TuningStatus
 from tests import aws_fixtures
 from tests.aws_fixtures import client, make_bucket
@@ -27,6 +27,7 @@ from tests.hb_core.backends.test_sagemaker import (  # noqa: F401 - no_process_l
     _finish,
     _tuner,
     backend,
+    collect,
     no_process_left,
     request,
 )
@@ -86,3 +87,25 @@ async def test_stopped_jobs_end_at_their_rung_on_the_emulator(emulator: Callable
     assert any(k.endswith("/stop.json") for k in keys) and any(k.endswith("/1.json") for k in keys)
     _assert_ran_once_and_ended(emu, state)
     await store.close()
+
+
+async def test_a_published_rung_value_is_read_ahead_of_the_metrics_and_a_stopped_job_is_not_held(
+    emulator: Callable[..., Emulator], aws: str
+) -> None:
+    """The metric source holds nothing (no job process runs) and ends wait an hour: only the barrier's path reports."""
+    make_bucket(aws, BUCKET)
+    emu = emulator(run_processes=False)
+    b = backend(emu.endpoint, aws, barrier_request(aws), metric_delay_seconds=3600.0)
+    await b.launch(Launch("0000", 1, {"x": 0.5}, 9, (1, 3)))
+    await collect(b, lambda es: any(isinstance(e, TrialStarted) for e in es))
+    s3 = client("s3", aws)
+    key = "output/sm-test/verdicts/0000/{}.value.json"
+    s3.put_object(Bucket=BUCKET, Key=key.format(1), Body=json.dumps({"level": 1, "value": 0.25, "attempt": 1}))
+    events = await collect(b, lambda es: any(isinstance(e, MetricReported) for e in es))
+    assert [(e.seq, e.value) for e in events if isinstance(e, MetricReported)] == [(1, 0.25)]
+    s3.put_object(Bucket=BUCKET, Key=key.format(3), Body=json.dumps({"level": 3, "value": 0.5, "attempt": 2}))
+    assert not [e for e in await b.poll() if isinstance(e, MetricReported)]  # another attempt's value: not ours
+    await b.stop("0000", 1, "rank 2 of 2 at rung 1")
+    events = await collect(b, lambda es: any(isinstance(e, TrialStopped) for e in es))  # no hour-long hold
+    assert isinstance(events[-1], TrialStopped)
+    await b.close()
