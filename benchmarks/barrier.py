@@ -7,6 +7,8 @@
 without and with ``RungBarrierTimeoutSeconds``, and reads every stopped
 trial's own log: its *stop overshoot* is the epochs it printed past the rung
 where its stop was decided (the resource the controller recorded for it).
+It also reports the controller's CPU time (``hb-tune run`` and the
+launchers it waits for; the trials are detached and not counted) per trial.
 ``--tree DIR`` runs another checkout's ``hb_core`` and ``examples/mlp`` (e.g.
 the main branch, for the figure before event-driven rounds), without the barrier.
 
@@ -40,6 +42,7 @@ import itertools
 import json
 import math
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -94,14 +97,18 @@ def local(jobs: int, tree: Path) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             request = Path(tmp) / "tuning.json"
             request.write_text(json.dumps(body))
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run([sys.executable, "-m", "hb_core.cli", "run", str(request), "--backend", "local",
                             "--job-dir", str(Path(tmp) / "job")], check=True, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL, cwd=tree,
                            env={"OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree)})
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
             over = overshoots(Path(tmp) / "job")
         print(f"{tree.name} barrier {'on ' if barrier else 'off'}: {len(over)} stopped trials, overshoot median "
               f"{statistics.median(over) if over else math.nan:g} epochs, mean {statistics.fmean(over) if over else 0:.2f}, "
-              f"max {max(over, default=0)}, total {sum(over)}")
+              f"max {max(over, default=0)}, total {sum(over)}; controller CPU {cpu:.1f} s, "
+              f"{1000 * cpu / jobs:.0f} ms per trial")
 
 
 # ---------------------------------------------------------------- sim: latencies in virtual time

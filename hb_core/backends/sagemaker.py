@@ -689,9 +689,9 @@ class SageMakerBackend:
             async with response["Body"] as stream:
                 data = await stream.read()
         except AwsCallError as exc:
-            if exc.code in MISSING_CODES:
-                return None
-            raise
+            if exc.code not in MISSING_CODES:  # the metric source still brings the value, a minute later
+                log.warning("rung barrier: cannot read s3://%s/%s (%s)", bucket, key, exc)
+            return None
         try:
             body = json.loads(data)
         except ValueError:
@@ -703,8 +703,12 @@ class SageMakerBackend:
         if hb is None or hb.rung_barrier_timeout is None:
             return
         bucket, key = parse_s3_uri(self.verdict_uri(trial_id) + name, "S3OutputPath")
-        await self.pool.call("s3", "PutObject", subject=f"{trial_id}/{name}", Bucket=bucket, Key=key,
-                             Body=json.dumps(dict(body)).encode(), ContentType="application/json")
+        try:
+            await self.pool.call("s3", "PutObject", subject=f"{trial_id}/{name}", Bucket=bucket, Key=key,
+                                 Body=json.dumps(dict(body)).encode(), ContentType="application/json")
+        except AwsCallError as exc:  # the job's wait times out and it goes on; a stop still goes out by the API
+            log.warning("rung barrier: cannot put s3://%s/%s (%s); the job will not hear this verdict", bucket, key,
+                        exc)
 
 
 def _resource_config(definition: Mapping[str, Any]) -> dict[str, Any]:
