@@ -99,6 +99,9 @@ OURS: dict[str, dict[str, Any]] = {
     "HB-promo": {"Strategy": "Hyperband", "Variant": "Promotion"},
     "HB-KDE": {"Strategy": "Hyperband", "Sampler": "KDE"},
     "HB-MFGP": {"Strategy": "Hyperband", "Sampler": "MultiFidelityGP"},
+    # the simulated scripts wait at rungs for their verdict (hb_core.barrier), at most BARRIER_TIMEOUT seconds
+    "HB-stop-barrier": {"Strategy": "Hyperband", "RungBarrierTimeoutSeconds": 600},
+    "HB-promo-barrier": {"Strategy": "Hyperband", "Variant": "Promotion", "RungBarrierTimeoutSeconds": 600},
 }
 
 
@@ -138,7 +141,8 @@ def run_ours(task: Task, method: str, seed: int, workers: int, cap: float,
     result = hb_core.simulate(config, task.objective, cost=task.cost, latency=latency)
     trace = [(t, v) for t, v in result.trace if t <= cap]
     extra = {"peak_running": result.peak_running, "trained": result.trained_resource,
-             "billed": result.billed_seconds, "warm_starts": result.warm_starts}
+             "judged": result.state.judged_resource(), "billed": result.billed_seconds,
+             "warm_starts": result.warm_starts}
     return RunResult(method, seed, workers, trace, min(result.elapsed, cap), len(result.trials),
                      result.total_resource, extra)
 

@@ -10,6 +10,10 @@ seconds, every event is seen d seconds late, no warm pool, stops land at
 once) and ``target``: 180 s cold start, 20 s warm start, 60 s metric delay,
 30 s stop delay, event-driven, with the product's defaults (warm pools for
 Hyperband per :meth:`hb_core.config.TuningConfig.keep_alive_seconds`).
+``HB-stop-barrier`` and ``HB-promo-barrier`` are HB-stop and HB-promo with
+``RungBarrierTimeoutSeconds`` (:mod:`hb_core.barrier`): the simulated
+scripts publish their rung value and wait at the rung for the verdict
+(:class:`hb_core.backends.simulated.SimulatedBackend`).
 Runs are paired by seed across methods and profiles. A run that misses the
 target within its cap (60 x the oracle's time, as ``run.py``) counts at the
 cap. Medians with 95% bootstrap intervals (:mod:`tta`); ratios are paired
@@ -36,7 +40,7 @@ sys.path.insert(0, str(HERE.parent))
 from hb_core.latency import DEFAULT_SAGEMAKER_PROFILE, PROFILES, Latency  # noqa: E402
 
 CAP_TIMES_ORACLE = 60.0
-OURS = ("Random", "HB-stop", "HB-promo")
+OURS = ("Random", "HB-stop", "HB-promo", "HB-stop-barrier", "HB-promo-barrier")
 PEERS = ("synetune-ASHA", "raytune-ASHA")
 #: The issue's table: (start-up, metric delay) with no warm pool, and its warm-pool row as a 20 s start-up.
 ISSUE_ROWS = ((0, 0), (0, 60), (0, 300), (180, 300), (20, 60))
@@ -138,8 +142,9 @@ def report(results: list[tuple[str, str, int, str, float, dict[str, Any]]], data
         cap = CAP_TIMES_ORACLE * nasbench.oracle(dataset)[0]
         lines += ["", f"## {nasbench.DATASETS[dataset][0]}", ""]
         header = ["profile", *methods]
-        ratio_pairs = [(a, b) for a, b in (("Random", "HB-stop"), ("Random", "HB-promo"), ("HB-promo", "HB-stop"))
-                       if a in methods and b in methods]
+        pairs = (("Random", "HB-stop"), ("Random", "HB-promo"), ("HB-promo", "HB-stop"),
+                 ("Random", "HB-stop-barrier"), ("Random", "HB-promo-barrier"))
+        ratio_pairs = [(a, b) for a, b in pairs if a in methods and b in methods]
         header += [f"{a}/{b}" for a, b in ratio_pairs]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         ideal_ratio: dict[tuple[str, str], float] = {}
@@ -159,8 +164,9 @@ def report(results: list[tuple[str, str, int, str, float, dict[str, Any]]], data
                 rel = f"; {r / ideal_ratio[(a, b)]:.2f} vs ideal" if (a, b) in ideal_ratio and p != "ideal" else ""
                 row.append(f"{r:.2f}x [{low:.2f}, {high:.2f}]{rel}")
             lines.append("| " + " | ".join(row) + " |")
-        lines += ["", "Trained epochs and billed job-hours per run (median; ours only: trained includes epochs "
-                  "printed while a stop was landing, billed includes warm-pool retention):", ""]
+        lines += ["", "Trained epochs, judged epochs (what the controller had seen when it decided each stop) and "
+                  "billed job-hours per run (median; ours only: trained includes the epochs trained while a stop "
+                  "was landing, billed includes warm-pool retention):", ""]
         lines += ["| profile | " + " | ".join(m for m in methods if m in OURS) + " |",
                   "|---|" + "---|" * len([m for m in methods if m in OURS])]
         for p in profiles:
@@ -173,7 +179,7 @@ def report(results: list[tuple[str, str, int, str, float, dict[str, Any]]], data
                 import numpy as np
 
                 trained = np.median([e.get("trained", 0) for e in ex])
-                judged = np.median([e["epochs"] for e in ex])
+                judged = np.median([e.get("judged", e["epochs"]) for e in ex])
                 billed = np.median([e.get("billed", 0.0) for e in ex]) / 3600
                 row.append(f"{trained:,.0f} trained / {judged:,.0f} judged, {billed:,.1f} h")
             lines.append("| " + " | ".join(row) + " |")

@@ -35,7 +35,10 @@ Our extensions, in AMT's CamelCase style:
   ``MaxResource``; ``Sampler`` is ``Random`` (default), ``MultiFidelityGP``, ``KDE`` or ``Bayesian``
   (see :class:`SamplerType`); ``RandomFraction`` (a number in [0, 1], default
   1/3 as in BOHB) is the share of a model-based sampler's proposals drawn at
-  random. When ``MaxResource`` is absent it is read, as AMT does, from
+  random. ``RungBarrierTimeoutSeconds`` (a number in (0, 3600]; absent: the
+  barrier is off) turns the rung barrier on: a training script that opts in
+  (:mod:`hb_core.barrier`) waits at each rung of its bracket, at most that
+  long, for the controller's verdict. When ``MaxResource`` is absent it is read, as AMT does, from
   the first static hyperparameter among ``epochs``, ``numepochs``, ``n-epochs``,
   ``n_epochs``, ``num_epochs``.
 - Top-level ``TuningJobExtensions``: ``MaxFailedTrainingJobs``,
@@ -125,6 +128,7 @@ def resource_hyperparameter(static: Mapping[str, Any]) -> str:
     return next((key for key in EPOCH_KEYS if key in static), "epochs")
 
 MAX_RESOURCE_LIMIT = 20_000
+MAX_BARRIER_SECONDS = 3600  # a job idling at a rung longer than an hour costs more than a relaunch
 MAX_HYPERPARAMETERS = 100
 INT_MAX = 2**31 - 1  # AMT's integers are 32-bit
 
@@ -139,7 +143,7 @@ CONFIG_KEYS = (
 )
 HYPERBAND_KEYS = (
     *("MinResource", "MaxResource", "ReductionFactor", "NumberOfBrackets", "Variant", "Sampler"),
-    *("ResourceMetricName", "RandomFraction"),
+    *("ResourceMetricName", "RandomFraction", "RungBarrierTimeoutSeconds"),
 )
 RANGE_KEYS = ("ContinuousParameterRanges", "IntegerParameterRanges", "CategoricalParameterRanges")
 LIMIT_KEYS = ("MaxNumberOfTrainingJobs", "MaxParallelTrainingJobs", "MaxRuntimeInSeconds")
@@ -302,6 +306,7 @@ class HyperbandConfig:
     sampler: SamplerType = SamplerType.RANDOM
     resource_metric_name: str | None = None
     random_fraction: float = 1.0 / 3.0
+    rung_barrier_timeout: float | None = None
 
     @classmethod
     def from_dict(cls, raw: object, static: Mapping[str, str], path: str = HYPERBAND) -> HyperbandConfig:
@@ -325,9 +330,13 @@ class HyperbandConfig:
         fraction = cls.random_fraction
         if fraction_raw is not None:
             fraction = v.number(fraction_raw, f.at("RandomFraction"), lo=0.0, hi=1.0)
+        barrier_raw, barrier = f.get("RungBarrierTimeoutSeconds"), None
+        if barrier_raw is not None:
+            barrier = v.number(barrier_raw, f.at("RungBarrierTimeoutSeconds"), lo=0, hi=MAX_BARRIER_SECONDS,
+                               strict_lo=True)
         return cls(
             low, high, eta, brackets, variant, sampler, f.string("ResourceMetricName", max_len=255, default=None),
-            fraction,
+            fraction, barrier,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -340,9 +349,17 @@ class HyperbandConfig:
             "Sampler": (self.sampler.value, defaults.sampler.value),
             "ResourceMetricName": (self.resource_metric_name, defaults.resource_metric_name),
             "RandomFraction": (self.random_fraction, defaults.random_fraction),
+            "RungBarrierTimeoutSeconds": (self.rung_barrier_timeout, defaults.rung_barrier_timeout),
         }
         changed = {key: value for key, (value, default) in extensions.items() if value != default}
         return {"MinResource": self.min_resource, "MaxResource": self.max_resource, **changed}
+
+
+    def barrier_levels(self, bracket: int) -> tuple[int, ...]:
+        """The rung levels a trial of ``bracket`` waits at with the rung barrier on (below MaxResource); else ()."""
+        if self.rung_barrier_timeout is None:
+            return ()
+        return tuple(rung_levels(self.min_resource, self.max_resource, self.reduction_factor)[bracket:-1])
 
 
 def _inferred_max_resource(static: Mapping[str, str], path: str) -> int:

@@ -19,6 +19,18 @@ Scheduling (the scheduler role; a sampler proposes the configurations):
   highest rung whose rank is within the top ``floor(n/eta)`` is resumed (from
   its checkpoint) to the next rung; else a new trial is launched.
 
+Rung barrier (``RungBarrierTimeoutSeconds``; :mod:`hb_core.barrier`): a job
+may wait at each rung of its bracket for a verdict, so the decision taken on
+the rung value's arrival is also sent to the job as an action. Stopping
+variant: a kept trial gets a :class:`RungVerdict` to go on to its budget (a
+stop is the usual :class:`Stop`). Promotion variant: a trial reaching its
+budget is promoted *in place* (same job, no checkpoint reload: a
+``RungVerdict`` to the next rung) when a slot freed now would promote it,
+the rule of :meth:`_Round._promote` with the arriving trial among the
+candidates; else its verdict ends it there and it pauses as without the
+barrier. If its job had already ended (its wait timed out) when an in-place
+promotion was decided, the promotion becomes a ``Resume``.
+
 A decision costs O(log n) in the number of trials: rungs are persistent sorted
 multisets with ranks and the trial list a persistent vector
 (:mod:`hb_core.pstruct`), so a round shares everything it does not touch with
@@ -59,6 +71,7 @@ from hb_core.events import (
     Launch,
     MetricReported,
     Resume,
+    RungVerdict,
     Stop,
     TrialCompleted,
     TrialFailed,
@@ -163,12 +176,15 @@ def outstanding_actions(state: TuningState) -> tuple[Action, ...]:
     """Actions a restarted controller must (re)issue: launches not known to have
     started, and stops not known to have ended. Backends make both idempotent."""
     actions: list[Action] = []
+    hb = state.config.hyperband if state.config.strategy is Strategy.HYPERBAND else None
     for index in state.active:
         trial = state.trials[index]
         if trial.status is TrialStatus.PENDING:
-            actions.append(_launch_action(trial))
+            actions.append(_launch_action(trial, hb.barrier_levels(trial.bracket) if hb else ()))
         elif trial.status is TrialStatus.STOPPING:
             actions.append(Stop(trial.trial_id, trial.attempt, trial.stop_reason or "stop requested"))
+        elif hb is not None and trial.budget is not None and trial.resource in hb.barrier_levels(trial.bracket):
+            actions.append(RungVerdict(trial.trial_id, trial.attempt, trial.resource, trial.budget))  # rewritten: same
     return tuple(actions)
 
 
@@ -192,10 +208,11 @@ def converged(best_keys: tuple[float, ...], window: int) -> bool:
     return before - after < CONVERGENCE_TOLERANCE * max(1.0, abs(after))
 
 
-def _launch_action(trial: Trial) -> Action:
+def _launch_action(trial: Trial, rung_levels: tuple[int, ...] = ()) -> Action:
+    """The job of the trial's current attempt; ``rung_levels``: where it waits for verdicts (barrier on)."""
     if trial.attempt > 1 and trial.resource > 0 and trial.budget is not None:
-        return Resume(trial.trial_id, trial.attempt, trial.hyperparameters, trial.resource, trial.budget)
-    return Launch(trial.trial_id, trial.attempt, trial.hyperparameters, trial.budget)
+        return Resume(trial.trial_id, trial.attempt, trial.hyperparameters, trial.resource, trial.budget, rung_levels)
+    return Launch(trial.trial_id, trial.attempt, trial.hyperparameters, trial.budget, rung_levels)
 
 
 class _Round:
@@ -211,6 +228,7 @@ class _Round:
         self.hb = config.hyperband if config.strategy is Strategy.HYPERBAND else None
         self.promotion = self.hb is not None and self.hb.variant is HyperbandVariant.PROMOTION
         self.eta = self.hb.reduction_factor if self.hb else 3
+        self.barrier = self.hb is not None and self.hb.rung_barrier_timeout is not None
         self.trials = state.trials  # a PVector: updates share structure with the old state
         self.active = list(state.active)
         self.rungs = [list(bracket) for bracket in state.rungs]
@@ -349,7 +367,29 @@ class _Round:
                 self.decide_("stop", trial.trial_id, **facts)
                 return trial
             self.decide_("continue" if judged else "record", trial.trial_id, **facts)
-        return evolve(trial, rung_index=j)
+            if judged and self.barrier and trial.budget is not None:
+                self.actions.append(RungVerdict(trial.trial_id, trial.attempt, rung.level, trial.budget))
+        trial = evolve(trial, rung_index=j)
+        if self.barrier and self.promotion and trial.budget is not None and resource == trial.budget < bracket[-1].level:
+            trial = self._promote_in_place(trial, key)
+        return trial
+
+    def _promote_in_place(self, trial: Trial, key: float) -> Trial:
+        """Promotion variant with the barrier: the trial waits at its budget's rung; promote it there, or end it."""
+        bracket = self.rungs[trial.bracket]
+        j = trial.rung_index - 1
+        rung, level = bracket[j], bracket[j].level
+        n = len(rung.keys)
+        position = rung.keys.rank(key) + 1
+        paused = self._best_paused()
+        if position > promote_count(n, self.eta) or (paused is not None and paused[:2] < (-level, key)):
+            self.actions.append(RungVerdict(trial.trial_id, trial.attempt, level, level))  # ends here: it pauses
+            return trial
+        to_level = bracket[j + 1].level
+        self.actions.append(RungVerdict(trial.trial_id, trial.attempt, level, to_level))
+        self.decide_("promote", trial.trial_id, f"to rung {to_level} in place", rung=level, value=self.raw(key),
+                     cutoff=self.raw(rung.keys[max(promote_count(n, self.eta), 1) - 1]), rank=position, n=n)
+        return evolve(trial, budget=to_level)
 
     def _unrecord_rungs(self, trial: Trial) -> None:
         """Take a failed trial's values out of its rungs: failed trials do not enter rung statistics."""
@@ -377,6 +417,14 @@ class _Round:
         if trial.status is TrialStatus.STOPPING:  # it finished before the stop landed: still a stopped trial
             self._end(index, trial, TrialStatus.STOPPED, f"{trial.stop_reason} (the job ended before the stop landed)")
             return
+        if self._missed_in_place_promotion(trial):
+            trial = evolve(trial, status=TrialStatus.PENDING, attempt=trial.attempt + 1, end_time=None)
+            self.trials = self.trials.set(index, trial)
+            self._job_ended(index, trial)
+            self.actions.append(self._launch_action(trial))
+            message = f"to rung {trial.budget} as a new job: its job ended before the in-place promotion reached it"
+            self.decide_("promote", trial.trial_id, message, rung=trial.resource, value=trial.last_value)
+            return
         if not pausing:
             self._end(index, trial, TrialStatus.COMPLETED, None)
             return
@@ -389,6 +437,17 @@ class _Round:
         self._job_ended(index, trial)
         self.decide_("pause", trial.trial_id, rung=rung.level, value=trial.last_value)
 
+    def _missed_in_place_promotion(self, trial: Trial) -> bool:
+        """Promotion variant with the barrier: the job ended waiting at the rung below the budget it was promoted to."""
+        if not (self.barrier and self.promotion and trial.status is TrialStatus.IN_PROGRESS) or trial.budget is None:
+            return False
+        bracket = self.rungs[trial.bracket]
+        j = trial.rung_index - 1
+        return 0 <= j < len(bracket) - 1 and trial.resource == bracket[j].level and trial.budget == bracket[j + 1].level
+
+    def _launch_action(self, trial: Trial) -> Action:
+        return _launch_action(trial, self.hb.barrier_levels(trial.bracket) if self.hb else ())
+
     def _failed(self, index: int, trial: Trial, event: TrialFailed) -> None:
         if trial.status is TrialStatus.STOPPING:
             self._end(index, trial, TrialStatus.STOPPED, f"{trial.stop_reason}; the job then failed: {event.reason}")
@@ -399,7 +458,7 @@ class _Round:
                 trial, status=TrialStatus.PENDING, attempt=trial.attempt + 1, retries=trial.retries + 1, end_time=None
             )
             self.trials = self.trials.set(index, trial)
-            self.actions.append(_launch_action(trial))
+            self.actions.append(self._launch_action(trial))
             self.decide_("retry", trial.trial_id, f"attempt {trial.attempt} after a retriable failure: {event.reason}")
             return
         self._unrecord_rungs(trial)
@@ -524,12 +583,13 @@ class _Round:
         trial = Trial(trial_id, hyperparameters, bracket, TrialStatus.PENDING, budget, created_time=self.now)
         self.trials = self.trials.append(trial)
         self.active.append(index)
-        self.actions.append(_launch_action(trial))
+        self.actions.append(self._launch_action(trial))
         self.decide_("launch", trial_id, f"bracket {bracket}, budget {budget}, {_compact(hyperparameters)}")
         return True
 
-    def _promote(self) -> bool:
-        best: tuple[int, float, int, int] | None = None  # (-level, key, bracket, j)
+    def _best_paused(self) -> tuple[int, float, int, int] | None:
+        """The paused trial a freed slot promotes: (-level, key, bracket, rung index) of the best, or None."""
+        best: tuple[int, float, int, int] | None = None
         for b, bracket in enumerate(self.rungs):
             for j in range(len(bracket) - 1):
                 rung = bracket[j]
@@ -539,6 +599,10 @@ class _Round:
                 if rung.keys.rank(key) + 1 <= promote_count(len(rung.keys), self.eta):
                     candidate = (-rung.level, key, b, j)
                     best = candidate if best is None or candidate < best else best
+        return best
+
+    def _promote(self) -> bool:
+        best = self._best_paused()
         if best is None:
             return False
         _, key, b, j = best
@@ -551,7 +615,7 @@ class _Round:
         trial = evolve(trial, budget=to_level, end_time=None)
         self.trials = self.trials.set(index, trial)
         self.active.append(index)
-        self.actions.append(_launch_action(trial))
+        self.actions.append(self._launch_action(trial))
         n = len(rung.keys)
         self.decide_(
             "promote", trial.trial_id, f"to rung {to_level}", rung=rung.level, value=self.raw(key),

@@ -24,6 +24,7 @@ __all__ = [
     "Launch",
     "MetricReported",
     "Resume",
+    "RungVerdict",
     "Stop",
     "TrialCompleted",
     "TrialFailed",
@@ -154,6 +155,9 @@ class Launch(_Tagged):
 
     The backend derives a deterministic job name from (tuning job, trial id,
     attempt), so repeating a launch after a crash adopts the existing job.
+    ``rung_levels`` are the levels at which the job waits for a
+    :class:`RungVerdict` (the rung barrier is on, :mod:`hb_core.barrier`);
+    empty when it is off.
     """
 
     kind: ClassVar[str] = "Launch"
@@ -161,6 +165,10 @@ class Launch(_Tagged):
     attempt: int
     hyperparameters: Mapping[str, HyperparameterValue]
     budget: int | None
+    rung_levels: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rung_levels", tuple(self.rung_levels))  # a JSON list comes back as a tuple
 
 
 @dataclass(frozen=True)
@@ -173,6 +181,10 @@ class Resume(_Tagged):
     hyperparameters: Mapping[str, HyperparameterValue]
     from_resource: int
     to_resource: int
+    rung_levels: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rung_levels", tuple(self.rung_levels))
 
     @property
     def budget(self) -> int:
@@ -190,6 +202,28 @@ class Stop(_Tagged):
 
 
 @dataclass(frozen=True)
+class RungVerdict(_Tagged):
+    """Rung barrier: the verdict on a job that reached rung ``level`` and may be waiting there.
+
+    It goes on, in the same job, to ``budget`` (stopping variant: it was kept;
+    promotion variant: it was promoted in place when ``budget`` is the next
+    rung), or ends there when ``budget == level`` (promotion variant: it
+    pauses, and a later ``Resume`` continues it). A stop of the stopping
+    variant is a :class:`Stop`. Backends that do not deliver verdicts ignore it.
+    """
+
+    kind: ClassVar[str] = "RungVerdict"
+    trial_id: str
+    attempt: int
+    level: int
+    budget: int
+
+    @property
+    def goes_on(self) -> bool:
+        return self.budget > self.level
+
+
+@dataclass(frozen=True)
 class Finish(_Tagged):
     """The tuning job is over (``status`` is Completed or Failed)."""
 
@@ -201,9 +235,9 @@ class Finish(_Tagged):
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-Action = Launch | Resume | Stop | Finish
+Action = Launch | Resume | Stop | RungVerdict | Finish
 
-_ACTIONS: dict[str, type[Any]] = {cls.kind: cls for cls in (Launch, Resume, Stop, Finish)}
+_ACTIONS: dict[str, type[Any]] = {cls.kind: cls for cls in (Launch, Resume, Stop, RungVerdict, Finish)}
 
 
 def _from_dict(table: Mapping[str, type[Any]], data: Mapping[str, Any], what: str) -> Any:

@@ -11,6 +11,16 @@ lets the backend reconcile (adopting jobs that did start), and reissues only
 what is still outstanding (:func:`hb_core.controller.outstanding_actions`).
 Backends make launch and stop idempotent, so nothing is launched twice and
 nothing is left running.
+
+When a round runs (:meth:`Tuner.run`): a backend that can push
+(:class:`~hb_core.backends.base.EventSource`, the local backend) wakes the
+runner as soon as an event is ready, so a rung's value is decided on when it
+is printed, not at the next tick; ``poll_interval`` is then only the longest
+wait. A virtual-time backend names the time of its next event
+(``next_event_time``). A backend that must be polled (SageMaker) is polled
+every ``poll_interval``, and every ``poll_interval / RUNG_POLL_DIVISOR`` from
+the time a running trial is predicted, from its own epoch rate, to reach its
+next rung (:func:`rung_due_time`) until the value arrives.
 """
 
 from __future__ import annotations
@@ -20,21 +30,48 @@ import logging
 import math
 from collections.abc import Sequence
 
-from hb_core.backends.base import Backend
+from hb_core.backends.base import Backend, EventSource, VerdictSink
 from hb_core.backends.clock import Clock
 from hb_core.backends.stores import StateConflict, StateStore
 from hb_core.config import TuningConfig
 from hb_core.controller import abort, decide, new_state, outstanding_actions
 from hb_core.errors import ConfigError, HyperbandError
-from hb_core.events import Action, Event, Finish, Launch, Resume, Stop
+from hb_core.events import Action, Event, Finish, Launch, Resume, RungVerdict, Stop
 from hb_core.report import rung_table
 from hb_core.samplers import Sampler, make_sampler
-from hb_core.state import PRICE_KEY, TuningState, TuningStatus
+from hb_core.state import PRICE_KEY, TrialStatus, TuningState, TuningStatus
 from hb_core.warm_start import seed_rungs, warm_sampler
 
-__all__ = ["Tuner"]
+__all__ = ["RUNG_POLL_DIVISOR", "Tuner", "rung_due_time"]
 
 log = logging.getLogger(__name__)
+
+#: A polled backend whose trial is due at a rung is polled this many times as often until the value arrives.
+RUNG_POLL_DIVISOR = 4
+
+
+def rung_due_time(state: TuningState) -> float | None:
+    """When the first running trial is predicted to report the value of its next rung, or None.
+
+    A trial's prediction is its last point's time plus the resource left to
+    the rung times its own last epoch's duration (the gap between its last
+    two points); a trial with fewer than two points has no prediction. Pure:
+    a function of the state alone. O(running trials).
+    """
+    if not state.rungs:
+        return None
+    due: float | None = None
+    for index in state.active:
+        trial = state.trials[index]
+        bracket = state.rungs[trial.bracket]
+        if trial.status is not TrialStatus.IN_PROGRESS or len(trial.points) < 2 or trial.rung_index >= len(bracket):
+            continue
+        (r0, _, t0), (r1, _, t1) = trial.points[-2], trial.points[-1]
+        if r1 <= r0 or t1 < t0:
+            continue
+        when = t1 + (bracket[trial.rung_index].level - r1) * (t1 - t0) / (r1 - r0)
+        due = when if due is None else min(due, when)
+    return due
 
 
 class Tuner:
@@ -80,6 +117,7 @@ class Tuner:
         self.table_every = table_every
         self.offload = offload
         self.state: TuningState | None = None
+        self._pushes = isinstance(backend, EventSource)
 
     async def start(self) -> TuningState:
         """Create the tuning job, or reattach to the one in the store; run the first round."""
@@ -133,15 +171,24 @@ class Tuner:
         """Run the tuning job to its end and return the final state."""
         state = self.state if self.state is not None else await self.start()
         while not state.done:
-            await self.clock.sleep_until(self._wake_time())
+            wake = self._wake_time()
+            if self._pushes:  # a round as soon as an event is ready; at ``wake`` at the latest
+                await self.backend.wait_for_event(max(0.0, wake - self.clock.now()))  # type: ignore[attr-defined]
+            else:
+                await self.clock.sleep_until(wake)
             state = await self.step()
         return state
 
     def _wake_time(self) -> float:
-        wake = self.clock.now() + self.poll_interval
+        now = self.clock.now()
+        wake = now + self.poll_interval
         hint = self.backend.next_event_time()
         if hint is not None:
             wake = min(wake, hint)
+        elif not self._pushes and math.isfinite(self.poll_interval) and self.state is not None:
+            due = rung_due_time(self.state)
+            if due is not None:
+                wake = min(wake, max(due, now + self.poll_interval / RUNG_POLL_DIVISOR))
         if math.isinf(wake):
             raise HyperbandError("the backend has no pending event and poll_interval is infinite: nothing would wake")
         return wake
@@ -268,3 +315,5 @@ class Tuner:
                 await self.backend.launch(action)
             elif isinstance(action, Stop):
                 await self.backend.stop(action.trial_id, action.attempt, action.reason)
+            elif isinstance(action, RungVerdict) and isinstance(self.backend, VerdictSink):
+                await self.backend.verdict(action)

@@ -122,6 +122,8 @@ def simulate(
     pools follow the request's ``KeepAlivePeriodInSeconds`` or the product's
     default (:meth:`~hb_core.config.TuningConfig.keep_alive_seconds`).
     ``startup_seconds`` is the older spelling of ``Latency(startup_seconds=...)``.
+    With ``RungBarrierTimeoutSeconds`` in the config the simulated training
+    scripts use the rung barrier (:class:`SimulatedBackend`).
     Not callable from inside a running event loop (it runs its own); use
     :class:`~hb_core.runner.Tuner` with a :class:`SimulatedBackend` there.
     """
@@ -148,8 +150,9 @@ def simulate(
     if config.hyperband is not None and not callable(cost):
         first_rung = float(cost) * config.hyperband.min_resource
     keep_alive = config.keep_alive_seconds(startup_seconds=latency.startup_seconds, first_rung_seconds=first_rung)
+    barrier_timeout = config.hyperband.rung_barrier_timeout if config.hyperband is not None else None
     backend = SimulatedBackend(objective, clock, cost=cost, latency=latency, keep_alive_seconds=keep_alive,
-                               default_budget=config.max_resource)
+                               default_budget=config.max_resource, barrier_timeout=barrier_timeout)
     tuner = Tuner(config, backend, MemoryStore(), clock, job_name=config.name or "simulation", seed=seed,
                   poll_interval=latency.poll_interval_seconds or math.inf)
     state = asyncio.run(tuner.run())

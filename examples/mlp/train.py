@@ -26,6 +26,12 @@ in a SageMaker framework container and in the project's local backend:
   goes to stderr;
 * SIGTERM (what SageMaker's StopTrainingJob sends) stops training at the next
   mini-batch boundary without writing anything more; exit status 143.
+* rung barrier (optional, ``HB_RUNG_BARRIER`` set by the tuner): after each
+  epoch's line and checkpoint, the script waits at a rung for the tuner's
+  verdict (``hb_core/barrier.py``, imported from the installed project or
+  from a copy named ``barrier.py`` next to this script): *stop* ends training
+  there (the model is written, exit 0), *go on* may raise ``epochs`` (a
+  promotion in place). Without the helper or the variable it trains as before.
 
 Exit status: 0 on success, 2 for a bad hyperparameter / bad input data /
 incompatible checkpoint (message on stderr and, when ``SM_OUTPUT_DIR`` is set,
@@ -51,6 +57,14 @@ import tempfile
 import time
 
 import numpy as np
+
+try:  # the rung barrier's helper: the installed project, or a copy of hb_core/barrier.py next to this file
+    from hb_core.barrier import RungBarrier
+except ImportError:
+    try:
+        from barrier import RungBarrier
+    except ImportError:
+        RungBarrier = None
 
 # --------------------------------------------------------------------------
 # Data set
@@ -573,12 +587,14 @@ class StopRequested(Exception):
     pass
 
 
-def train(hps, data, checkpoint_path=None, emit=None, should_stop=None):
+def train(hps, data, checkpoint_path=None, emit=None, should_stop=None, barrier=None):
     """Train, resuming from ``checkpoint_path`` if it exists.
 
     ``data`` is (X_tr, y_tr, X_va, y_va) already standardised. ``emit(epoch,
     val_acc, train_loss)`` is called after each newly trained epoch;
     ``should_stop()`` is polled between mini-batches (raises StopRequested).
+    ``barrier`` (a ``RungBarrier``) is called after ``emit``: its verdict may
+    end training at that epoch or raise the epoch budget.
     Returns (params, history) with history[i] = (val_acc, train_loss) of
     epoch i + 1 (including epochs restored from the checkpoint).
     """
@@ -593,7 +609,9 @@ def train(hps, data, checkpoint_path=None, emit=None, should_stop=None):
         if os.path.exists(checkpoint_path):
             start_epoch, rng, history = load_checkpoint(checkpoint_path, trainer, fingerprint)
     n, bs = X_tr.shape[0], hps["batch_size"]
-    for epoch in range(start_epoch + 1, hps["epochs"] + 1):
+    epoch, last_epoch = start_epoch, hps["epochs"]
+    while epoch < last_epoch:
+        epoch += 1
         perm = rng.permutation(n)
         losses = 0.0
         for s in range(0, n, bs):
@@ -610,6 +628,12 @@ def train(hps, data, checkpoint_path=None, emit=None, should_stop=None):
             save_checkpoint(checkpoint_path, trainer, rng, epoch, history, fingerprint)
         if emit is not None:
             emit(epoch, val_acc, train_loss)
+        if barrier is not None:
+            verdict = barrier.reached(epoch, val_acc, should_stop=should_stop)
+            if verdict.stop:
+                break
+            if verdict.budget is not None:
+                last_epoch = max(last_epoch, verdict.budget)
     return trainer.p, history
 
 
@@ -674,11 +698,14 @@ def main(argv=None):
         new_epochs[0] += 1
         print(format_line(epoch, val_acc, train_loss), flush=True)
 
+    barrier = RungBarrier.from_env() if RungBarrier is not None else None
+    if barrier is None and os.environ.get("HB_RUNG_BARRIER"):
+        _log("HB_RUNG_BARRIER is set but no barrier helper is importable: training without the rung barrier")
     t0 = time.time()
     try:
         params, history = train(
             hps, (X_tr_s, y_tr, X_va_s, y_va), checkpoint_path=ckpt_path,
-            emit=emit, should_stop=lambda: stop["flag"],
+            emit=emit, should_stop=lambda: stop["flag"], barrier=barrier,
         )
     except StopRequested:
         _log("SIGTERM received: stopped without finishing the current epoch")

@@ -22,6 +22,22 @@ decides anything: the controller does. Its duties:
   as a retriable ``TrialFailed`` ("lost").
 - ``next_event_time`` lets a virtual-time backend tell the runner when the
   next event is due; real backends return None.
+
+Two optional abilities, each its own protocol (a backend without one works
+as before):
+
+- :class:`EventSource`, ``wait_for_event(timeout)``: returns as soon as an
+  event is ready for ``poll`` (a trial printed a metric line, a job started
+  or ended), or after ``timeout`` seconds, so that a round runs when
+  something happened instead of on the next tick. Real-time backends only:
+  the simulated backend does not define it, so virtual time advances exactly
+  from one event to the next. A backend without it is polled: every
+  ``poll_interval``, and more often when a trial is predicted to reach a rung
+  (:func:`hb_core.runner.rung_due_time`).
+- :class:`VerdictSink`, ``verdict(action)``: delivers a
+  :class:`~hb_core.events.RungVerdict` to a job that may be waiting at a rung
+  (:mod:`hb_core.barrier`); ``stop`` also delivers the stop verdict to a job
+  launched with ``rung_levels``. Writing a verdict twice is harmless.
 """
 
 from __future__ import annotations
@@ -29,10 +45,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from hb_core.events import Event, Launch, Resume
+    from hb_core.events import Event, Launch, Resume, RungVerdict
     from hb_core.state import TuningState
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "EventSource", "VerdictSink"]
 
 
 @runtime_checkable
@@ -48,3 +64,13 @@ class Backend(Protocol):
     def next_event_time(self) -> float | None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class EventSource(Protocol):
+    async def wait_for_event(self, timeout: float) -> None: ...
+
+
+@runtime_checkable
+class VerdictSink(Protocol):
+    async def verdict(self, action: RungVerdict) -> None: ...

@@ -47,6 +47,14 @@ and ``TrainingJobDefinition`` they will later run on SageMaker. Terms:
   a configuration that cannot finish within its limit, not a decision of
   ours, and must not count as a clean stop). Every terminal event carries the
   attempt's wall time as ``billable_seconds``.
+- *rung barrier* (``RungBarrierTimeoutSeconds``; :mod:`hb_core.barrier`): a
+  job launched with ``rung_levels`` gets ``HB_RUNG_BARRIER`` naming the
+  trial's verdict directory ``JOB_DIR/trials/<trial id>/verdicts/``;
+  :meth:`LocalBackend.verdict` writes ``<level>.json`` there and a stop
+  writes ``stop.json`` (then signals the job as always), atomically.
+- *events*: the monitor reads the running jobs' logs every ``tail_interval``
+  and wakes a waiting runner (:meth:`LocalBackend.wait_for_event`) when it
+  has queued events, so rounds follow the trials' lines.
 
 Jobs outlive the controller: :meth:`LocalBackend.close` stops following them
 but never kills them, so a controller that dies or is restarted finds them
@@ -72,6 +80,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from hb_core import barrier
 from hb_core.backends import _process as proc
 from hb_core.backends import devices
 from hb_core.backends.clock import Clock, RealClock
@@ -83,6 +92,7 @@ from hb_core.events import (
     Launch,
     MetricReported,
     Resume,
+    RungVerdict,
     TrialCompleted,
     TrialFailed,
     TrialStarted,
@@ -177,6 +187,7 @@ class LocalBackend:
         self._gpus = devices.GpuPool.configure(gpus_per_trial, gpu_devices, self._max_parallel)
         self._jobs: dict[tuple[str, int], _Job] = {}
         self._events: list[Event] = []
+        self._ready: asyncio.Event | None = None  # set when events are queued for poll (wait_for_event)
         self._latest: dict[str, dict[str, float]] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._launching: set[asyncio.Task[None]] = set()
@@ -196,6 +207,10 @@ class LocalBackend:
 
     def checkpoint_dir(self, trial_id: str) -> Path:
         return self.attempt_dir(trial_id, 1).parent / "checkpoints"
+
+    def verdict_dir(self, trial_id: str) -> Path:
+        """Where the trial's jobs read the rung barrier's verdicts (:mod:`hb_core.barrier`)."""
+        return self.attempt_dir(trial_id, 1).parent / "verdicts"
 
     def metrics(self, trial_id: str) -> dict[str, float]:
         """The latest value of every metric the trial's jobs printed (objective included)."""
@@ -243,7 +258,7 @@ class LocalBackend:
         if found is not None:  # launched before (by us or by a controller that died): adopt, never relaunch
             log.info("training job %s: already launched, adopting it", found.name)
             self._jobs[key] = found
-            self._events.append(TrialStarted(found.trial_id, found.attempt, self.clock.now(), job_name=found.name))
+            self._queue([TrialStarted(found.trial_id, found.attempt, self.clock.now(), job_name=found.name)])
             return
         running = sum(1 for job in self._jobs.values() if not job.ended and not job.orphan)
         if running >= self._max_parallel:
@@ -281,7 +296,8 @@ class LocalBackend:
             "gpu_devices": list(gpus),
         }
         proc.write_json(directory / JOB_FILE, spec)
-        env = {"PYTHONUNBUFFERED": "1", **os.environ, **self._container_env, **self.env, **sm_env}
+        env = {"PYTHONUNBUFFERED": "1", **os.environ, **self._container_env, **self.env, **sm_env,
+               **self._barrier_env(action)}
         job = _Job(action.trial_id, action.attempt, name, from_resource, proc.Supervised(directory, {}))
         task = asyncio.get_running_loop().create_task(self._start(job, command, env))
         self._launching.add(task)
@@ -296,15 +312,32 @@ class LocalBackend:
             self._gpus.release((job.trial_id, job.attempt))
             raise BackendError(f"training job {job.name}: {exc}") from exc
         self._jobs[(job.trial_id, job.attempt)] = job
-        self._events.append(TrialStarted(job.trial_id, job.attempt, self.clock.now(), job_name=job.name))
+        self._queue([TrialStarted(job.trial_id, job.attempt, self.clock.now(), job_name=job.name)])
+
+    def _barrier_env(self, action: Launch | Resume) -> dict[str, str]:
+        timeout = self.config.hyperband.rung_barrier_timeout if self.config.hyperband is not None else None
+        if not action.rung_levels or timeout is None:
+            return {}
+        verdicts = self.verdict_dir(action.trial_id)
+        verdicts.mkdir(parents=True, exist_ok=True)
+        return barrier.environment(action.rung_levels, timeout, str(verdicts), action.attempt)
+
+    async def verdict(self, action: RungVerdict) -> None:
+        """Write the verdict the trial's job waits for at ``action.level``."""
+        verdicts = self.verdict_dir(action.trial_id)
+        verdicts.mkdir(parents=True, exist_ok=True)
+        proc.write_json(verdicts / barrier.verdict_file(action.level), barrier.verdict_body(action.budget, action.level))
 
     async def stop(self, trial_id: str, attempt: int, reason: str) -> None:
+        verdicts = self.verdict_dir(trial_id)
+        if verdicts.is_dir():  # a job of this trial may be waiting at a rung: let it end there by itself
+            proc.write_json(verdicts / barrier.STOP_FILE, barrier.stop_body(attempt, reason))
         key = (trial_id, attempt)
         job = self._jobs.get(key)
         if job is None:
             job = self._find(trial_id, attempt) or self._abandon(trial_id, attempt, reason)
             if job is None:  # never started, and now never will: it has ended as far as anyone can tell
-                self._events.append(TrialStopped(trial_id, attempt, self.clock.now(), billable_seconds=0.0))
+                self._queue([TrialStopped(trial_id, attempt, self.clock.now(), billable_seconds=0.0)])
                 return
             self._jobs[key] = job
             self._ensure_monitor()
@@ -360,6 +393,25 @@ class LocalBackend:
     def next_event_time(self) -> float | None:
         return None
 
+    async def wait_for_event(self, timeout: float) -> None:
+        """Return once events are queued for :meth:`poll` (a log line, a start, an end), or after ``timeout`` s.
+
+        The monitor reads the running jobs' logs every ``tail_interval``, so a
+        line is seen within about that long after it is written.
+        """
+        if self._events:
+            return
+        if self._ready is None:
+            self._ready = asyncio.Event()
+        self._ready.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
+
+    def _queue(self, events: list[Event]) -> None:
+        self._events.extend(events)
+        if events and self._ready is not None:
+            self._ready.set()
+
     async def close(self) -> None:
         """Stop following the jobs. They keep running: a new controller reattaches to them."""
         await asyncio.gather(*self._launching, return_exceptions=True)
@@ -383,7 +435,7 @@ class LocalBackend:
             job.process.request_stop(STOP, reason)
         deadline = time.monotonic() + self.stop_grace_seconds + 5.0
         while any(not job.ended for job in live) and time.monotonic() < deadline:
-            self._events.extend(self._scan_all())
+            self._queue(self._scan_all())
             if any(not job.ended for job in live):
                 await asyncio.sleep(0.05)
         for job in live:
@@ -399,7 +451,7 @@ class LocalBackend:
     async def _follow(self) -> None:
         while True:
             try:
-                self._events.extend(self._scan_all())
+                self._queue(self._scan_all())
             except Exception:  # a bug here must not silently stop every job from being followed
                 log.exception("local backend: scanning the training jobs failed")
             await asyncio.sleep(self.tail_interval)

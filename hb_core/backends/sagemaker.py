@@ -68,8 +68,9 @@ Terms (AWS calls and their limits are in :mod:`hb_core.backends._aws`):
   its end was seen, and its last metrics are read before it, so a completed
   trial's last value is never lost. On AWS, set ``metric_delay_seconds`` to
   CloudWatch's ingestion lag (a minute or two); the emulator publishes at once.
-  A job this backend stopped does not wait: its end is reported at once (its
-  slot is free a metric delay sooner, ``benchmarks/results/LATENCY.md``) and
+  A job this backend stopped (or told to end at its rung) does not wait: its
+  end is reported at once (its slot is free a metric delay sooner,
+  ``benchmarks/results/LATENCY.md``) and
   its logs or metrics are read on until the delay is over; the controller
   records those late values for the stopped trial (they enter no rung), so
   its resource is what the job trained.
@@ -81,6 +82,18 @@ Terms (AWS calls and their limits are in :mod:`hb_core.backends._aws`):
   ``InstanceCount``; ``price_table`` (USD per instance-hour) defaults to
   :data:`DEFAULT_PRICES`, approximate us-east-1 on-demand list prices to be
   overridden with your own.
+- *rung barrier* (``RungBarrierTimeoutSeconds``; :mod:`hb_core.barrier`): a
+  job launched with ``rung_levels`` gets ``HB_RUNG_BARRIER`` in its
+  ``Environment`` naming ``<S3OutputPath>/<tuning job>/verdicts/<trial id>/``
+  (:meth:`SageMakerBackend.verdict_uri`); :meth:`SageMakerBackend.verdict`
+  puts ``<level>.json`` there and a stop puts ``stop.json`` before
+  ``StopTrainingJob``. The script reads them with boto3 (SageMaker's
+  framework containers have it). The value a script publishes at a rung
+  (``<level>.value.json``) is read each poll for the next rung of every
+  running barrier job (one ``GetObject`` each) and reported at once, ahead
+  of the metric source; a job told to end at its rung (stopped, or paused
+  in the promotion variant) is reported ended at once, as a stopped job is
+  (*ending*).
 
 Jobs outlive the controller: :meth:`SageMakerBackend.close` closes the
 clients and stops nothing; :meth:`reconcile` finds the jobs again by name.
@@ -90,6 +103,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import math
 import re
@@ -98,7 +112,7 @@ from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from hb_core import naming
+from hb_core import barrier, naming
 from hb_core.backends._aws import (
     MAX_PAGES,
     NOT_FOUND,
@@ -114,6 +128,7 @@ from hb_core.backends._aws import (
     epoch,
 )
 from hb_core.backends.clock import Clock, RealClock
+from hb_core.backends.s3_store import MISSING_CODES, parse_s3_uri
 from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import BackendError, ConfigError
 from hb_core.events import (
@@ -121,6 +136,7 @@ from hb_core.events import (
     Launch,
     MetricReported,
     Resume,
+    RungVerdict,
     TrialCompleted,
     TrialFailed,
     TrialStarted,
@@ -188,7 +204,7 @@ class _Job:
     ordinal: int = 0  # objective values numbered so far
     resource: int | None = None  # latest ResourceMetricName value (logs)
     billable: float | None = None
-    stop_requested: bool = False  # we stopped it: its end is reported at once, its late values after it
+    told_to_end: bool = False  # stopped, or told to end at its rung: its end is reported at once
     trailing: bool = False  # reported ended, its values still read until its hold is over
 
     def __post_init__(self) -> None:
@@ -276,6 +292,7 @@ class SageMakerBackend:
         if metric_source == "cloudwatch" and self._cloudwatch is None:
             self._fall_back(f"CloudWatch metrics cannot tell which epoch a {self._objective} value belongs to "
                             "without HyperbandStrategyConfig.ResourceMetricName (a metric of the printed epoch)")
+        self._rungs_ahead: dict[tuple[str, int], list[int]] = {}  # rung levels a barrier job has yet to publish
 
     # ------------------------------------------------------------ names and requests
 
@@ -312,6 +329,7 @@ class SageMakerBackend:
         if local:
             checkpoint["LocalPath"] = local
         request["CheckpointConfig"] = checkpoint
+        request.update(self._barrier_environment(action))
         from_resource = action.from_resource if isinstance(action, Resume) else 0
         ours = {TAG_TUNING_JOB: self.job_name, TAG_TRIAL: action.trial_id, TAG_ATTEMPT: str(action.attempt),
                 TAG_FROM: str(from_resource)}
@@ -325,6 +343,7 @@ class SageMakerBackend:
         key = (action.trial_id, action.attempt)
         if key in self._jobs:
             return
+        self._follow_rungs(action)
         name = self.training_job_name(*key)
         from_resource = action.from_resource if isinstance(action, Resume) else 0
         request = self.create_request(action)
@@ -350,6 +369,7 @@ class SageMakerBackend:
         job = self._jobs.get(key)
         if job is not None and (job.reported or job.terminal is not None):
             return
+        await self._put_verdict(trial_id, barrier.STOP_FILE, barrier.stop_body(attempt, reason))
         name = self.training_job_name(trial_id, attempt)
         try:
             await self.pool.call("sagemaker", "StopTrainingJob", subject=name, TrainingJobName=name)
@@ -369,7 +389,7 @@ class SageMakerBackend:
         log.info("training job %s: stopping (%s)", name, reason)
         if job is None:  # a job this backend does not follow yet: follow it so its end is reported
             job = self._jobs[key] = _Job(trial_id, attempt, name, 0, time.time())
-        job.stop_requested = True
+        job.told_to_end = True
 
     async def poll(self) -> list[Event]:
         events, self._events = self._events, []
@@ -377,7 +397,7 @@ class SageMakerBackend:
         if not live:
             return events
         await self._refresh(live)
-        return events + await self._collect(live)
+        return events + await self._collect(live) + await self._published_values(live)
 
     async def reconcile(self, state: TuningState) -> list[Event]:
         """Find the jobs of the trials active in ``state``; return what happened while nobody watched.
@@ -568,8 +588,8 @@ class SageMakerBackend:
                 job.started = True
                 events.append(TrialStarted(job.trial_id, job.attempt, now, job_name=job.name))
         running = [job for job in live if job.started]
-        # A job this backend stopped is reported ended at once (its slot frees a metric delay sooner) and its
-        # values are read on until the hold is over: the controller records them for the stopped trial.
+        # A job this backend stopped (or told to end at its rung) is reported ended at once (its slot frees a
+        # metric delay sooner) and its values are read on until the hold is over: the controller records them.
         held = {id(job) for job in running
                 if job.terminal is not None and wall >= (job.ended_seen or wall) + self.metric_delay_seconds}
         if self._source == "cloudwatch" and self._cloudwatch is not None:
@@ -586,7 +606,7 @@ class SageMakerBackend:
             for job, text in zip(running, lines):
                 events.extend(e for e in (self._parse(job, line) for line in text) if e is not None)
         for job in running:
-            if not job.reported and (id(job) in held or (job.terminal is not None and job.stop_requested)):
+            if not job.reported and (id(job) in held or (job.terminal is not None and job.told_to_end)):
                 events.append(self._terminal(job))
                 job.reported = True
             job.trailing = job.reported and id(job) not in held
@@ -664,6 +684,81 @@ class SageMakerBackend:
 
     def _output_path(self) -> str:
         return str((self._definition.get("OutputDataConfig") or {}).get("S3OutputPath", "")).rstrip("/")
+
+    # ------------------------------------------------------------ the rung barrier's verdicts (S3)
+
+    def verdict_uri(self, trial_id: str) -> str:
+        """``<S3OutputPath>/<tuning job>/verdicts/<trial id>/``: where the trial's jobs read their verdicts."""
+        return f"{self._output_path()}/{self.job_name}/verdicts/{trial_id}/"
+
+    def _barrier_environment(self, action: Launch | Resume) -> dict[str, Any]:
+        """``{"Environment": ...}`` naming the verdicts of a job that waits at rungs; {} when the barrier is off."""
+        timeout = self.config.hyperband.rung_barrier_timeout if self.config.hyperband is not None else None
+        if not action.rung_levels or timeout is None:
+            return {}
+        environment = dict(self._definition.get("Environment") or {})
+        environment.update(barrier.environment(action.rung_levels, timeout, self.verdict_uri(action.trial_id),
+                                               action.attempt))
+        return {"Environment": environment}
+
+    async def verdict(self, action: RungVerdict) -> None:
+        """Put the verdict the trial's job waits for at ``action.level``."""
+        await self._put_verdict(action.trial_id, barrier.verdict_file(action.level),
+                                barrier.verdict_body(action.budget, action.level))
+        job = self._jobs.get((action.trial_id, action.attempt))
+        if job is not None and not action.goes_on:
+            job.told_to_end = True
+
+    def _follow_rungs(self, action: Launch | Resume) -> None:
+        hb = self.config.hyperband
+        if action.rung_levels and hb is not None and hb.rung_barrier_timeout is not None:
+            done = action.from_resource if isinstance(action, Resume) else 0
+            self._rungs_ahead[(action.trial_id, action.attempt)] = sorted(x for x in action.rung_levels if x > done)
+
+    async def _published_values(self, live: Sequence[_Job]) -> list[Event]:
+        """The values running barrier jobs published at their next rung, read from S3 (one GetObject per job)."""
+        due = [(job, ahead[0]) for job in live if job.started and job.terminal is None
+               and (ahead := self._rungs_ahead.get((job.trial_id, job.attempt)))]
+        if not due:
+            return []
+        bodies = await self._bounded([self._get_published(job.trial_id, level) for job, level in due])
+        events: list[Event] = []
+        for (job, level), body in zip(due, bodies):
+            if body is None or body.get("attempt") != job.attempt:
+                continue  # not there yet (or an earlier attempt's)
+            self._rungs_ahead[(job.trial_id, job.attempt)].pop(0)
+            resource = level if self._resource_metric else None
+            events.append(MetricReported(job.trial_id, job.attempt, self.clock.now(), float(body["value"]), level,
+                                         resource))
+        return events
+
+    async def _get_published(self, trial_id: str, level: int) -> dict[str, Any] | None:
+        bucket, key = parse_s3_uri(self.verdict_uri(trial_id) + barrier.value_file(level), "S3OutputPath")
+        try:
+            response = await self.pool.call("s3", "GetObject", subject=f"{trial_id}/{level}", Bucket=bucket, Key=key)
+            async with response["Body"] as stream:
+                data = await stream.read()
+        except AwsCallError as exc:
+            if exc.code not in MISSING_CODES:  # the metric source still brings the value, a minute later
+                log.warning("rung barrier: cannot read s3://%s/%s (%s)", bucket, key, exc)
+            return None
+        try:
+            body = json.loads(data)
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) and isinstance(body.get("value"), (int, float)) else None
+
+    async def _put_verdict(self, trial_id: str, name: str, body: Mapping[str, Any]) -> None:
+        hb = self.config.hyperband
+        if hb is None or hb.rung_barrier_timeout is None:
+            return
+        bucket, key = parse_s3_uri(self.verdict_uri(trial_id) + name, "S3OutputPath")
+        try:
+            await self.pool.call("s3", "PutObject", subject=f"{trial_id}/{name}", Bucket=bucket, Key=key,
+                                 Body=json.dumps(dict(body)).encode(), ContentType="application/json")
+        except AwsCallError as exc:  # the job's wait times out and it goes on; a stop still goes out by the API
+            log.warning("rung barrier: cannot put s3://%s/%s (%s); the job will not hear this verdict", bucket, key,
+                        exc)
 
 
 def _resource_config(definition: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,9 +27,21 @@ between the controller and its jobs:
   :class:`~hb_core.events.WarmPoolReleased` of the job that left it, when it
   is reused or when K runs out.
 
-Events are produced lazily from two heaps (job steps, and events waiting to
-be seen), one pending step per running job, so 10,000 trials on hundreds of
-workers take seconds. Nothing here limits parallelism: the controller does.
+Rung barrier (``barrier_timeout``, from ``RungBarrierTimeoutSeconds``; the
+simulated script uses :mod:`hb_core.barrier`): a job launched with
+``rung_levels`` that prints its value at one of them publishes it (seen at
+once, or at the next poll: the backends read published values ahead of the
+metric source) and waits there, billed, until its
+:class:`~hb_core.events.RungVerdict` (go on from now to the verdict's budget,
+or end now), its stop (it ends now, by itself: no stop delay), or
+``barrier_timeout`` seconds (it goes on as without the barrier). A job that
+ends on its verdict is seen ended at once (its last value is known: no
+metric-delay hold).
+
+Events are produced lazily from heaps (job steps, the times a step can first
+be seen, and events waiting to be seen), one pending step per running job, so
+10,000 trials on hundreds of workers take seconds. Nothing here limits
+parallelism: the controller does.
 """
 
 from __future__ import annotations
@@ -47,6 +59,7 @@ from hb_core.events import (
     Launch,
     MetricReported,
     Resume,
+    RungVerdict,
     TrialCompleted,
     TrialFailed,
     TrialStarted,
@@ -63,7 +76,7 @@ Hyperparameters = Mapping[str, HyperparameterValue]
 ObjectiveFunction = Callable[[dict[str, HyperparameterValue], int], float]
 CostFunction = Union[float, Callable[[dict[str, HyperparameterValue], int], float]]
 
-_METRIC, _COMPLETE, _STOP = 0, 1, 2
+_METRIC, _COMPLETE, _STOP, _WAIT_OVER = 0, 1, 2, 3
 
 
 @dataclass
@@ -78,7 +91,9 @@ class _Job:
     warm: bool
     running: bool = True
     stop_at: float | None = None
-    trained: int = 0  # the last resource it printed
+    rung_levels: frozenset[int] = frozenset()  # where it waits for a verdict (rung barrier)
+    waiting: int | None = None  # the rung level it waits at now
+    settled: bool = False  # it ends on its verdict: its end is seen at once
 
 
 @dataclass
@@ -97,7 +112,8 @@ class SimulatedBackend:
     ``default_budget`` is used when a launch carries no budget (strategies
     other than Hyperband when the config names no epochs); ``price_per_second``
     prices the simulated jobs. ``startup_seconds`` is the older spelling of
-    ``Latency(startup_seconds=...)``.
+    ``Latency(startup_seconds=...)``. ``barrier_timeout``: the rung barrier's
+    timeout (None: scripts do not wait at rungs).
     """
 
     def __init__(
@@ -111,6 +127,7 @@ class SimulatedBackend:
         keep_alive_seconds: int = 0,
         default_budget: int | None = None,
         price_per_second: float | None = None,
+        barrier_timeout: float | None = None,
     ) -> None:
         if latency is not None and startup_seconds:
             raise ConfigError("startup_seconds", "`startup_seconds is given only without latency` must hold",
@@ -122,8 +139,10 @@ class SimulatedBackend:
         self.keep_alive = keep_alive_seconds if self.latency.warm_startup_seconds is not None else 0
         self.default_budget = default_budget
         self._price = price_per_second
+        self.barrier_timeout = barrier_timeout
         self._jobs: dict[str, _Job] = {}
         self._heap: list[tuple[float, int, str, int, int]] = []  # job steps: (time, tiebreak, trial, attempt, kind)
+        self._wakes: list[float] = []  # the earliest time each pending step can be seen (stale ones wake in vain)
         self._seen: list[tuple[float, int, Event]] = []  # events waiting to be seen: (time, tiebreak, event)
         self._tiebreak = itertools.count()
         self._pool: list[_Instance] = []
@@ -154,6 +173,8 @@ class SimulatedBackend:
         from_resource = action.from_resource if isinstance(action, Resume) else 0
         job = _Job(action.trial_id, action.attempt, dict(action.hyperparameters), budget, from_resource + 1, now,
                    now + self.latency.startup(warm), warm)
+        if self.barrier_timeout is not None:
+            job.rung_levels = frozenset(action.rung_levels)
         self._jobs[action.trial_id] = job
         self.launches.append((action.trial_id, action.attempt))
         self.n_running += 1
@@ -165,13 +186,30 @@ class SimulatedBackend:
         job = self._jobs.get(trial_id)
         if job is None or job.attempt != attempt or not job.running or job.stop_at is not None:
             return
-        job.stop_at = self.clock.now() + self.latency.stop_delay_seconds
-        heapq.heappush(self._heap, (job.stop_at, next(self._tiebreak), trial_id, attempt, _STOP))
+        now = self.clock.now()
+        if job.waiting is not None:  # at a barrier the script reads its stop verdict and ends there
+            job.settled = True
+            self._step(job, now, _STOP)
+            return
+        job.stop_at = now + self.latency.stop_delay_seconds
+        self._push(job, job.stop_at, _STOP, job.stop_at)
+
+    async def verdict(self, action: RungVerdict) -> None:
+        """A job waiting at ``action.level`` goes on from now to ``action.budget``, or ends now."""
+        job = self._jobs.get(action.trial_id)
+        if job is None or job.attempt != action.attempt or not job.running or job.waiting != action.level:
+            return  # not waiting there (any more): its wait timed out, or the barrier is off
+        job.waiting = None
+        job.budget = max(action.budget, action.level)
+        job.settled = not action.goes_on
+        self._schedule(job, self.clock.now())
 
     async def poll(self) -> list[Event]:
         now = self.clock.now()
         self._run_jobs(now)
         self._expire_pool(now)
+        while self._wakes and self._wakes[0] <= now:
+            heapq.heappop(self._wakes)
         events: list[Event] = []
         while self._seen and self._seen[0][0] <= now:
             events.append(self._record(_stamped(heapq.heappop(self._seen)[2], now)))
@@ -191,13 +229,8 @@ class SimulatedBackend:
         if self.latency.poll_interval_seconds > 0:
             return None
         candidates = [self._seen[0][0]] if self._seen else []
-        while self._heap:  # a job's next step is seen metric_delay_seconds after it happens, at the earliest
-            time, _, trial_id, attempt, _kind = self._heap[0]
-            job = self._jobs.get(trial_id)
-            if job is not None and job.attempt == attempt and job.running:
-                candidates.append(time + self.latency.metric_delay_seconds)
-                break
-            heapq.heappop(self._heap)
+        if self._wakes:
+            candidates.append(self._wakes[0])
         return min(candidates) if candidates else None
 
     async def close(self) -> None:
@@ -235,13 +268,18 @@ class SimulatedBackend:
                 continue
             self._step(job, time, kind)
 
+    def _push(self, job: _Job, when: float, kind: int, seen: float) -> None:
+        heapq.heappush(self._heap, (when, next(self._tiebreak), job.trial_id, job.attempt, kind))
+        heapq.heappush(self._wakes, seen)
+
     def _schedule(self, job: _Job, after: float) -> None:
+        delay = self.latency.metric_delay_seconds
         if job.next_resource > job.budget:
-            heapq.heappush(self._heap, (after, next(self._tiebreak), job.trial_id, job.attempt, _COMPLETE))
+            self._push(job, after, _COMPLETE, after if job.settled else after + delay)
             return
         cost = self.cost(job.hyperparameters, job.next_resource) if callable(self.cost) else self.cost
         when = after + float(cost)
-        heapq.heappush(self._heap, (when, next(self._tiebreak), job.trial_id, job.attempt, _METRIC))
+        self._push(job, when, _METRIC, when if job.next_resource in job.rung_levels else when + delay)
 
     def _step(self, job: _Job, time: float, kind: int) -> None:
         seen = time + self.latency.metric_delay_seconds
@@ -249,8 +287,14 @@ class SimulatedBackend:
         if kind == _STOP:  # a stop we asked for: its end is news at once, values printed before it come later
             self._show(time, TrialStopped(*key, time, billable_seconds=self._end(job, time)))
             return
+        if kind == _WAIT_OVER:  # no verdict came in time: the script goes on as without the barrier
+            if job.waiting is not None:
+                job.waiting = None
+                self._schedule(job, time)
+            return
         if kind == _COMPLETE:
-            self._show(seen, TrialCompleted(*key, time, billable_seconds=self._end(job, time)))
+            shown = time if job.settled else seen
+            self._show(shown, TrialCompleted(*key, time, billable_seconds=self._end(job, time)))
             return
         resource = job.next_resource
         try:
@@ -260,7 +304,15 @@ class SimulatedBackend:
             return
         job.next_resource += 1
         self.trained_resource += 1
-        job.trained = resource
+        if resource in job.rung_levels and self.barrier_timeout is not None:  # published next to its verdicts
+            self._show(time, MetricReported(*key, time, value, seq=resource, resource=resource))
+            if job.stop_at is not None:  # a stop is on its way: the script finds its stop verdict and ends here
+                job.settled = True
+                self._step(job, time, _STOP)
+                return
+            job.waiting = resource  # it waits there for its verdict
+            self._push(job, time + self.barrier_timeout, _WAIT_OVER, time + self.barrier_timeout)
+            return
         self._show(seen, MetricReported(*key, time, value, seq=resource, resource=resource))
         self._schedule(job, time)
 
