@@ -62,6 +62,9 @@ def test_local_tuning_dag_runs_and_pushes_results(airflow_home: AirflowHome, def
     assert Path(xcoms["state_uri"]).is_relative_to(airflow_home.home / "hyperband")
     log = (airflow_home.home / f"{dag_id}.log").read_text()
     assert "rank=" in log and "cutoff=" in log  # one line per decision in the task log
+    # the resource trained (billed) beside the resource judged, in the XCom and in the task log's summary
+    assert 0 < summary["judged_resource"] <= summary["total_resource"]
+    assert f"{summary['total_resource']} trained (billed)" in log and f"{summary['judged_resource']} judged" in log
 
 
 def test_failed_tuning_job_fails_the_task(airflow_home: AirflowHome) -> None:

@@ -148,6 +148,10 @@ def test_api_job_trials_and_decisions(dashboard: Dashboard, viewer: str) -> None
     assert [(r["bracket"], r["level"]) for r in job["rungs"]][:4] == [(0, 1), (0, 3), (0, 9), (0, 27)]
     trials = dashboard.json(f"/hyperband/api/jobs/{DONE}/trials", viewer)
     assert trials["total_entries"] == 30 and [t["trial_id"] for t in trials["trials"]][:2] == ["0000", "0001"]
+    # trained (billed) beside judged: each trial's, and the job's sums
+    assert job["summary"]["total_resource"] == sum(t["resource"] for t in trials["trials"])
+    assert job["summary"]["judged_resource"] == sum(t["judged_resource"] for t in trials["trials"])
+    assert all(t["judged_resource"] <= t["resource"] for t in trials["trials"])
     best = dashboard.json(f"/hyperband/api/jobs/{DONE}/trials?order=best&limit=1", viewer)["trials"]
     assert best[0]["trial_id"] == job["best_trial_id"] and best[0]["points"][-1]["resource"] == 27
     logged = LocalFileStore(dashboard.state_root / DONE).read_decisions()
@@ -264,6 +268,8 @@ def test_browser_job_page_shows_rungs_trials_charts_and_decisions(page: Any, das
     assert box is not None and box["width"] > 300 and box["height"] > 100
     assert page.locator("svg.chart-best polyline.best-line").count() == 1
     assert page.locator("#decision-table tbody tr").count() == 50
+    card = page.locator(".card", has_text="Resource trained (billed)")
+    assert card.count() == 1 and "judged" in card.inner_text()
     page.get_by_role("link", name="older").click()
     page.wait_for_url("**offset=50**")
     assert page.locator("#decision-table tbody tr").first.inner_text() != ""

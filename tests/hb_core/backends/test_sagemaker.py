@@ -442,12 +442,46 @@ async def test_stop_is_idempotent_and_stopping_an_unknown_job_reports_it_stopped
 
 async def test_a_job_we_stopped_ends_without_waiting_for_late_metrics(emulator: Callable[..., Emulator],
                                                                       aws: str) -> None:
+    make_bucket(aws, BUCKET)  # where the stopped job uploads its model (without it the job fails, not stops)
     emu = emulator()
     b = backend(emu.endpoint, aws, metric_delay_seconds=3600)  # a completed job would wait an hour for its metrics
     await b.launch(Launch("0000", 1, {"x": 0.5}, 9))
     await collect(b, lambda es: any(isinstance(e, TrialStarted) for e in es))
     await b.stop("0000", 1, "rank 3 of 3 at rung 1")
     assert isinstance((await collect(b, ended()))[-1], TrialStopped)
+    await b.close()
+
+
+async def test_a_stopped_jobs_values_that_arrive_after_its_end_are_still_read(emulator: Callable[..., Emulator],
+                                                                             aws: str) -> None:
+    """Its end is reported at once; the lines it printed before the stop landed are read on until the metric
+    delay is over (the controller records them: the trial's resource is what the job trained)."""
+    make_bucket(aws, BUCKET)  # where the stopped job uploads its model
+    emu = emulator()
+    b = backend(emu.endpoint, aws, request(max_resource=100), metric_delay_seconds=3600)
+    await b.launch(Launch("0000", 1, {"x": 0.5}, 100))  # 20 s of epochs: it is still training when stopped
+    first = await collect(b, lambda es: any(isinstance(e, MetricReported) for e in es))
+    real = b._logs
+
+    class Lagging:  # CloudWatch Logs ingestion lag: the lines printed from now on are not readable yet
+        lagging = True
+
+        async def read(self, cursor: Any) -> list[str]:
+            return [] if self.lagging else await real.read(cursor)
+
+    lagging = Lagging()
+    b._logs = lagging  # type: ignore[assignment]
+    await asyncio.sleep(1.0)  # the job prints a few more epochs (0.2 s each)
+    await b.stop("0000", 1, "rank 3 of 3 at rung 1")
+    ending = await collect(b, ended())
+    assert isinstance(ending[-1], TrialStopped)
+    assert not any(isinstance(e, MetricReported) for e in ending)
+    lagging.lagging = False
+    late = [e for e in await collect(b, lambda es: any(isinstance(e, MetricReported) for e in es))
+            if isinstance(e, MetricReported)]
+    seen = max(e.seq or 0 for e in first if isinstance(e, MetricReported))
+    assert late and [e.seq for e in late] == list(range(seen + 1, seen + 1 + len(late)))
+    assert all(e.value == score(0.5, e.seq or 0) for e in late)
     await b.close()
 
 
