@@ -10,8 +10,9 @@ resource it had reached when its stop was decided (``stop_resource`` in the
 state). It also checks the state's trained resource against the logs, and
 reports the controller's CPU time (``hb-tune run`` and the launchers it
 waits for; the trials are detached and not counted) per trial. ``--tree DIR``
-runs another checkout's ``hb_core`` and ``examples/mlp`` (e.g. the main
-branch, for the figure before event-driven rounds), without the barrier.
+runs another checkout's ``hb_core`` and ``examples/mlp`` without the barrier
+(its state must record ``stop_resource``, as this merge's does: without it
+the decision's resource is unknown and the overshoot reads 0).
 
 ``sim`` is :mod:`latency` (NAS-Bench-201, 5 workers, top-1% target) for
 Random, HB-stop and HB-promo with and without the barrier, under ``ideal``
@@ -36,28 +37,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
+from hb_core.state import TrialStatus, TuningState  # noqa: E402
+
 EPOCH_LINE = re.compile(r"^epoch=(\d+) ", re.MULTILINE)
 
 
 # ---------------------------------------------------------------- local: real processes
 
 
-def overshoots(job_dir: Path) -> tuple[list[int], int, int]:
+def overshoots(job_dir: Path) -> tuple[list[int], int, int, int]:
     """Epochs each stopped trial printed past the resource it had when its stop was decided; and the epochs
-    trained by every trial as the state records them and as the trials' own logs show them."""
-    state = json.loads((job_dir / "state.json").read_text())
-    result, recorded, logged = [], 0, 0
-    for trial in state["trials"]:
-        log = job_dir / "trials" / trial["trial_id"] / str(trial["attempt"]) / "output.log"
-        printed = [int(e) for e in EPOCH_LINE.findall(log.read_text())] if log.exists() else []
-        recorded += trial["points"][-1][0] if trial["points"] else 0
-        logged += max(printed, default=0)
-        if trial["status"] != "Stopped" or not trial["points"]:
-            continue
-        # a tree without stop_resource (before the merge of issue 14) recorded nothing past the decision
-        decided = trial.get("stop_resource", trial["points"][-1][0])
-        result.append(max(printed, default=decided) - decided)
-    return result, recorded, logged
+    trained by every trial as the state records them (and judged), and as the trials' own logs show them."""
+    state = TuningState.from_dict(json.loads((job_dir / "state.json").read_text()))
+    result, logged = [], 0
+    for trial in state.trials:
+        log = job_dir / "trials" / trial.trial_id / str(trial.attempt) / "output.log"
+        printed = max((int(e) for e in EPOCH_LINE.findall(log.read_text())), default=0) if log.exists() else 0
+        logged += printed
+        if trial.status is TrialStatus.STOPPED and trial.points:
+            result.append(printed - trial.judged_resource)
+    return result, state.total_resource(), logged, state.judged_resource()
 
 
 def local(jobs: int, tree: Path) -> None:
@@ -80,11 +79,11 @@ def local(jobs: int, tree: Path) -> None:
                            env={"OPENBLAS_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree)})
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-            over, recorded, logged = overshoots(Path(tmp) / "job")
+            over, recorded, logged, judged = overshoots(Path(tmp) / "job")
         print(f"{tree.name} barrier {'on ' if barrier else 'off'}: {len(over)} stopped trials, overshoot median "
               f"{statistics.median(over) if over else math.nan:g} epochs, mean {statistics.fmean(over) if over else 0:.2f}, "
-              f"max {max(over, default=0)}, total {sum(over)}; epochs trained {recorded} per the state, {logged} "
-              f"per the trials' logs; controller CPU {cpu:.1f} s, "
+              f"max {max(over, default=0)}, total {sum(over)}; epochs trained {recorded} per the state ({judged} "
+              f"judged), {logged} per the trials' logs; controller CPU {cpu:.1f} s, "
               f"{1000 * cpu / jobs:.0f} ms per trial")
 
 
