@@ -191,7 +191,7 @@ class Trial:
     def judged_resource(self) -> int:
         """Resource the controller judged: what the trial had reached when its stop was decided, else
         :attr:`resource` (the difference is the stop's overshoot, trained while the stop landed)."""
-        return self.resource if self.stop_resource is None else min(self.stop_resource, self.resource)
+        return self.resource if self.stop_resource is None else self.stop_resource
 
     @property
     def last_value(self) -> float | None:
