@@ -8,11 +8,22 @@ the earlier tests left, so the module runs in file order.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from tests.deployment.conftest import DAGS, Deployment
+from hb_core.backends.s3_store import S3Store
+from hb_core.emulator import Emulator
+from hb_core.naming import training_job_name
+from hb_core.state import Decision, TuningState, TuningStatus
+from tests import aws_fixtures
+from tests.aws_fixtures import aio_clients, client, make_bucket
+from tests.deployment.conftest import BUCKET, DAGS, Deployment
+
+moto_server, aws, emulator = aws_fixtures.moto_server, aws_fixtures.aws, aws_fixtures.emulator  # shared fixtures
 
 KILLED = "killed by a user"
 
@@ -87,6 +98,73 @@ def test_mark_failed_mid_run_stops_every_trial_and_ends_the_job_failed(deploymen
     assert deployment.task("hb_long", run_id)["state"] == "failed"
     assert_launched_once(deployment, name)
     deployment.runs[name] = "Failed"
+
+
+def s3_state(moto: str, state_uri: str) -> tuple[TuningState | None, list[Decision]]:
+    """The tuning job's state and decision log in S3 (moto), as the controller stored them."""
+    async def load() -> tuple[TuningState | None, list[Decision]]:
+        store = S3Store.from_uri(state_uri, aio_clients(moto))
+        try:
+            return await store.load(), list(await store.read_decisions())
+        finally:
+            await store.close()
+
+    return asyncio.run(load())
+
+
+def training_jobs(state: TuningState) -> list[str]:
+    """The names of every training job the state records (each attempt of each trial)."""
+    return sorted(training_job_name(state.job_name, t.trial_id, a) for t in state.trials
+                  for a in range(1, t.attempt + 1))
+
+
+def test_mark_failed_on_sagemaker_stops_every_training_job_and_ends_the_job_failed(
+    deployment: Deployment, emulator: Callable[..., Emulator], aws: str,
+) -> None:
+    emu = emulator(stop_grace_seconds=30.0)  # a stopped job saves its checkpoint (3 s), then ends Stopped
+    make_bucket(aws, BUCKET)
+    deployment.aws_connection(emu.endpoint)  # what the worker and the triggerer call: the emulator, then moto
+    sagemaker = client("sagemaker", emu.endpoint)
+
+    def described() -> dict[str, dict[str, Any]]:
+        """DescribeTrainingJob of every training job created so far."""
+        return {job: sagemaker.describe_training_job(TrainingJobName=job) for job in list(emu.created)}
+
+    run_id, name = deployment.trigger_deferred("hb_sagemaker")
+    state_uri = deployment.xcom("hb_sagemaker", run_id, "state_uri")
+    assert state_uri == f"s3://{BUCKET}/output/{name}/hyperband"
+    deployment.wait(lambda: sum(1 for d in described().values() if d["SecondaryStatus"] == "Training") >= 2, 120,
+                    "two training jobs training")
+    running = {job for job, d in described().items() if d["TrainingJobStatus"] == "InProgress"}
+    deployment.api("PATCH", f"/api/v2/dags/hb_sagemaker/dagRuns/{run_id}/taskInstances/tune",
+                   {"new_state": "failed"})
+
+    def terminal_and_ended() -> tuple[TuningState, list[Decision], dict[str, dict[str, Any]]] | None:
+        (state, decisions), jobs = s3_state(aws, state_uri), described()
+        ended = all(d["TrainingJobStatus"] not in ("InProgress", "Stopping") for d in jobs.values())
+        return (state, decisions, jobs) if state is not None and state.done and ended else None
+
+    state, decisions, jobs = deployment.wait(terminal_and_ended, 60, "every training job ended, the S3 state terminal")
+    assert state.status is TuningStatus.FAILED and KILLED in str(state.finish), state.finish
+    assert all(t.status.ended for t in state.trials) and not state.active
+    # every training job the abort stopped got its StopTrainingJob, and ended Stopped (its checkpoint saved);
+    # every one running when the task was marked failed ended, and none is still running
+    aborted = [training_job_name(name, t.trial_id, t.attempt) for t in state.trials
+               if (t.stop_reason or "").startswith("tuning job is stopping")]
+    assert aborted and set(aborted) <= set(emu.stop_requests), (aborted, emu.stop_requests)
+    for job in aborted:
+        assert (jobs[job]["TrainingJobStatus"], jobs[job]["SecondaryStatus"]) == ("Stopped", "Stopped"), jobs[job]
+    assert all(jobs[job]["TrainingJobStatus"] in ("Completed", "Stopped") for job in running), (running, jobs)
+    assert all(d["TrainingJobStatus"] in ("Completed", "Stopped") for d in jobs.values()), jobs
+    # no training job was created after the abort began, and each is in the state (none orphaned; the emulator
+    # refuses a name twice, as SageMaker does)
+    began = [d.time for d in decisions if d.action == "stopping" and KILLED in d.message]
+    assert len(began) == 1, [d.line() for d in decisions[-20:]]
+    assert all(d["CreationTime"].timestamp() <= began[0] for d in jobs.values()), (began, jobs)
+    assert set(emu.created) <= set(training_jobs(state)), (emu.created, training_jobs(state))
+    assert deployment.wait_run_ended("hb_sagemaker", run_id, 60) == "failed"
+    assert deployment.task("hb_sagemaker", run_id)["state"] == "failed"
+    assert sorted(emu.created) == sorted(jobs), "a training job was created after the tuning job ended"
 
 
 def test_clearing_a_running_task_reattaches_without_doubling_a_trial(deployment: Deployment) -> None:
