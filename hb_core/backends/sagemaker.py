@@ -105,6 +105,7 @@ from hb_core.backends._aws import (
     epoch,
 )
 from hb_core.backends.clock import Clock, RealClock
+from hb_core.backends.stores import StateStore
 from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import BackendError, ConfigError
 from hb_core.events import (
@@ -128,6 +129,7 @@ __all__ = [
     "AwsClients",
     "RetryPolicy",
     "SageMakerBackend",
+    "settle_sagemaker",
 ]
 
 log = logging.getLogger(__name__)
@@ -690,3 +692,17 @@ def _int(text: str | None) -> int:
     except ValueError:
         return 0
 
+
+
+async def settle_sagemaker(store: StateStore, clients: AwsClients, **options: Any) -> TuningState | None:
+    """The state in ``store`` (S3, usually), after finishing it if it was left Stopping with every training job
+    ended: for readers (the dashboard's S3 view, ``hb-tune show s3://...``), as
+    :func:`hb_core.backends.local.settle_local` is for local state. The training jobs are described through
+    ``clients`` (DescribeTrainingJob; nothing is created or stopped); ``options`` go to :class:`SageMakerBackend`.
+    """
+    from hb_core.runner import settle_stored
+
+    def backend_for(state: TuningState) -> SageMakerBackend:
+        return SageMakerBackend(state.config, job_name=state.job_name, clients=clients, **options)
+
+    return await settle_stored(store, backend_for, RealClock())
