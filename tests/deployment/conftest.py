@@ -76,18 +76,19 @@ BUCKET, AWS_CONN_ID = "hb-deployment", "aws_hb"
 
 #: DAG id -> its tuning request. ``hb_fast`` ends in seconds; ``hb_slow`` runs ~20 s; ``hb_long`` a minute or
 #: more, and its stops land 4 s after they are sent; ``hb_sagemaker`` is ``hb_long`` on SageMaker (the emulator),
-#: its stops landing 3 s after they are sent.
+#: with 27 s training jobs, their stops landing 3 s after they are sent; ``hb_sagemaker_held``'s land when the
+#: test lets them (``HB_TEST_STOP_UNTIL`` in the emulator's environment names the file whose creation lets them).
 DAGS = {
     "hb_fast": tiny_request(name="fast", jobs=6, parallel=2, max_resource=9, sleep=0.05),
     "hb_slow": tiny_request(name="slow", jobs=8, parallel=2, max_resource=9, sleep=0.4),
     "hb_long": checkpointing_request("long", 4.0, jobs=9, parallel=3, max_resource=27, sleep=0.5),
-    "hb_sagemaker": sagemaker_request("smlong", 3.0, jobs=9, parallel=3, max_resource=27, sleep=0.5),
+    "hb_sagemaker": sagemaker_request("smlong", 3.0, jobs=9, parallel=3, max_resource=27, sleep=1.0),
+    "hb_sagemaker_held": sagemaker_request("smheld", 120.0, jobs=9, parallel=3, max_resource=27, sleep=1.0),
 }
 #: The operator's arguments by DAG id (default: the local backend).
-OPTIONS = {
-    "hb_sagemaker": {"backend": "sagemaker", "aws_conn_id": AWS_CONN_ID, "region_name": REGION,
-                     "backend_options": {"metric_source": "logs"}},
-}
+SAGEMAKER = {"backend": "sagemaker", "aws_conn_id": AWS_CONN_ID, "region_name": REGION,
+             "backend_options": {"metric_source": "logs"}}
+OPTIONS = {"hb_sagemaker": SAGEMAKER, "hb_sagemaker_held": SAGEMAKER}
 
 ENDED_RUN_STATES = ("success", "failed")
 
@@ -158,11 +159,15 @@ class Deployment:
                          f"{dag_id} {run_id} ends")
 
     def aws_connection(self, endpoint: str) -> None:
-        """Create the connection :data:`AWS_CONN_ID`: every AWS call to ``endpoint``, dummy credentials."""
-        self.api("POST", "/api/v2/connections", {
-            "connection_id": AWS_CONN_ID, "conn_type": "aws", "login": "testing", "password": "testing",
-            "extra": json.dumps({"endpoint_url": endpoint, "region_name": REGION}),
-        }, expect=201)
+        """Create (or update) the connection :data:`AWS_CONN_ID`: every AWS call to ``endpoint``, dummy
+        credentials."""
+        body = {"connection_id": AWS_CONN_ID, "conn_type": "aws", "login": "testing", "password": "testing",
+                "extra": json.dumps({"endpoint_url": endpoint, "region_name": REGION})}
+        status, raw = self.airflow.request("POST", "/api/v2/connections", body, token=self.token)
+        if status == 409:  # an earlier test made it: point it at this endpoint
+            self.api("PATCH", f"/api/v2/connections/{AWS_CONN_ID}", body)
+        else:
+            assert status == 201, f"POST /api/v2/connections: {status} {raw[:500]!r}"
 
     # ------------------------------------------------------------ the machine
 

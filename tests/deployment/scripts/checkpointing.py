@@ -2,8 +2,8 @@
 
 On SIGTERM (SageMaker's stop, and the local backend's) it takes ``--stop_seconds`` to save
 before it exits, as real training scripts do: a stop lands seconds after it is sent. With
-``--stop_until PATH`` it saves until that file exists (at most ``--stop_seconds``), so a test
-decides when the stops land.
+``--stop_until PATH`` (default: $HB_TEST_STOP_UNTIL) it saves until that file exists (at most
+``--stop_seconds``), so a test decides when the stops land.
 Appends its job name to $HB_TEST_LAUNCHES when it starts.
 """
 
@@ -18,7 +18,7 @@ parser.add_argument("--epochs", type=int, required=True)
 parser.add_argument("-x", "--x", type=float, default=0.5)
 parser.add_argument("--sleep", type=float, default=0.0)
 parser.add_argument("--stop_seconds", type=float, default=0.0)
-parser.add_argument("--stop_until", default=None)
+parser.add_argument("--stop_until", default=os.environ.get("HB_TEST_STOP_UNTIL"))
 args, _ = parser.parse_known_args()
 
 if os.environ.get("HB_TEST_LAUNCHES"):
