@@ -693,12 +693,12 @@ def _int(text: str | None) -> int:
         return 0
 
 
-
 async def settle_sagemaker(store: StateStore, clients: AwsClients, **options: Any) -> TuningState | None:
     """The state in ``store`` (S3, usually), after finishing it if it was left Stopping with every training job
     ended: for readers (the dashboard's S3 view, ``hb-tune show s3://...``), as
-    :func:`hb_core.backends.local.settle_local` is for local state. The training jobs are described through
-    ``clients`` (DescribeTrainingJob; nothing is created or stopped); ``options`` go to :class:`SageMakerBackend`.
+    :func:`hb_core.backends.local.settle_local` is for local state. The training jobs are followed through
+    ``clients`` as a controller reattaching follows them (:meth:`SageMakerBackend.reconcile`: nothing is
+    created); ``options`` go to :class:`SageMakerBackend`.
     """
     from hb_core.runner import settle_stored
 

@@ -76,8 +76,8 @@ BUCKET, AWS_CONN_ID = "hb-deployment", "aws_hb"
 
 #: DAG id -> its tuning request. ``hb_fast`` ends in seconds; ``hb_slow`` runs ~20 s; ``hb_long`` a minute or
 #: more, and its stops land 4 s after they are sent; ``hb_sagemaker`` is ``hb_long`` on SageMaker (the emulator),
-#: with 27 s training jobs, their stops landing 3 s after they are sent; ``hb_sagemaker_held``'s land when the
-#: test lets them (``HB_TEST_STOP_UNTIL`` in the emulator's environment names the file whose creation lets them).
+#: with 27 s training jobs, their stops landing 3 s after they are sent; ``hb_sagemaker_held``'s land at once,
+#: or, while the file ``HB_TEST_STOP_HOLD`` (in the emulator's environment) names exists, when the test removes it.
 DAGS = {
     "hb_fast": tiny_request(name="fast", jobs=6, parallel=2, max_resource=9, sleep=0.05),
     "hb_slow": tiny_request(name="slow", jobs=8, parallel=2, max_resource=9, sleep=0.4),

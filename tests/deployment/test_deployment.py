@@ -136,9 +136,10 @@ class SageMakerRun:
 
         return asyncio.run(load())
 
-    def mark_failed_while_training(self) -> set[str]:
+    def mark_failed_while_training(self, hold: Path | None = None) -> set[str]:
         """Mark the task failed (REST) once two training jobs train and the controller in the triggerer has
-        recorded values of theirs; the jobs that were running."""
+        recorded values of theirs (creating ``hold`` first: the stops sent from then on do not land while it
+        exists); the jobs that were running."""
         def training() -> bool:
             state, _ = self.state()
             jobs = self.described()
@@ -147,6 +148,8 @@ class SageMakerRun:
             return sum(1 for job in followed if jobs.get(job, {}).get("SecondaryStatus") == "Training") >= 2
 
         self.deployment.wait(training, 120, "two training jobs training, with values in the state")
+        if hold is not None:
+            hold.touch()
         running = {job for job, d in self.described().items() if d["TrainingJobStatus"] == "InProgress"}
         self.deployment.api("PATCH", f"/api/v2/dags/{self.dag_id}/dagRuns/{self.run_id}/taskInstances/tune",
                             {"new_state": "failed"})
@@ -197,10 +200,10 @@ def test_a_triggerer_killed_mid_abort_on_sagemaker_leaves_the_job_stopping_until
     deployment: Deployment, emulator: Callable[..., Emulator], aws: str, tmp_path: Path,
 ) -> None:
     """The task is failed, so no retry comes back to it: whoever reads the S3 state next finishes it."""
-    release = tmp_path / "release"  # the stopped training jobs end once it exists
-    run = SageMakerRun(deployment, emulator(stop_grace_seconds=150.0, env={"HB_TEST_STOP_UNTIL": str(release)}),
+    hold = tmp_path / "hold"  # while it exists, a stopped training job saves its checkpoint (at most 120 s)
+    run = SageMakerRun(deployment, emulator(stop_grace_seconds=150.0, env={"HB_TEST_STOP_HOLD": str(hold)}),
                        aws, "hb_sagemaker_held")
-    run.mark_failed_while_training()
+    run.mark_failed_while_training(hold)
 
     def stops_sent() -> TuningState | None:  # the abort's first checkpoint, and each of its stops, sent
         state, _ = run.state()
@@ -211,7 +214,7 @@ def test_a_triggerer_killed_mid_abort_on_sagemaker_leaves_the_job_stopping_until
     deployment.wait(stops_sent, 60, "the abort's stops sent")
     deployment.airflow.kill("triggerer")  # SIGKILL mid-abort: the stops have not landed
     deployment.airflow.start("triggerer")
-    release.touch()
+    hold.unlink()  # the stops land
     jobs = deployment.wait(run.ended, 60, "every training job ended")
     left, _ = run.state()
     assert left is not None and left.status is TuningStatus.STOPPING, left  # nothing runs that would finish it

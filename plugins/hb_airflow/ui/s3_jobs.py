@@ -23,8 +23,9 @@ a job left ``Stopping`` (its controller was cancelled, or its triggerer died,
 mid-abort) is finished on read once every training job of it has ended
 (:func:`hb_core.backends.sagemaker.settle_sagemaker`: DescribeTrainingJob,
 then the state saved compare-and-set), as the local reader does. That takes
-``sagemaker:DescribeTrainingJob``, ``sagemaker:ListTags``, ``logs:GetLogEvents``
-and ``s3:PutObject`` under the job's prefix; without them the job is shown as
+what a controller needs to follow a training job (``DescribeTrainingJob``,
+``ListTrainingJobs``, ``ListTags``, the CloudWatch Logs reads) and
+``s3:PutObject`` under the job's prefix; without them the job is shown as
 stored (a warning is logged).
 
 Names are checked as in :class:`~hb_airflow.ui.jobs.StateRoot`, so a name can

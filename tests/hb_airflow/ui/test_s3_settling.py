@@ -34,18 +34,18 @@ CHECKPOINTING = Path(__file__).resolve().parents[2] / "deployment" / "scripts"
 REASON = "the Airflow task was killed by a user"
 
 
-def slow_stopping(name: str, release: Path) -> dict[str, object]:
-    """A request whose stopped training jobs end when the file ``release`` exists (at most 60 s after their stop)."""
+def slow_stopping(name: str, hold: Path) -> dict[str, object]:
+    """A request whose stopped training jobs end once the file ``hold`` is gone (at most 60 s after their stop)."""
     body = request(name=name, jobs=6, parallel=2, max_resource=27, sleep=0.5)
     body["TrainingJobDefinition"]["StaticHyperParameters"].update(  # type: ignore[index]
         {"sagemaker_program": "checkpointing.py", "sagemaker_submit_directory": str(CHECKPOINTING),
-         "stop_seconds": "60", "stop_until": str(release)})
+         "stop_seconds": "60", "stop_hold": str(hold)})
     return body
 
 
-async def left_stopping(emu: Emulator, moto: str, name: str, release: Path) -> TuningState:
+async def left_stopping(emu: Emulator, moto: str, name: str, hold: Path) -> TuningState:
     """Run tuning job ``name`` until two training jobs train, abort it, and die before the stops land."""
-    body = slow_stopping(name, release)
+    body = slow_stopping(name, hold)
     sagemaker = backend(emu.endpoint, moto, body)
     store = S3Store(BUCKET, f"output/{name}/hyperband", aio_clients(moto))
     tuner = Tuner(sagemaker.config, sagemaker, store, RealClock(), job_name=name, poll_interval=0.2)
@@ -57,6 +57,7 @@ async def left_stopping(emu: Emulator, moto: str, name: str, release: Path) -> T
                 break
             await tuner.step()
             await asyncio.sleep(0.2)
+        hold.touch()
         state = await tuner.abort(REASON, timeout=0)  # the stops are sent; nobody waits for them to land
     finally:
         await sagemaker.close()
@@ -93,10 +94,10 @@ def test_the_readers_of_s3_state_finish_a_job_left_stopping_once_its_training_jo
 ) -> None:
     make_bucket(aws, BUCKET)
     emu = emulator(stop_grace_seconds=90.0)
-    release = {name: tmp_path / f"release-{name}" for name in ("dashboard", "shown")}
+    hold = {name: tmp_path / f"hold-{name}" for name in ("dashboard", "shown")}
 
     async def both() -> None:
-        await asyncio.gather(*(left_stopping(emu, aws, name, path) for name, path in release.items()))
+        await asyncio.gather(*(left_stopping(emu, aws, name, path) for name, path in hold.items()))
 
     asyncio.run(both())
     stopped = set(emu.stop_requests)
@@ -106,7 +107,7 @@ def test_the_readers_of_s3_state_finish_a_job_left_stopping_once_its_training_jo
     loaded = root.load("dashboard")
     assert loaded.state is not None and loaded.state.status is TuningStatus.STOPPING
     assert root.load("dashboard").state == loaded.state and stored(aws, "dashboard") == loaded.state
-    release["dashboard"].touch()  # the stopped training jobs have saved their checkpoints: they end
+    hold["dashboard"].unlink()  # the stopped training jobs have saved their checkpoints: they end
     wait_for(lambda: jobs_ended(emu, "dashboard"), 30, "the dashboard job's training jobs end")
     settled = root.load("dashboard").state  # the same root: a stopping state is not served from its cache
     assert settled is not None
@@ -120,7 +121,7 @@ def test_the_readers_of_s3_state_finish_a_job_left_stopping_once_its_training_jo
     show = [sys.executable, "-m", "hb_core.cli", "show", uri, "--endpoint-url", emu.endpoint, "--region", "us-east-1"]
     early = subprocess.run(show, capture_output=True, text=True, timeout=60, check=False)
     assert early.returncode == 0 and "Stopping" in early.stdout, (early.stdout, early.stderr[-2000:])
-    release["shown"].touch()
+    hold["shown"].unlink()
     wait_for(lambda: jobs_ended(emu, "shown"), 30, "the shown job's training jobs end")
     shown = subprocess.run(show, capture_output=True, text=True, timeout=60, check=False)
     assert shown.returncode == 1 and "Failed" in shown.stdout, (shown.stdout, shown.stderr[-2000:])
