@@ -23,7 +23,7 @@ from hb_core.backends.clock import RealClock
 from hb_core.backends.s3_store import S3Store
 from hb_core.emulator import Emulator
 from hb_core.runner import Tuner
-from hb_core.state import TuningState, TuningStatus
+from hb_core.state import TrialStatus, TuningState, TuningStatus
 from tests import aws_fixtures
 from tests.aws_fixtures import aio_clients, client, make_bucket, wait_for
 from tests.hb_core.backends.test_sagemaker import BUCKET, backend, request
@@ -44,19 +44,19 @@ def slow_stopping(name: str, hold: Path) -> dict[str, object]:
 
 
 async def left_stopping(emu: Emulator, moto: str, name: str, hold: Path) -> TuningState:
-    """Run tuning job ``name`` until two training jobs train, abort it, and die before the stops land."""
+    """Run tuning job ``name`` until two training jobs report values, abort it, and die before the stops land."""
     body = slow_stopping(name, hold)
     sagemaker = backend(emu.endpoint, moto, body)
     store = S3Store(BUCKET, f"output/{name}/hyperband", aio_clients(moto))
     tuner = Tuner(sagemaker.config, sagemaker, store, RealClock(), job_name=name, poll_interval=0.2)
     try:
-        await tuner.start()
-        for _ in range(300):  # at most ~60 s
-            mine = [job for job in list(emu.created) if job.startswith(f"{name}-")]
-            if sum(emu.job(job)["SecondaryStatus"] == "Training" for job in mine) >= 2:
+        state = await tuner.start()
+        for _ in range(300):  # at most ~60 s: until both running jobs have printed (their SIGTERM handler is set)
+            active = [state.trials[i] for i in state.active]
+            if len(active) == 2 and all(t.points and t.status is TrialStatus.IN_PROGRESS for t in active):
                 break
-            await tuner.step()
             await asyncio.sleep(0.2)
+            state = await tuner.step()
         hold.touch()
         state = await tuner.abort(REASON, timeout=0)  # the stops are sent; nobody waits for them to land
     finally:
