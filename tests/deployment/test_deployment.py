@@ -3,7 +3,11 @@
 One deployment (four Airflow processes, LocalExecutor, SQLite) serves the
 whole module; each test triggers its own DAG run through the REST API and
 waits, bounded, for what a user would see. The dashboard test reads the runs
-the earlier tests left, so the module runs in file order.
+the earlier tests left, so the module runs in file order. The SageMaker tests
+start a moto server and the SageMaker emulator in this process, on 127.0.0.1,
+and point the deployment's AWS connection at the emulator (REST API): what
+they assert is read from the emulator (DescribeTrainingJob, the StopTrainingJob
+calls it received) and from the state in S3.
 """
 
 from __future__ import annotations
