@@ -35,7 +35,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: In start order: the scheduler last, once the api-server answers (:meth:`LocalAirflow.start_all`).
+COMPONENTS = ("api-server", "dag-processor", "triggerer", "scheduler")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -107,8 +108,13 @@ class LocalAirflow:
         return process
 
     def start_all(self, timeout: float = 240.0) -> None:
+        """Migrate, then start the components; the scheduler once the api-server answers (its workers call the
+        execution API there from their first step: a run left queued by the last stop would otherwise start
+        against a closed port and fail after four retries)."""
         self.migrate()
         for component in COMPONENTS:
+            if component == "scheduler":
+                self.wait_serving(timeout)
             self.start(component)
         self.wait_healthy(timeout)
 
@@ -144,6 +150,17 @@ class LocalAirflow:
         except OSError:
             return None
         return json.loads(body) if status == 200 else None
+
+    def wait_serving(self, timeout: float = 240.0) -> None:
+        """Until the api-server answers its health endpoint (bounded)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if self.health() is not None:
+                return
+            time.sleep(0.5)
+        raise AirflowFailed(f"the api-server does not answer on {self.url} after {timeout:.0f} s:\n"
+                            f"{_tail(self.log('api-server'))}")
 
     def wait_healthy(self, timeout: float = 240.0, components: tuple[str, ...] = ("scheduler", "triggerer",
                                                                                   "dag_processor")) -> None:

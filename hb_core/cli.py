@@ -400,9 +400,12 @@ def _show(args: argparse.Namespace) -> int:
 
 
 async def _show_s3(args: argparse.Namespace) -> int:
-    store = s3_store(args.dir, _aws_clients(args))
+    from hb_core.backends.sagemaker import settle_sagemaker
+
+    clients = _aws_clients(args)
+    store = s3_store(args.dir, clients)
     try:
-        state = await store.load()
+        state = await settle_sagemaker(store, clients)  # a job left Stopping whose jobs all ended is finished first
     finally:
         await store.close()
     if state is None:

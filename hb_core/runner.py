@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from hb_core.backends.base import Backend, EventSource, VerdictSink
 from hb_core.backends.clock import Clock
@@ -317,3 +317,26 @@ class Tuner:
                 await self.backend.stop(action.trial_id, action.attempt, action.reason)
             elif isinstance(action, RungVerdict) and isinstance(self.backend, VerdictSink):
                 await self.backend.verdict(action)
+
+
+async def settle_stored(store: StateStore, backend_for: Callable[[TuningState], Backend | None],
+                        clock: Clock) -> TuningState | None:
+    """For a reader (the dashboard, ``hb-tune show``): the state in ``store``, finished first if it was left
+    Stopping with every training job ended (:meth:`Tuner.settle`).
+
+    ``backend_for(state)`` makes the backend that reconciles a stopping job
+    (None when it cannot: the state is returned as stored); it is made only
+    for a stopping job and closed after. Any other state is returned as stored.
+    The one path of :func:`hb_core.backends.local.settle_local` and
+    :func:`hb_core.backends.sagemaker.settle_sagemaker`.
+    """
+    state = await store.load()
+    if state is None or state.status is not TuningStatus.STOPPING:
+        return state
+    backend = backend_for(state)
+    if backend is None:
+        return state
+    try:
+        return await Tuner(state.config, backend, store, clock, job_name=state.job_name).settle()
+    finally:
+        await backend.close()

@@ -672,18 +672,15 @@ async def settle_local(job_dir: str | os.PathLike[str]) -> TuningState | None:
     For readers (the dashboard, ``hb-tune show``): a job whose controller was
     cancelled or died mid-abort is reconciled with its attempt directories and,
     when no training job of it is still running, its end is checkpointed
-    (:meth:`hb_core.runner.Tuner.settle`: compare-and-set, nothing launched or
+    (:func:`hb_core.runner.settle_stored`: compare-and-set, nothing launched or
     stopped). Any other state is returned as stored.
     """
     from hb_core.backends.stores import LocalFileStore
-    from hb_core.runner import Tuner
+    from hb_core.runner import settle_stored
 
-    store = LocalFileStore(job_dir)
-    state = await store.load()
-    if state is None or state.status.value != "Stopping" or state.config.training_job_definition is None:
-        return state
-    backend = LocalBackend(state.config, job_dir, job_name=state.job_name)
-    try:
-        return await Tuner(state.config, backend, store, RealClock(), job_name=state.job_name).settle()
-    finally:
-        await backend.close()
+    def backend_for(state: TuningState) -> LocalBackend | None:
+        if state.config.training_job_definition is None:
+            return None
+        return LocalBackend(state.config, job_dir, job_name=state.job_name)
+
+    return await settle_stored(LocalFileStore(job_dir), backend_for, RealClock())

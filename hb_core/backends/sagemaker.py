@@ -129,6 +129,7 @@ from hb_core.backends._aws import (
 )
 from hb_core.backends.clock import Clock, RealClock
 from hb_core.backends.s3_store import MISSING_CODES, parse_s3_uri
+from hb_core.backends.stores import StateStore
 from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import BackendError, ConfigError
 from hb_core.events import (
@@ -153,6 +154,7 @@ __all__ = [
     "AwsClients",
     "RetryPolicy",
     "SageMakerBackend",
+    "settle_sagemaker",
 ]
 
 log = logging.getLogger(__name__)
@@ -804,3 +806,17 @@ def _int(text: str | None) -> int:
     except ValueError:
         return 0
 
+
+async def settle_sagemaker(store: StateStore, clients: AwsClients, **options: Any) -> TuningState | None:
+    """The state in ``store`` (S3, usually), after finishing it if it was left Stopping with every training job
+    ended: for readers (the dashboard's S3 view, ``hb-tune show s3://...``), as
+    :func:`hb_core.backends.local.settle_local` is for local state. The training jobs are followed through
+    ``clients`` as a controller reattaching follows them (:meth:`SageMakerBackend.reconcile`: nothing is
+    created); ``options`` go to :class:`SageMakerBackend`.
+    """
+    from hb_core.runner import settle_stored
+
+    def backend_for(state: TuningState) -> SageMakerBackend:
+        return SageMakerBackend(state.config, job_name=state.job_name, clients=clients, **options)
+
+    return await settle_stored(store, backend_for, RealClock())

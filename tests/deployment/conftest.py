@@ -6,6 +6,12 @@ component's trial launches appended to ``<home>/launches.txt``. Tests drive it
 through the public REST API as a user would (:class:`Deployment`); the
 teardown stops every component and checks that no process it started (the
 components' groups, every trial's supervisor) is left.
+
+``hb_sagemaker`` tunes on SageMaker: its test starts a moto server and the
+SageMaker training-job emulator in the test process (both on 127.0.0.1) and
+creates, through the REST API, the Airflow AWS connection whose
+``endpoint_url`` is the emulator (which serves SageMaker and proxies S3,
+CloudWatch and Logs to moto), as a user points a deployment at AWS.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any, TypeVar
 import pytest
 
 from deploy.local_airflow import LocalAirflow
+from tests.aws_fixtures import REGION, ROLE
 from tests.hb_airflow.conftest import live_group_members, tiny_request
 
 T = TypeVar("T")
@@ -32,10 +39,11 @@ import pendulum
 from airflow.sdk import DAG
 from hb_airflow.operators import HyperbandTuningOperator
 
+OPTIONS = json.loads({options!r})
 for dag_id, request in json.loads({dags!r}).items():
     with DAG(dag_id=dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False) as dag:
-        HyperbandTuningOperator(task_id="tune", tuning_request=request, backend="local", poll_interval=0.5,
-                                deferrable=True)
+        HyperbandTuningOperator(task_id="tune", tuning_request=request, poll_interval=0.5, deferrable=True,
+                                **OPTIONS.get(dag_id, {{"backend": "local"}}))
     globals()[dag_id] = dag
 """
 
@@ -51,13 +59,36 @@ def checkpointing_request(name: str, stop_seconds: float, **kwargs: Any) -> dict
     return request
 
 
+def sagemaker_request(name: str, stop_seconds: float, **kwargs: Any) -> dict[str, Any]:
+    """:func:`checkpointing_request` as SageMaker training jobs (the emulator runs the same script), its
+    output (and so its state, ``<S3OutputPath>/<job>/hyperband``) in the bucket :data:`BUCKET`."""
+    request = checkpointing_request(name, stop_seconds, **kwargs)
+    request["TrainingJobDefinition"].update({
+        "RoleArn": ROLE,
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/output"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+    })
+    return request
+
+
+#: The bucket of the SageMaker DAG's output and state (in moto), and the Airflow AWS connection it uses.
+BUCKET, AWS_CONN_ID = "hb-deployment", "aws_hb"
+
 #: DAG id -> its tuning request. ``hb_fast`` ends in seconds; ``hb_slow`` runs ~20 s; ``hb_long`` a minute or
-#: more, and its stops land 4 s after they are sent.
+#: more, and its stops land 4 s after they are sent; ``hb_sagemaker`` is ``hb_long`` on SageMaker (the emulator),
+#: with 27 s training jobs, their stops landing 3 s after they are sent; ``hb_sagemaker_held``'s land at once,
+#: or, while the file ``HB_TEST_STOP_HOLD`` (in the emulator's environment) names exists, when the test removes it.
 DAGS = {
     "hb_fast": tiny_request(name="fast", jobs=6, parallel=2, max_resource=9, sleep=0.05),
     "hb_slow": tiny_request(name="slow", jobs=8, parallel=2, max_resource=9, sleep=0.4),
     "hb_long": checkpointing_request("long", 4.0, jobs=9, parallel=3, max_resource=27, sleep=0.5),
+    "hb_sagemaker": sagemaker_request("smlong", 3.0, jobs=9, parallel=3, max_resource=27, sleep=1.0),
+    "hb_sagemaker_held": sagemaker_request("smheld", 120.0, jobs=9, parallel=3, max_resource=27, sleep=1.0),
 }
+#: The operator's arguments by DAG id (default: the local backend).
+SAGEMAKER = {"backend": "sagemaker", "aws_conn_id": AWS_CONN_ID, "region_name": REGION,
+             "backend_options": {"metric_source": "logs"}}
+OPTIONS = {"hb_sagemaker": SAGEMAKER, "hb_sagemaker_held": SAGEMAKER}
 
 ENDED_RUN_STATES = ("success", "failed")
 
@@ -127,6 +158,17 @@ class Deployment:
         return self.wait(lambda: (s := self.run_state(dag_id, run_id)) in ENDED_RUN_STATES and s, timeout,
                          f"{dag_id} {run_id} ends")
 
+    def aws_connection(self, endpoint: str) -> None:
+        """Create (or update) the connection :data:`AWS_CONN_ID`: every AWS call to ``endpoint``, dummy
+        credentials."""
+        body = {"connection_id": AWS_CONN_ID, "conn_type": "aws", "login": "testing", "password": "testing",
+                "extra": json.dumps({"endpoint_url": endpoint, "region_name": REGION})}
+        status, raw = self.airflow.request("POST", "/api/v2/connections", body, token=self.token)
+        if status == 409:  # an earlier test made it: point it at this endpoint
+            self.api("PATCH", f"/api/v2/connections/{AWS_CONN_ID}", body)
+        else:
+            assert status == 201, f"POST /api/v2/connections: {status} {raw[:500]!r}"
+
     # ------------------------------------------------------------ the machine
 
     @property
@@ -175,7 +217,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     home = tmp_path_factory.mktemp("deployment")
     dags = home / "dags"
     dags.mkdir()
-    (dags / "hb_deployment.py").write_text(DAG_SOURCE.format(dags=json.dumps(DAGS)))
+    (dags / "hb_deployment.py").write_text(DAG_SOURCE.format(dags=json.dumps(DAGS), options=json.dumps(OPTIONS)))
     airflow = LocalAirflow(home, dags, _free_port(), extra_env={
         "HB_TEST_LAUNCHES": str(home / "launches.txt"),
         # a killed triggerer's triggers move to the next one after this long without a heartbeat

@@ -174,8 +174,10 @@ async def test_a_reader_finishes_a_job_whose_abort_died_midway(tmp_path: Path, l
     await dying.backend.close()  # the triggerer is gone: nobody records the ends
     assert stopping is not None and stopping.status.value == "Stopping" and stopping.active
 
+    root = StateRoot(tmp_path)  # one root, as the API server keeps it: a stopping job is not served from its cache
+
     async def read() -> TuningState | None:  # what the dashboard shows of it (it reads in a worker thread)
-        return (await asyncio.to_thread(StateRoot(tmp_path).load, "orphaned")).state
+        return (await asyncio.to_thread(root.load, "orphaned")).state
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + WAIT

@@ -80,6 +80,7 @@ def _state_root(setting: str, aws_conn_id: str, region_name: str) -> JobSource:
     if setting.startswith("s3://"):
         from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 
+        from hb_airflow.aws import HookClients
         from hb_airflow.ui.s3_jobs import S3StateRoot
 
         try:
@@ -87,7 +88,8 @@ def _state_root(setting: str, aws_conn_id: str, region_name: str) -> JobSource:
         except Exception as exc:  # a missing or broken connection: say which, as a 502 like any S3 failure
             raise StateRootUnavailable(f"cannot make an S3 client for {setting} from [hyperband] aws_conn_id "
                                        f"{aws_conn_id!r}: {type(exc).__name__}: {exc}") from exc
-        return S3StateRoot(setting, client)
+        # the same connection's aiobotocore clients finish a job left Stopping (hb_airflow.ui.s3_jobs)
+        return S3StateRoot(setting, client, clients=HookClients(aws_conn_id, region_name or None))
     if "://" in setting:
         raise HTTPException(501, f"`[hyperband] state_root is a local directory or s3://bucket/prefix` must hold, "
                                  f"but got {setting!r}")

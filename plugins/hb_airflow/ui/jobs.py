@@ -41,10 +41,10 @@ from hb_core.backends.local import settle_local
 from hb_core.backends.stores import LocalFileStore
 from hb_core.errors import StateError
 from hb_core.naming import JOB_NAME_PATTERN
-from hb_core.state import Decision, TuningState
+from hb_core.state import Decision, TuningState, TuningStatus
 
 __all__ = ["BadJobName", "DecisionPage", "JobSource", "LoadedJob", "StateRoot", "StateRootUnavailable", "UnknownJob",
-           "check_job_name"]
+           "check_job_name", "stopping"]
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +166,11 @@ class StateRoot(JobSource):
         signature = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             cached = self._cache.get(path)
-            if cached and cached[0] == signature:
+            if cached and cached[0] == signature and not stopping(cached[1]):  # a stopping one: settle again
                 self._cache.move_to_end(path)
                 return cached[1]
         loaded = self._read(name, path, stat.st_mtime)
-        if loaded.state is not None and loaded.state.status.value == "Stopping":
+        if stopping(loaded):
             loaded = self._settled(name, path, loaded)
         with self._lock:
             self._cache[path] = (signature, loaded)
@@ -244,6 +244,11 @@ class StateRoot(JobSource):
             log.warning("tuning job %s: cannot read %s: %s", name, path, exc)
             return LoadedJob(name, None, mtime, f"{type(exc).__name__}: {exc}")
         return parse_state(name, str(path), body, mtime)
+
+
+def stopping(loaded: LoadedJob) -> bool:
+    """Whether ``loaded`` is a job left Stopping, which a reader settles (module docstring)."""
+    return loaded.state is not None and loaded.state.status is TuningStatus.STOPPING
 
 
 def parse_state(name: str, where: str, body: bytes, updated_time: float) -> LoadedJob:

@@ -18,6 +18,16 @@ page is one listing of ``decisions/`` (per 1,000 rounds: the counts in the
 keys give the total) and a ``GetObject`` only for the rounds on the page; a
 decision object is never rewritten, so it is parsed once and cached.
 
+Reconciling: given ``clients`` (aiobotocore clients on the same connection),
+a job left ``Stopping`` (its controller was cancelled, or its triggerer died,
+mid-abort) is finished on read once every training job of it has ended
+(:func:`hb_core.backends.sagemaker.settle_sagemaker`: DescribeTrainingJob,
+then the state saved compare-and-set), as the local reader does. That takes
+what a controller needs to follow a training job (``DescribeTrainingJob``,
+``ListTrainingJobs``, ``ListTags``, the CloudWatch Logs reads) and
+``s3:PutObject`` under the job's prefix; without them the job is shown as
+stored (a warning is logged).
+
 Names are checked as in :class:`~hb_airflow.ui.jobs.StateRoot`, so a name can
 never address a key outside ``<prefix>/<name>/``. S3 errors (no bucket, access
 denied, no endpoint) raise :class:`~hb_airflow.ui.jobs.StateRootUnavailable`
@@ -26,6 +36,8 @@ naming the URI and the error code.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -42,12 +54,16 @@ from hb_airflow.ui.jobs import (
     check_job_name,
     parse_decision,
     parse_state,
+    stopping,
 )
-from hb_core.backends._aws import MAX_PAGES
+from hb_core.backends._aws import MAX_PAGES, AwsClients
 from hb_core.backends.s3_store import S3Store, one_key_per_revision, parse_decision_key, parse_s3_uri
-from hb_core.state import Decision
+from hb_core.backends.sagemaker import settle_sagemaker
+from hb_core.state import Decision, TuningState
 
 __all__ = ["S3StateRoot"]
+
+log = logging.getLogger(__name__)
 
 #: The layouts of a job under the root, most likely first (module docstring).
 LAYOUTS = ("{name}/hyperband/", "{name}/")
@@ -58,14 +74,17 @@ _NOT_MODIFIED = ("304", "NotModified")
 class S3StateRoot(JobSource):
     """Read-only view of the tuning jobs under ``s3://bucket/prefix`` (module docstring).
 
-    ``client`` is a boto3 S3 client (thread-safe; the app serves pages from a thread pool).
+    ``client`` is a boto3 S3 client (thread-safe; the app serves pages from a thread pool); ``clients``, when
+    given, the aiobotocore clients that finish a job left Stopping (module docstring).
     """
 
-    def __init__(self, uri: str, client: Any, *, cache_size: int = 32, object_cache_size: int = 4096) -> None:
+    def __init__(self, uri: str, client: Any, *, clients: AwsClients | None = None, cache_size: int = 32,
+                 object_cache_size: int = 4096) -> None:
         self.bucket, prefix = parse_s3_uri(uri, "[hyperband] state_root")
         self.prefix = f"{prefix}/" if prefix else ""
         self.root = uri
         self.client = client
+        self.clients = clients
         self._lock = threading.Lock()
         self._layout: dict[str, str] = {}  # job name -> its key prefix
         self._states: OrderedDict[str, tuple[str, LoadedJob]] = OrderedDict()  # key -> (ETag, job)
@@ -97,6 +116,8 @@ class S3StateRoot(JobSource):
             if loaded is not None:
                 with self._lock:
                     self._layout[name] = base
+                if stopping(loaded):
+                    loaded = self._settled(name, base, loaded)
                 return loaded
         with self._lock:
             self._layout.pop(name, None)
@@ -130,6 +151,28 @@ class S3StateRoot(JobSource):
         return DecisionPage(total, offset, limit, tuple(page))
 
     # ---- S3
+
+    def _settled(self, name: str, base: str, loaded: LoadedJob) -> LoadedJob:
+        """``loaded`` after :func:`settle_sagemaker` (re-read when it recorded the job's end)."""
+        if self.clients is None:
+            return loaded
+        clients = self.clients
+
+        async def settle() -> TuningState | None:
+            store = S3Store(self.bucket, base.rstrip("/"), clients)
+            try:
+                return await settle_sagemaker(store, clients)
+            finally:
+                await store.close()
+
+        try:
+            state = asyncio.run(settle())
+        except Exception as exc:  # a reader must still show what is stored
+            log.warning("tuning job %s: reconciling its stopping state failed: %s", name, exc)
+            return loaded
+        if state is None or state.revision == loaded.state.revision:  # type: ignore[union-attr]
+            return loaded
+        return self._load_state(name, base + S3Store.STATE) or loaded
 
     def _load_state(self, name: str, key: str) -> LoadedJob | None:
         with self._lock:

@@ -1,7 +1,9 @@
 """A training job that saves a checkpoint when stopped: ``epoch=N score=X`` per epoch, as ``epochs.py``.
 
 On SIGTERM (SageMaker's stop, and the local backend's) it takes ``--stop_seconds`` to save
-before it exits, as real training scripts do: a stop lands seconds after it is sent.
+before it exits, as real training scripts do: a stop lands seconds after it is sent. With
+``--stop_hold PATH`` (default: $HB_TEST_STOP_HOLD) it saves while that file exists (at most
+``--stop_seconds``), so a test decides which stops land late, and when.
 Appends its job name to $HB_TEST_LAUNCHES when it starts.
 """
 
@@ -16,6 +18,7 @@ parser.add_argument("--epochs", type=int, required=True)
 parser.add_argument("-x", "--x", type=float, default=0.5)
 parser.add_argument("--sleep", type=float, default=0.0)
 parser.add_argument("--stop_seconds", type=float, default=0.0)
+parser.add_argument("--stop_hold", default=os.environ.get("HB_TEST_STOP_HOLD"))
 args, _ = parser.parse_known_args()
 
 if os.environ.get("HB_TEST_LAUNCHES"):
@@ -24,8 +27,10 @@ if os.environ.get("HB_TEST_LAUNCHES"):
 
 
 def stopped(signum, frame):
-    print(f"stopping: saving a checkpoint for {args.stop_seconds} s", file=sys.stderr, flush=True)
-    time.sleep(args.stop_seconds)
+    print(f"stopping: saving a checkpoint (at most {args.stop_seconds} s)", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + args.stop_seconds
+    while time.monotonic() < deadline and (not args.stop_hold or os.path.exists(args.stop_hold)):
+        time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
     sys.exit(143)
 
 
