@@ -11,10 +11,14 @@
   report each epoch's value and hear continue or stop, tell the end) in an
   event loop on the same virtual clock: each of ``n_workers`` slots trains one
   configuration epoch by epoch, each epoch taking ``cost`` seconds; a freed
-  slot asks for a new configuration at once.
+  slot asks for a new configuration at once. A pause-and-resume peer (PASHA)
+  may answer ``PAUSE`` to a report (the slot frees, the trial keeps its
+  checkpoint) and later hand a paused trial back from ``ask`` with the epoch
+  to resume after; a resume costs ``startup`` again, as our promotion variant's.
 
 The rules are the same for everyone: every method may start at most
-``max_trials`` configurations (750: AMT's limit for a Hyperband tuning job),
+``max_trials`` configurations (750: AMT's limit for a Hyperband tuning job;
+resuming a paused one is not a start, as promotions are not in our controller),
 a run ends when a reported value reaches the hardest target, when its virtual
 time passes ``cap``, or when it has nothing left to run. Time-to-target is
 read from the run's best-so-far trace (:mod:`tta`).
@@ -38,6 +42,7 @@ Hyperparameters = dict[str, Any]
 Curve = Callable[[Hyperparameters, int], float]
 MAX_TRIALS = 750  # AMT's limit for a Hyperband tuning job; applied to every method alike
 METRIC = "validation:accuracy"
+PAUSE = "PAUSE"  # what Policy.report answers to pause a trial (pause-and-resume peers)
 
 
 @dataclass(frozen=True)
@@ -130,14 +135,19 @@ def run_ours(task: Task, method: str, seed: int, workers: int, cap: float,
 
 
 class Policy(Protocol):
-    """A peer tuner driven step by step: ``ask`` a configuration, ``report`` each epoch, ``finish``."""
+    """A peer tuner driven step by step: ``ask`` a configuration, ``report`` each epoch, ``finish``.
 
-    def ask(self) -> tuple[Any, Hyperparameters] | None:
-        """A new trial: (handle, configuration), or None when the tuner has nothing more to run."""
+    A pause-and-resume peer also has ``resume()``: what ``ask`` returns, but only a paused trial (or None),
+    which the harness calls once ``max_trials`` configurations have started.
+    """
+
+    def ask(self) -> tuple[Any, Hyperparameters] | tuple[Any, Hyperparameters, int] | None:
+        """A new trial: (handle, configuration); a paused trial to resume: (handle, configuration, its last
+        epoch); or None when the tuner has nothing more to run."""
         ...
 
-    def report(self, handle: Any, epoch: int, value: float) -> bool:
-        """The trial reached ``epoch`` with ``value``: True to go on, False to stop it."""
+    def report(self, handle: Any, epoch: int, value: float) -> bool | str:
+        """The trial reached ``epoch`` with ``value``: True to go on, False to stop it, :data:`PAUSE` to pause it."""
         ...
 
     def finish(self, handle: Any, epoch: int, value: float, completed: bool) -> None:
@@ -155,17 +165,21 @@ def run_policy(policy: Policy, task: Task, *, method: str, seed: int, workers: i
     trace: list[tuple[float, float]] = []
     best, started, epochs, now = -math.inf, 0, 0, 0.0
 
+    resume = getattr(policy, "resume", None)
+    idle: set[int] = set()  # slots left empty at the trial limit, which a later resume may take
+
     def start(slot: int, at: float) -> None:
         nonlocal started
-        if started >= max_trials:
-            return
-        asked = policy.ask()
+        asked = policy.ask() if started < max_trials else resume() if resume is not None else None
         if asked is None:
+            idle.add(slot)
             return
-        started += 1
-        handle, config = asked
-        slots[slot] = (handle, config, 0, math.nan)
-        heapq.heappush(heap, (at + task.startup + task.cost(config, 1), next(tiebreak), slot))
+        idle.discard(slot)
+        handle, config, *resumed = asked
+        epoch = resumed[0] if resumed else 0
+        started += not resumed
+        slots[slot] = (handle, config, epoch, math.nan)
+        heapq.heappush(heap, (at + task.startup + task.cost(config, epoch + 1), next(tiebreak), slot))
 
     for slot in range(workers):
         start(slot, 0.0)
@@ -185,13 +199,17 @@ def run_policy(policy: Policy, task: Task, *, method: str, seed: int, workers: i
             break
         if epoch >= task.max_resource:
             policy.finish(handle, epoch, value, completed=True)
-        elif policy.report(handle, epoch, value):
-            slots[slot] = (handle, config, epoch, value)
-            heapq.heappush(heap, (now + task.cost(config, epoch + 1), next(tiebreak), slot))
-            continue
         else:
-            policy.finish(handle, epoch, value, completed=False)
+            decision = policy.report(handle, epoch, value)
+            if decision != PAUSE and decision:
+                slots[slot] = (handle, config, epoch, value)
+                heapq.heappush(heap, (now + task.cost(config, epoch + 1), next(tiebreak), slot))
+                continue
+            if decision != PAUSE:
+                policy.finish(handle, epoch, value, completed=False)
         del slots[slot]
         start(slot, now)
+        for other in sorted(idle) if resume is not None else ():  # a pause or an end may make a resume possible
+            start(other, now)
     return RunResult(method, seed, workers, trace, now, started, epochs)
 

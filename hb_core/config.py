@@ -35,7 +35,9 @@ Our extensions, in AMT's CamelCase style:
   ``MaxResource``; ``Sampler`` is ``Random`` (default), ``MultiFidelityGP``, ``KDE`` or ``Bayesian``
   (see :class:`SamplerType`); ``RandomFraction`` (a number in [0, 1], default
   1/3 as in BOHB) is the share of a model-based sampler's proposals drawn at
-  random. When ``MaxResource`` is absent it is read, as AMT does, from
+  random; ``MinRungResults`` (int >= 1, default 1) is how many values a rung
+  must hold before it keeps or promotes a trial (the delayed rule,
+  :func:`hb_core.rungs.keeps`). When ``MaxResource`` is absent it is read, as AMT does, from
   the first static hyperparameter among ``epochs``, ``numepochs``, ``n-epochs``,
   ``n_epochs``, ``num_epochs``.
 - Top-level ``TuningJobExtensions``: ``MaxFailedTrainingJobs``,
@@ -138,7 +140,7 @@ CONFIG_KEYS = (
 )
 HYPERBAND_KEYS = (
     *("MinResource", "MaxResource", "ReductionFactor", "NumberOfBrackets", "Variant", "Sampler"),
-    *("ResourceMetricName", "RandomFraction"),
+    *("ResourceMetricName", "RandomFraction", "MinRungResults"),
 )
 RANGE_KEYS = ("ContinuousParameterRanges", "IntegerParameterRanges", "CategoricalParameterRanges")
 LIMIT_KEYS = ("MaxNumberOfTrainingJobs", "MaxParallelTrainingJobs", "MaxRuntimeInSeconds")
@@ -301,6 +303,7 @@ class HyperbandConfig:
     sampler: SamplerType = SamplerType.RANDOM
     resource_metric_name: str | None = None
     random_fraction: float = 1.0 / 3.0
+    min_rung_results: int = 1
 
     @classmethod
     def from_dict(cls, raw: object, static: Mapping[str, str], path: str = HYPERBAND) -> HyperbandConfig:
@@ -326,7 +329,7 @@ class HyperbandConfig:
             fraction = v.number(fraction_raw, f.at("RandomFraction"), lo=0.0, hi=1.0)
         return cls(
             low, high, eta, brackets, variant, sampler, f.string("ResourceMetricName", max_len=255, default=None),
-            fraction,
+            fraction, f.integer("MinRungResults", lo=1, hi=INT_MAX, default=cls.min_rung_results),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -339,6 +342,7 @@ class HyperbandConfig:
             "Sampler": (self.sampler.value, defaults.sampler.value),
             "ResourceMetricName": (self.resource_metric_name, defaults.resource_metric_name),
             "RandomFraction": (self.random_fraction, defaults.random_fraction),
+            "MinRungResults": (self.min_rung_results, defaults.min_rung_results),
         }
         changed = {key: value for key, (value, default) in extensions.items() if value != default}
         return {"MinResource": self.min_resource, "MaxResource": self.max_resource, **changed}

@@ -18,6 +18,10 @@ Scheduling (the scheduler role; a sampler proposes the configurations):
   bracket and pauses there. When a slot frees, the best paused trial at the
   highest rung whose rank is within the top ``floor(n/eta)`` is resumed (from
   its checkpoint) to the next rung; else a new trial is launched.
+- Both variants: ``MinRungResults`` (default 1) delays the rule: a rung keeps
+  or promotes no trial before it holds that many values; a trial reaching it
+  earlier is stopped (Stopping) or stays paused (Promotion). The rule is
+  :func:`hb_core.rungs.keeps`, for both variants.
 
 A decision costs O(log n) in the number of trials: rungs are persistent sorted
 multisets with ranks and the trial list a persistent vector
@@ -55,7 +59,7 @@ from hb_core.events import (
     TrialStarted,
     TrialStopped,
 )
-from hb_core.rungs import bracket_for, bracket_weights, keep_count, promote_count, rung_levels, stable_unit
+from hb_core.rungs import bracket_for, bracket_weights, keep_count, keeps, promote_count, rung_levels, stable_unit
 from hb_core.samplers import Sampler, make_sampler
 from hb_core.state import (
     PRICE_KEY,
@@ -317,8 +321,8 @@ class _Round:
             facts = {"rung": rung.level, "value": value, "cutoff": self.raw(keys[kept - 1]), "rank": position, "n": n}
             j += 1
             judged = not self.promotion and rung.level < self.hb.max_resource
-            if judged and position > kept:
-                reason = f"rank {position} of {n} at rung {rung.level} is outside the top 1/{self.eta}"
+            if judged and not keeps(position, n, self.eta, self.hb.min_rung_results):
+                reason = _stop_reason(position, n, rung.level, self.eta, self.hb.min_rung_results)
                 trial = evolve(trial, rung_index=j, status=TrialStatus.STOPPING, stop_reason=reason)
                 self.actions.append(Stop(trial.trial_id, trial.attempt, reason))
                 self.decide_("stop", trial.trial_id, **facts)
@@ -510,7 +514,7 @@ class _Round:
                 if not rung.paused:
                     continue
                 key = rung.paused[0][0]
-                if rung.keys.rank(key) + 1 <= promote_count(len(rung.keys), self.eta):
+                if keeps(rung.keys.rank(key) + 1, len(rung.keys), self.eta, self.hb.min_rung_results, paused=True):
                     candidate = (-rung.level, key, b, j)
                     best = candidate if best is None or candidate < best else best
         if best is None:
@@ -565,6 +569,13 @@ class _Round:
         self.actions.append(finish)
         self.decide_("finish", None, f"{outcome.value}: {reason}; best trial {finish.best_trial_id}",
                      value=finish.best_objective)
+
+
+def _stop_reason(position: int, n: int, level: int, eta: int, min_results: int) -> str:
+    """Why the rung rule (:func:`hb_core.rungs.keeps`) stopped the value of rank ``position`` among ``n``."""
+    if n < min_results:
+        return f"rung {level} holds {n} of the MinRungResults={min_results} values it needs before it keeps a trial"
+    return f"rank {position} of {n} at rung {level} is outside the top 1/{eta}"
 
 
 def _best_trial(trials: Sequence[Trial], sign: float) -> Trial | None:
