@@ -15,6 +15,14 @@
   may answer ``PAUSE`` to a report (the slot frees, the trial keeps its
   checkpoint) and later hand a paused trial back from ``ask`` with the epoch
   to resume after; a resume costs ``startup`` again, as our promotion variant's.
+  A peer that ends its search before training a configuration to
+  MaxResource (PASHA stops raising its maximum resource once the ranking of
+  its top two rungs is stable) has ``pick()``: its chosen configuration and
+  the epoch of its checkpoint. When the search ends short of the target,
+  the pick is trained on alone from that checkpoint (a ``startup``, then
+  epoch by epoch, on the same clock) until the target, MaxResource or the
+  cap: the time until the tuned model is trained, as the PASHA paper
+  measures a run (search, then the chosen configuration at full resource).
 
 The rules are the same for everyone: every method may start at most
 ``max_trials`` configurations (750: AMT's limit for a Hyperband tuning job;
@@ -93,6 +101,10 @@ OURS: dict[str, dict[str, Any]] = {
     "HB-promo": {"Strategy": "Hyperband", "Variant": "Promotion"},
     "HB-KDE": {"Strategy": "Hyperband", "Sampler": "KDE"},
     "HB-MFGP": {"Strategy": "Hyperband", "Sampler": "MultiFidelityGP"},
+    # The delayed rung rule (MinRungResults): HB-stop whose rungs keep no trial before they hold eta (3) values;
+    # HB-promo whose rungs promote none before they hold eta**2 (9); with Promotion, eta values change nothing.
+    "HB-delayed": {"Strategy": "Hyperband", "MinRungResults": 3},
+    "HB-promo-delayed": {"Strategy": "Hyperband", "Variant": "Promotion", "MinRungResults": 9},
 }
 
 
@@ -138,7 +150,8 @@ class Policy(Protocol):
     """A peer tuner driven step by step: ``ask`` a configuration, ``report`` each epoch, ``finish``.
 
     A pause-and-resume peer also has ``resume()``: what ``ask`` returns, but only a paused trial (or None),
-    which the harness calls once ``max_trials`` configurations have started.
+    which the harness calls once ``max_trials`` configurations have started; and may have ``pick()``: the
+    (configuration, checkpoint epoch) it chose when its search ended (module docstring).
     """
 
     def ask(self) -> tuple[Any, Hyperparameters] | tuple[Any, Hyperparameters, int] | None:
@@ -211,5 +224,20 @@ def run_policy(policy: Policy, task: Task, *, method: str, seed: int, workers: i
         start(slot, now)
         for other in sorted(idle) if resume is not None else ():  # a pause or an end may make a resume possible
             start(other, now)
+    picked = policy.pick() if not heap and best < target and hasattr(policy, "pick") else None
+    if picked is not None:  # the search ended short of the target: train its pick on (module docstring)
+        config, epoch = picked
+        now += task.startup
+        while epoch < task.max_resource and best < target:
+            epoch += 1
+            now += task.cost(config, epoch)
+            if now > cap:
+                now = cap
+                break
+            epochs += 1
+            value = float(task.objective(config, epoch))
+            if value > best:
+                best = value
+                trace.append((now, value))
     return RunResult(method, seed, workers, trace, now, started, epochs)
 

@@ -63,7 +63,11 @@ How each is driven (one :class:`harness.Policy` per run, seeded with the run's s
   :data:`harness.PAUSE`). At the trial limit the harness asks only for
   resumes (the scheduler's own ``_promote_trial``, the first step of its
   ``suggest``), as our controller keeps promoting after
-  ``MaxNumberOfTrainingJobs`` trials started.
+  ``MaxNumberOfTrainingJobs`` trials started. PASHA stops raising its maximum
+  resource once the ranking of its top two rungs is stable, so on these curves
+  its search ends with no trial trained to MaxResource; its pick (the best
+  trial at its top rung) is then trained on from its checkpoint, and its time
+  is search plus that training (``harness.run_policy``'s ``pick``).
 """
 
 from __future__ import annotations
@@ -308,6 +312,7 @@ class SyneTunePashaPolicy:
                                mode="max", random_seed=seed)
         self._next_id = 0
         self._paused: dict[int, tuple[Any, int]] = {}  # trial id -> (trial, the epoch it paused at)
+        self._last: dict[int, tuple[int, float]] = {}  # trial id -> (its last epoch, value), for pick()
         self._epoch0 = datetime.datetime(2024, 1, 1)
 
     def _resumed(self, trial_id: int) -> tuple[Any, Hyperparameters, int]:
@@ -331,7 +336,16 @@ class SyneTunePashaPolicy:
         trial_id, _ = self.scheduler._promote_trial(new_trial_id=str(self._next_id))
         return None if trial_id is None else self._resumed(int(trial_id))
 
+    def pick(self) -> tuple[Hyperparameters, int] | None:
+        """PASHA's answer when its search ends: the best trial at the highest resource reached (its top rung)."""
+        if not self._last:
+            return None
+        trial_id = max(self._last, key=lambda t: self._last[t])
+        paused = self._paused.get(trial_id)
+        return None if paused is None else (_user_config(paused[0].config), paused[1])
+
     def report(self, handle: Any, epoch: int, value: float) -> bool | str:
+        self._last[handle.trial_id] = (epoch, value)
         decision = self.scheduler.on_trial_result(handle, {METRIC: value, "epoch": epoch})
         if decision in ("STOP", "PAUSE"):
             self.scheduler.on_trial_remove(handle)
