@@ -37,9 +37,9 @@ Our extensions, in AMT's CamelCase style:
   1/3 as in BOHB) is the share of a model-based sampler's proposals drawn at
   random; ``MinRungResults`` (int >= 1, default 1) is how many values a rung
   must hold before it keeps or promotes a trial (the delayed rule,
-  :func:`hb_core.rungs.keeps`). When ``MaxResource`` is absent it is read, as AMT does, from
-  the first static hyperparameter among ``epochs``, ``numepochs``, ``n-epochs``,
-  ``n_epochs``, ``num_epochs``.
+  :func:`hb_core.rungs.keeps`). When ``MaxResource`` is absent it is read,
+  as AMT does, from the first static hyperparameter among ``epochs``,
+  ``numepochs``, ``n-epochs``, ``n_epochs``, ``num_epochs``.
 - Top-level ``TuningJobExtensions``: ``MaxFailedTrainingJobs``,
   ``MaxRetriesPerTrial``, ``MaxBillableSeconds``, ``MaxCost``,
   ``EnforceAmtQuotas`` (see :class:`Extensions`).

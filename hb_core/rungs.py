@@ -73,9 +73,12 @@ def keeps(rank: int, n: int, eta: int, min_results: int = 1, *, paused: bool = F
 
     It does when the rung holds at least ``min_results`` values (``MinRungResults``) and the rank is within
     :func:`keep_count` (a running trial, Stopping variant) or :func:`promote_count` (a ``paused`` trial,
-    Promotion variant). ``min_results`` above 1 is the delayed rule of Optuna's ``bootstrap_count`` and
-    Hyper-Tune's delayed ASHA: a rung does not pass on the first trials to reach it before it has values
-    to compare them with. With the default 1, a lone first value is kept (Stopping) as in ASHA.
+    Promotion variant). ``min_results`` above 1 is a delayed rule: a rung does not pass on the first trials
+    to reach it before it has values to compare them with. With Stopping it is Optuna's ``bootstrap_count``
+    (early arrivals are stopped); with Promotion they wait paused, in the spirit of Hyper-Tune's delayed
+    ASHA (which waits for eta times the number already promoted; ``floor(n/eta)`` already needs eta values,
+    so only ``min_results`` above eta changes Promotion). With the default 1, a lone first value is kept
+    (Stopping) as in ASHA.
 
     >>> keeps(1, 1, 3), keeps(1, 1, 3, min_results=3), keeps(1, 3, 3, min_results=3), keeps(2, 3, 3)
     (True, False, True, False)
