@@ -70,8 +70,8 @@ def test_promotion_variant_promotes_only_once_the_rung_holds_min_results() -> No
     assert [(a.trial_id, a.to_resource) for a in actions if isinstance(a, Resume)] == [("0001", 3)]
 
 
-@pytest.mark.parametrize(("value", "rule"), [(0, "1 <= MinRungResults"), (-3, "1 <= MinRungResults"), (2.5, "integer"), ("three", "integer"),
-                                             (True, "integer")])
+@pytest.mark.parametrize(("value", "rule"), [(0, "1 <= MinRungResults"), (-3, "1 <= MinRungResults"),
+                                             (2.5, "integer"), ("three", "integer"), (True, "integer")])
 def test_bad_min_rung_results_names_the_field_the_rule_and_the_value(value: object, rule: str) -> None:
     with pytest.raises(ConfigError) as raised:
         TuningConfig.from_dict(body(value))
