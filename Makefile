@@ -90,12 +90,18 @@ LEGACY_PEERS = numpy==1.26.4 scipy==1.15.2 autograd==1.7.0 syne-tune[gpsearchers
 	.venv-legacy/bin/pip install --quiet $(LEGACY_PEERS)
 	touch $@
 
-# bench-models: our model-based Hyperband against HB-stop, ASHA peers and Syne Tune's MOBSTER and Hyper-Tune,
-# top-1% and top-0.1% targets, 5 and 16 workers; writes benchmarks/results/models/ (~25 min on 2 cores).
-.PHONY: bench-models
+# bench-models: our model-based Hyperband against HB-stop, ASHA peers and Syne Tune's MOBSTER, Hyper-Tune and
+# PASHA, top-1% and top-0.1% targets, 5 and 16 workers; writes benchmarks/results/models/ (~30 min on 2 cores).
+# bench-delayed: the delayed rung rule (MinRungResults) against ASHA at 16 and 64 workers, 30 seeds; writes
+# benchmarks/results/models/delayed/ (~20 min on 2 cores).
+.PHONY: bench-models bench-delayed
 bench-models: $(STAMP) .venv-legacy/.installed
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py --profile models --parts nas
+
+bench-delayed: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run.py --profile delayed --parts nas
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -11,7 +11,18 @@
   report each epoch's value and hear continue or stop, tell the end) in an
   event loop on the same virtual clock: each of ``n_workers`` slots trains one
   configuration epoch by epoch, each epoch taking ``cost`` seconds; a freed
-  slot asks for a new configuration at once.
+  slot asks for a new configuration at once. A pause-and-resume peer (PASHA)
+  may answer ``PAUSE`` to a report (the slot frees, the trial keeps its
+  checkpoint) and later hand a paused trial back from ``ask`` with the epoch
+  to resume after; a resume costs ``startup`` again, as our promotion variant's.
+  A peer that ends its search before training a configuration to
+  MaxResource (PASHA stops raising its maximum resource once the ranking of
+  its top two rungs is stable) has ``pick()``: its chosen configuration and
+  the epoch of its checkpoint. When the search ends short of the target,
+  the pick is trained on alone from that checkpoint (a ``startup``, then
+  epoch by epoch, on the same clock) until the target, MaxResource or the
+  cap: the time until the tuned model is trained, as the PASHA paper
+  measures a run (search, then the chosen configuration at full resource).
 
 Latency (:class:`hb_core.Latency`): ``run_ours`` and ``run_policy`` take one,
 and apply it alike. Ours get it through :func:`hb_core.simulate` (start-up,
@@ -24,7 +35,8 @@ trains on, and a slot is free a metric delay after its job ended, as for
 ours. Without a latency, ``Task.startup`` is the start-up of every job.
 
 The rules are the same for everyone: every method may start at most
-``max_trials`` configurations (750: AMT's limit for a Hyperband tuning job),
+``max_trials`` configurations (750: AMT's limit for a Hyperband tuning job;
+resuming a paused one is not a start, as promotions are not in our controller),
 a run ends when a reported value reaches the hardest target, when its virtual
 time passes ``cap``, or when it has nothing left to run. Time-to-target is
 read from the run's best-so-far trace (:mod:`tta`).
@@ -49,6 +61,7 @@ Hyperparameters = dict[str, Any]
 Curve = Callable[[Hyperparameters, int], float]
 MAX_TRIALS = 750  # AMT's limit for a Hyperband tuning job; applied to every method alike
 METRIC = "validation:accuracy"
+PAUSE = "PAUSE"  # what Policy.report answers to pause a trial (pause-and-resume peers)
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,10 @@ OURS: dict[str, dict[str, Any]] = {
     # the simulated scripts wait at rungs for their verdict (hb_core.barrier), at most BARRIER_TIMEOUT seconds
     "HB-stop-barrier": {"Strategy": "Hyperband", "RungBarrierTimeoutSeconds": 600},
     "HB-promo-barrier": {"Strategy": "Hyperband", "Variant": "Promotion", "RungBarrierTimeoutSeconds": 600},
+    # The delayed rung rule (MinRungResults): HB-stop whose rungs keep no trial before they hold eta (3) values;
+    # HB-promo whose rungs promote none before they hold eta**2 (9); with Promotion, eta values change nothing.
+    "HB-delayed": {"Strategy": "Hyperband", "MinRungResults": 3},
+    "HB-promo-delayed": {"Strategy": "Hyperband", "Variant": "Promotion", "MinRungResults": 9},
 }
 
 
@@ -148,14 +165,20 @@ def run_ours(task: Task, method: str, seed: int, workers: int, cap: float,
 
 
 class Policy(Protocol):
-    """A peer tuner driven step by step: ``ask`` a configuration, ``report`` each epoch, ``finish``."""
+    """A peer tuner driven step by step: ``ask`` a configuration, ``report`` each epoch, ``finish``.
 
-    def ask(self) -> tuple[Any, Hyperparameters] | None:
-        """A new trial: (handle, configuration), or None when the tuner has nothing more to run."""
+    A pause-and-resume peer also has ``resume()``: what ``ask`` returns, but only a paused trial (or None),
+    which the harness calls once ``max_trials`` configurations have started; and may have ``pick()``: the
+    (configuration, checkpoint epoch) it chose when its search ended (module docstring).
+    """
+
+    def ask(self) -> tuple[Any, Hyperparameters] | tuple[Any, Hyperparameters, int] | None:
+        """A new trial: (handle, configuration); a paused trial to resume: (handle, configuration, its last
+        epoch); or None when the tuner has nothing more to run."""
         ...
 
-    def report(self, handle: Any, epoch: int, value: float) -> bool:
-        """The trial reached ``epoch`` with ``value``: True to go on, False to stop it."""
+    def report(self, handle: Any, epoch: int, value: float) -> bool | str:
+        """The trial reached ``epoch`` with ``value``: True to go on, False to stop it, :data:`PAUSE` to pause it."""
         ...
 
     def finish(self, handle: Any, epoch: int, value: float, completed: bool) -> None:
@@ -175,17 +198,21 @@ def run_policy(policy: Policy, task: Task, *, method: str, seed: int, workers: i
     trace: list[tuple[float, float]] = []
     best, started, epochs, now = -math.inf, 0, 0, 0.0
 
+    resume = getattr(policy, "resume", None)
+    idle: set[int] = set()  # slots left empty at the trial limit, which a later resume may take
+
     def start(slot: int, at: float) -> None:
         nonlocal started
-        if started >= max_trials:
-            return
-        asked = policy.ask()
+        asked = policy.ask() if started < max_trials else resume() if resume is not None else None
         if asked is None:
+            idle.add(slot)
             return
-        started += 1
-        handle, config = asked
-        slots[slot] = (handle, config, 0, math.nan)
-        heapq.heappush(heap, (at + task.startup + task.cost(config, 1), next(tiebreak), slot))
+        idle.discard(slot)
+        handle, config, *resumed = asked
+        epoch = resumed[0] if resumed else 0
+        started += not resumed
+        slots[slot] = (handle, config, epoch, math.nan)
+        heapq.heappush(heap, (at + task.startup + task.cost(config, epoch + 1), next(tiebreak), slot))
 
     for slot in range(workers):
         start(slot, 0.0)
@@ -205,14 +232,33 @@ def run_policy(policy: Policy, task: Task, *, method: str, seed: int, workers: i
             break
         if epoch >= task.max_resource:
             policy.finish(handle, epoch, value, completed=True)
-        elif policy.report(handle, epoch, value):
-            slots[slot] = (handle, config, epoch, value)
-            heapq.heappush(heap, (now + task.cost(config, epoch + 1), next(tiebreak), slot))
-            continue
         else:
-            policy.finish(handle, epoch, value, completed=False)
+            decision = policy.report(handle, epoch, value)
+            if decision != PAUSE and decision:
+                slots[slot] = (handle, config, epoch, value)
+                heapq.heappush(heap, (now + task.cost(config, epoch + 1), next(tiebreak), slot))
+                continue
+            if decision != PAUSE:
+                policy.finish(handle, epoch, value, completed=False)
         del slots[slot]
         start(slot, now)
+        for other in sorted(idle) if resume is not None else ():  # a pause or an end may make a resume possible
+            start(other, now)
+    picked = policy.pick() if not heap and best < target and hasattr(policy, "pick") else None
+    if picked is not None:  # the search ended short of the target: train its pick on (module docstring)
+        config, epoch = picked
+        now += task.startup
+        while epoch < task.max_resource and best < target:
+            epoch += 1
+            now += task.cost(config, epoch)
+            if now > cap:
+                now = cap
+                break
+            epochs += 1
+            value = float(task.objective(config, epoch))
+            if value > best:
+                best = value
+                trace.append((now, value))
     return RunResult(method, seed, workers, trace, now, started, epochs)
 
 

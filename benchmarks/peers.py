@@ -49,6 +49,25 @@ How each is driven (one :class:`harness.Policy` per run, seeded with the run's s
   called). Ray's rung rule differs slightly from AMT's: the cutoff is the
   interpolated ``(1 - 1/eta)`` quantile of the values recorded at the rung
   (``numpy.nanpercentile``), not the value of rank ``ceil(n/eta)``.
+- **Syne Tune 0.14's model-based and progressive schedulers** (in their own
+  virtualenv, :data:`LEGACY`): ``MOBSTER`` and ``HyperTune`` (stopping type,
+  see :class:`SyneTuneLegacyPolicy`), and ``PASHA(config_space, metric,
+  resource_attr="epoch", max_t=max_resource, grace_period=min_resource,
+  reduction_factor=eta, mode="max", random_seed=seed)``: progressive ASHA,
+  promotion type with random search, whose maximum resource starts at the
+  second rung and grows while the ranking of the top two rungs is unstable.
+  It is driven as Syne Tune's ``Tuner`` drives a pause-and-resume scheduler:
+  ``suggest`` returns a new trial (``on_trial_add``) or a paused one to resume
+  from its checkpoint; ``on_trial_result`` answers ``PAUSE`` at a milestone
+  (then ``on_trial_remove``, and the harness frees the slot, see
+  :data:`harness.PAUSE`). At the trial limit the harness asks only for
+  resumes (the scheduler's own ``_promote_trial``, the first step of its
+  ``suggest``), as our controller keeps promoting after
+  ``MaxNumberOfTrainingJobs`` trials started. PASHA stops raising its maximum
+  resource once the ranking of its top two rungs is stable, so on these curves
+  its search ends with no trial trained to MaxResource; its pick (the best
+  trial at its top rung) is then trained on from its checkpoint, and its time
+  is search plus that training (``harness.run_policy``'s ``pick``).
 """
 
 from __future__ import annotations
@@ -64,7 +83,7 @@ from pathlib import Path
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness import METRIC, Hyperparameters, RunResult, Task, run_policy
+from harness import METRIC, PAUSE, Hyperparameters, RunResult, Task, run_policy
 
 from hb_core.latency import Latency
 
@@ -265,8 +284,7 @@ class SyneTuneLegacyPolicy:
         trial = Trial(trial_id=self._next_id, config=dict(suggestion.config), creation_time=self._epoch0)
         self._next_id += 1
         self.scheduler.on_trial_add(trial)
-        config = {k: _plain(v) for k, v in trial.config.items() if not k.startswith("_")}
-        return trial, config
+        return trial, _user_config(trial.config)
 
     def report(self, handle: Any, epoch: int, value: float) -> bool:
         if self.scheduler.on_trial_result(handle, {METRIC: value, "epoch": epoch}) == "STOP":
@@ -279,6 +297,75 @@ class SyneTuneLegacyPolicy:
             result = {METRIC: value, "epoch": epoch}
             self.scheduler.on_trial_result(handle, result)
             self.scheduler.on_trial_complete(handle, result)
+
+
+class SyneTunePashaPolicy:
+    """Syne Tune 0.14's PASHA (promotion type), driven as its Tuner drives a pause-and-resume scheduler: a
+    ``suggest`` is a new trial or a paused one resumed from its checkpoint, ``PAUSE`` frees the slot (module
+    docstring)."""
+
+    def __init__(self, task: Task, seed: int) -> None:
+        import numpy as np
+        from syne_tune.optimizer.legacy_baselines import PASHA
+
+        np.random.seed(seed)
+        self.scheduler = PASHA(_syne_tune_space(task.ranges), metric=METRIC, resource_attr="epoch",
+                               max_t=task.max_resource, grace_period=task.min_resource, reduction_factor=task.eta,
+                               mode="max", random_seed=seed)
+        self._next_id = 0
+        self._paused: dict[int, tuple[Any, int]] = {}  # trial id -> (trial, the epoch it paused at)
+        self._last: dict[int, tuple[int, float]] = {}  # trial id -> (its last epoch, value), for pick()
+        self._epoch0 = datetime.datetime(2024, 1, 1)
+
+    def _resumed(self, trial_id: int) -> tuple[Any, Hyperparameters, int]:
+        trial, epoch = self._paused.pop(trial_id)
+        return trial, _user_config(trial.config), epoch
+
+    def ask(self) -> tuple[Any, Hyperparameters] | tuple[Any, Hyperparameters, int] | None:
+        from syne_tune.backend.trial_status import Trial
+
+        suggestion = self.scheduler.suggest(self._next_id)
+        if suggestion is None:
+            return None
+        if not suggestion.spawn_new_trial_id:
+            return self._resumed(suggestion.checkpoint_trial_id)
+        trial = Trial(trial_id=self._next_id, config=dict(suggestion.config), creation_time=self._epoch0)
+        self._next_id += 1
+        self.scheduler.on_trial_add(trial)
+        return trial, _user_config(trial.config)
+
+    def resume(self) -> tuple[Any, Hyperparameters, int] | None:
+        trial_id, _ = self.scheduler._promote_trial(new_trial_id=str(self._next_id))
+        return None if trial_id is None else self._resumed(int(trial_id))
+
+    def pick(self) -> tuple[Hyperparameters, int] | None:
+        """PASHA's answer when its search ends: the best trial at the highest resource reached (its top rung)."""
+        if not self._last:
+            return None
+        trial_id = max(self._last, key=lambda t: self._last[t])
+        paused = self._paused.get(trial_id)
+        return None if paused is None else (_user_config(paused[0].config), paused[1])
+
+    def report(self, handle: Any, epoch: int, value: float) -> bool | str:
+        self._last[handle.trial_id] = (epoch, value)
+        decision = self.scheduler.on_trial_result(handle, {METRIC: value, "epoch": epoch})
+        if decision in ("STOP", "PAUSE"):
+            self.scheduler.on_trial_remove(handle)
+        if decision == "PAUSE":
+            self._paused[handle.trial_id] = (handle, epoch)
+            return PAUSE
+        return decision != "STOP"
+
+    def finish(self, handle: Any, epoch: int, value: float, completed: bool) -> None:
+        if completed:
+            result = {METRIC: value, "epoch": epoch}
+            self.scheduler.on_trial_result(handle, result)
+            self.scheduler.on_trial_complete(handle, result)
+
+
+def _user_config(config: Mapping[str, Any]) -> Hyperparameters:
+    """A Syne Tune trial's configuration without the scheduler's own ``_``-keys, as plain numbers."""
+    return {k: _plain(v) for k, v in config.items() if not k.startswith("_")}
 
 
 def _levels(task: Task) -> list[int]:
@@ -303,12 +390,14 @@ PEERS: dict[str, Callable[[Task, int], Any]] = {
     "raytune-ASHA": RayTunePolicy,
     "synetune-MOBSTER": lambda task, seed: SyneTuneLegacyPolicy(task, seed, "mobster"),
     "synetune-HyperTune": lambda task, seed: SyneTuneLegacyPolicy(task, seed, "hypertune"),
+    "synetune-PASHA": SyneTunePashaPolicy,
 }
 
 
-#: Peers that need Syne Tune 0.14 (MOBSTER and Hyper-Tune were removed in 0.15), whose numpy<1.27 pin conflicts
-#: with ours: they run in their own virtualenv (``make .venv-legacy``, :data:`LEGACY_PYTHON`), one process a run.
-LEGACY = {"synetune-MOBSTER", "synetune-HyperTune"}
+#: Peers that need Syne Tune 0.14 (MOBSTER, Hyper-Tune and PASHA were removed in 0.15), whose numpy<1.27 pin
+#: conflicts with ours: they run in their own virtualenv (``make .venv-legacy``, :data:`LEGACY_PYTHON`), one
+#: process a run.
+LEGACY = {"synetune-MOBSTER", "synetune-HyperTune", "synetune-PASHA"}
 LEGACY_SYNE_TUNE = "0.14.2"
 LEGACY_PYTHON = Path(os.environ.get("HB_BENCH_LEGACY_PYTHON", Path(__file__).resolve().parent.parent
                                     / ".venv-legacy" / "bin" / "python"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import RunResult
-from report import OURS_ORDER, Block, headline_table, method_table, peer_table, plot, ratio_cell
+from report import OURS_ORDER, Block, headline_table, method_table, pairs_table, peer_table, plot, ratio_cell
 
 HERE = Path(__file__).resolve().parent
 SEED_RANDOM, SEED_BAYESIAN = 1.72, 1.57  # the seed article: Random/Hyperband and Bayesian/Hyperband at 0.96
@@ -243,6 +243,14 @@ def results_markdown(profile: Any, data: dict[str, Any], cache: Any, *, command:
         "",
         *headline_table(blocks),
         "",
+    ]
+    pairs = pairs_table(blocks)
+    if len(pairs) > 2:
+        lines += ["## Our variants, seed by seed", "",
+                  ("The delayed rung rule (`MinRungResults`: HB-delayed is HB-stop with 3 = eta, HB-promo-delayed "
+                   "is HB-promo with 9 = eta^2), and the samplers (HB-KDE, HB-MFGP) against each other, on the same "
+                   "seeds. `A/B` above 1 means B is faster."), "", *pairs, ""]
+    lines += [
         "## 1. The seed's first experiment: examples/mlp, 5 parallel trials",
         "",
         (f"Real training through the product's Tuner. Hard target {mlp_real.HARD} (about 10% of random "

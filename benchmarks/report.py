@@ -19,15 +19,18 @@ import numpy as np
 from harness import RunResult
 from tta import Summary, censor, quantile_band, speedup, summarize
 
-__all__ = ["Block", "headline_table", "method_table", "peer_table", "plot"]
+__all__ = ["Block", "headline_table", "method_table", "pairs_table", "peer_table", "plot"]
 
-OURS_ORDER = ("Random", "Bayesian", "HB-stop", "HB-promo", "HB-KDE", "HB-MFGP")
+OURS_ORDER = ("Random", "Bayesian", "HB-stop", "HB-promo", "HB-KDE", "HB-MFGP", "HB-delayed", "HB-promo-delayed")
 #: Our Hyperband variants (the "best HB" of the headline is the fastest of those present).
-OURS_HB = ("HB-stop", "HB-promo", "HB-KDE", "HB-MFGP")
+OURS_HB = ("HB-stop", "HB-promo", "HB-KDE", "HB-MFGP", "HB-delayed", "HB-promo-delayed")
 #: The method of ours each peer is compared with first: same scheduling rule and sampler family.
 PEER_MATCH = {"optuna-SHA-random": "HB-stop", "synetune-ASHA": "HB-stop", "raytune-ASHA": "HB-stop",
               "optuna-SHA": "HB-KDE", "optuna-HB": "HB-KDE", "synetune-MOBSTER": "HB-MFGP",
-              "synetune-HyperTune": "HB-MFGP"}
+              "synetune-HyperTune": "HB-MFGP", "synetune-PASHA": "HB-stop"}
+#: Pairs of our methods compared seed by seed in :func:`pairs_table`: (baseline, variant).
+OUR_PAIRS = (("HB-stop", "HB-delayed"), ("HB-promo", "HB-promo-delayed"), ("HB-stop", "HB-KDE"),
+             ("HB-MFGP", "HB-KDE"), ("HB-stop", "HB-MFGP"))
 
 
 @dataclass
@@ -164,12 +167,33 @@ def headline_table(blocks: Sequence[Block]) -> list[str]:
     return lines
 
 
+def pairs_table(blocks: Sequence[Block], pairs: Sequence[tuple[str, str]] = OUR_PAIRS) -> list[str]:
+    """Our methods side by side on the same seeds, every block and target: ``A/B`` above 1 means B is faster;
+    ``B faster/slower`` counts the seeds where B reached the target sooner / later than A (ties: both at the cap
+    or equal)."""
+    lines = ["| task | workers | target | A | B | runs | median A | median B | A/B [95% CI] | B faster/slower |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for a, b in pairs:
+        for block in blocks:
+            if a not in block.runs or b not in block.runs or block.seeds(a) != block.seeds(b):
+                continue
+            for target in sorted(block.targets, reverse=True):
+                ta, tb = block.times(a, target), block.times(b, target)
+                lines.append(
+                    f"| {block.title} | {block.workers} | {target:g} | {a} | {b} | {len(ta)} | "
+                    f"{_seconds(block.summary(a, target).median, block.cap)} | "
+                    f"{_seconds(block.summary(b, target).median, block.cap)} | "
+                    f"{ratio_cell(block.ratio(a, b, target))} | {int((tb < ta).sum())}/{int((tb > ta).sum())} |")
+    return lines
+
+
 STYLE = {
     "Random": ("tab:gray", "-"), "Bayesian": ("tab:brown", "-"), "HB-stop": ("tab:blue", "-"),
     "HB-promo": ("tab:cyan", "-"), "HB-KDE": ("tab:purple", "-"), "optuna-HB": ("tab:orange", "--"),
     "optuna-SHA": ("tab:red", "--"), "optuna-SHA-random": ("tab:pink", "--"), "synetune-ASHA": ("tab:green", "--"),
     "raytune-ASHA": ("tab:olive", "--"), "HB-MFGP": ("black", "-"), "synetune-MOBSTER": ("tab:green", ":"),
-    "synetune-HyperTune": ("tab:red", ":"),
+    "synetune-HyperTune": ("tab:red", ":"), "synetune-PASHA": ("tab:purple", ":"),
+    "HB-delayed": ("tab:blue", "-."), "HB-promo-delayed": ("tab:cyan", "-."),
 }
 
 

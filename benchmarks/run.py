@@ -4,6 +4,8 @@
     python benchmarks/run.py --profile bench   # the plan: ~70 min, plus 30-45 min the first time
                                                # (the MLP curve cache); writes results/RESULTS.md and the plots
     python benchmarks/run.py --profile full    # bench with more MLP seeds (8 wall-clock, 80 virtual)
+    python benchmarks/run.py --profile models --parts nas   # model-based HB against every peer (make bench-models)
+    python benchmarks/run.py --profile delayed --parts nas  # the delayed rung rule at 16 and 64 workers
 
     # add a method to a saved run, or measure one part again, and re-render:
     python benchmarks/run.py --profile bench --from-raw benchmarks/results/raw.json.gz \
@@ -98,8 +100,11 @@ def _nas(dataset: str, cheap: int, kde: int, tpe: dict[int, int], bayes: dict[in
 ALL_OURS = tuple(m for m in OURS if m != "HB-MFGP")  # the bench profile's methods; HB-MFGP: the models profile
 #: The model-based comparison (``--profile models``): our model-based Hyperband against HB-stop, the strongest
 #: random-sampling peers and Syne Tune's model-based ones, at the top-1% and top-0.1% targets, 5 and 16 workers.
-MODEL_METHODS = ("HB-stop", "HB-KDE", "HB-MFGP", "optuna-SHA", "synetune-ASHA", "raytune-ASHA",
-                 "synetune-MOBSTER", "synetune-HyperTune")
+MODEL_METHODS = ("HB-stop", "HB-KDE", "HB-MFGP", "HB-delayed", "optuna-SHA", "synetune-ASHA", "raytune-ASHA",
+                 "synetune-MOBSTER", "synetune-HyperTune", "synetune-PASHA")
+#: The delayed rung rule at high parallelism (``--profile delayed``): ASHA as today against ``MinRungResults``,
+#: both variants, at 16 and 64 workers.
+DELAYED_METHODS = ("HB-stop", "HB-delayed", "HB-promo", "HB-promo-delayed")
 
 
 def _models(dataset: str, seeds: int, costly: int) -> NasPlan:
@@ -128,6 +133,11 @@ PROFILES = {
     "models": Profile(
         "models", (), 0, 0.0, (), 0, 0.0, tuple(_models(d, 5, 2) for d in ("cifar10", "cifar100", "imagenet")), (),
         workers=(5, 16), nas_tops=(0.01, 0.001),
+    ),
+    "delayed": Profile(
+        "delayed", (), 0, 0.0, (), 0, 0.0,
+        tuple(NasPlan(d, {m: {16: 30, 64: 30} for m in DELAYED_METHODS}) for d in ("cifar10", "cifar100", "imagenet")),
+        (), workers=(16, 64), nas_tops=(0.01, 0.001),
     ),
     "full": Profile(
         "full", ALL_OURS, 8, 180.0, ALL_OURS, 80, 300.0,
@@ -258,7 +268,8 @@ def part_nas(profile: Profile, jobs: int,
                 cap = CAP_TIMES_ORACLE[workers] * oracle
                 caps[f"{plan.dataset}/{workers}"] = cap
                 weight = {"Bayesian": 40.0, "optuna-HB": 10.0, "optuna-SHA": 8.0, "HB-KDE": 4.0, "HB-MFGP": 6.0,
-                          "synetune-MOBSTER": 60.0, "synetune-HyperTune": 60.0}.get(method, 1.0)
+                          "synetune-MOBSTER": 60.0, "synetune-HyperTune": 60.0, "synetune-PASHA": 15.0,
+                          }.get(method, 1.0)
                 weight *= 1 + workers / 16
                 for seed in range(profile.seed_offset, profile.seed_offset + seeds):
                     work.append((weight, plan.dataset, method, seed, workers, cap, profile.nas_tops))
@@ -323,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = only_methods(profile, {m.strip() for m in args.methods.split(",") if m.strip()})
     profile = with_nas_seeds(profile, args.seeds, args.seed_offset, args.datasets)
     parts = {p.strip() for p in args.parts.split(",") if p.strip()}
-    out = args.out or (RESULTS / profile.name if profile.name in ("quick", "models") else RESULTS)
+    out = args.out or {"quick": RESULTS / "quick", "models": RESULTS / "models",
+                       "delayed": RESULTS / "models" / "delayed"}.get(profile.name, RESULTS)
     import mlp_real
     import render
 

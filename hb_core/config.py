@@ -38,9 +38,11 @@ Our extensions, in AMT's CamelCase style:
   random. ``RungBarrierTimeoutSeconds`` (a number in (0, 3600]; absent: the
   barrier is off) turns the rung barrier on: a training script that opts in
   (:mod:`hb_core.barrier`) waits at each rung of its bracket, at most that
-  long, for the controller's verdict. When ``MaxResource`` is absent it is read, as AMT does, from
-  the first static hyperparameter among ``epochs``, ``numepochs``, ``n-epochs``,
-  ``n_epochs``, ``num_epochs``.
+  long, for the controller's verdict. ``MinRungResults`` (int >= 1, default 1)
+  is how many values a rung must hold before it keeps or promotes a trial (the
+  delayed rule, :func:`hb_core.rungs.keeps`). When ``MaxResource`` is absent it
+  is read, as AMT does, from the first static hyperparameter among ``epochs``,
+  ``numepochs``, ``n-epochs``, ``n_epochs``, ``num_epochs``.
 - Top-level ``TuningJobExtensions``: ``MaxFailedTrainingJobs``,
   ``MaxRetriesPerTrial``, ``MaxBillableSeconds``, ``MaxCost``,
   ``EnforceAmtQuotas`` (see :class:`Extensions`).
@@ -143,7 +145,7 @@ CONFIG_KEYS = (
 )
 HYPERBAND_KEYS = (
     *("MinResource", "MaxResource", "ReductionFactor", "NumberOfBrackets", "Variant", "Sampler"),
-    *("ResourceMetricName", "RandomFraction", "RungBarrierTimeoutSeconds"),
+    *("ResourceMetricName", "RandomFraction", "RungBarrierTimeoutSeconds", "MinRungResults"),
 )
 RANGE_KEYS = ("ContinuousParameterRanges", "IntegerParameterRanges", "CategoricalParameterRanges")
 LIMIT_KEYS = ("MaxNumberOfTrainingJobs", "MaxParallelTrainingJobs", "MaxRuntimeInSeconds")
@@ -307,6 +309,7 @@ class HyperbandConfig:
     resource_metric_name: str | None = None
     random_fraction: float = 1.0 / 3.0
     rung_barrier_timeout: float | None = None
+    min_rung_results: int = 1
 
     @classmethod
     def from_dict(cls, raw: object, static: Mapping[str, str], path: str = HYPERBAND) -> HyperbandConfig:
@@ -336,7 +339,7 @@ class HyperbandConfig:
                                strict_lo=True)
         return cls(
             low, high, eta, brackets, variant, sampler, f.string("ResourceMetricName", max_len=255, default=None),
-            fraction, barrier,
+            fraction, barrier, f.integer("MinRungResults", lo=1, hi=INT_MAX, default=cls.min_rung_results),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -350,6 +353,7 @@ class HyperbandConfig:
             "ResourceMetricName": (self.resource_metric_name, defaults.resource_metric_name),
             "RandomFraction": (self.random_fraction, defaults.random_fraction),
             "RungBarrierTimeoutSeconds": (self.rung_barrier_timeout, defaults.rung_barrier_timeout),
+            "MinRungResults": (self.min_rung_results, defaults.min_rung_results),
         }
         changed = {key: value for key, (value, default) in extensions.items() if value != default}
         return {"MinResource": self.min_resource, "MaxResource": self.max_resource, **changed}

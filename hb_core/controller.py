@@ -18,6 +18,10 @@ Scheduling (the scheduler role; a sampler proposes the configurations):
   bracket and pauses there. When a slot frees, the best paused trial at the
   highest rung whose rank is within the top ``floor(n/eta)`` is resumed (from
   its checkpoint) to the next rung; else a new trial is launched.
+- Both variants: ``MinRungResults`` (default 1) delays the rule: a rung keeps
+  or promotes no trial before it holds that many values; a trial reaching it
+  earlier is stopped (Stopping) or stays paused (Promotion). The rule is
+  :func:`hb_core.rungs.keeps`, for both variants.
 
 Rung barrier (``RungBarrierTimeoutSeconds``; :mod:`hb_core.barrier`): a job
 may wait at each rung of its bracket for a verdict, so the decision taken on
@@ -79,7 +83,7 @@ from hb_core.events import (
     TrialStopped,
     WarmPoolReleased,
 )
-from hb_core.rungs import bracket_for, bracket_weights, keep_count, promote_count, rung_levels, stable_unit
+from hb_core.rungs import bracket_for, bracket_weights, keep_count, keeps, promote_count, rung_levels, stable_unit
 from hb_core.samplers import Sampler, make_sampler
 from hb_core.state import (
     PRICE_KEY,
@@ -359,8 +363,8 @@ class _Round:
             facts = {"rung": rung.level, "value": value, "cutoff": self.raw(keys[kept - 1]), "rank": position, "n": n}
             j += 1
             judged = not self.promotion and rung.level < self.hb.max_resource
-            if judged and position > kept:
-                reason = f"rank {position} of {n} at rung {rung.level} is outside the top 1/{self.eta}"
+            if judged and not keeps(position, n, self.eta, self.hb.min_rung_results):
+                reason = _stop_reason(position, n, rung.level, self.eta, self.hb.min_rung_results)
                 trial = evolve(trial, rung_index=j, status=TrialStatus.STOPPING, stop_reason=reason,
                                stop_resource=trial.resource)
                 self.actions.append(Stop(trial.trial_id, trial.attempt, reason))
@@ -596,7 +600,7 @@ class _Round:
                 if not rung.paused:
                     continue
                 key = rung.paused[0][0]
-                if rung.keys.rank(key) + 1 <= promote_count(len(rung.keys), self.eta):
+                if keeps(rung.keys.rank(key) + 1, len(rung.keys), self.eta, self.hb.min_rung_results, paused=True):
                     candidate = (-rung.level, key, b, j)
                     best = candidate if best is None or candidate < best else best
         return best
@@ -655,6 +659,13 @@ class _Round:
         self.actions.append(finish)
         self.decide_("finish", None, f"{outcome.value}: {reason}; best trial {finish.best_trial_id}",
                      value=finish.best_objective)
+
+
+def _stop_reason(position: int, n: int, level: int, eta: int, min_results: int) -> str:
+    """Why the rung rule (:func:`hb_core.rungs.keeps`) stopped the value of rank ``position`` among ``n``."""
+    if n < min_results:
+        return f"rung {level} holds {n} of the MinRungResults={min_results} values it needs before it keeps a trial"
+    return f"rank {position} of {n} at rung {level} is outside the top 1/{eta}"
 
 
 def _best_trial(trials: Sequence[Trial], sign: float) -> Trial | None:

@@ -12,7 +12,9 @@ Terms:
   ``min_resource * eta**s`` resource before its first judgement. Hyperband
   hedges over brackets; ASHA is bracket 0 alone.
 - *keep rule*: at a rung holding n values, a value is kept (the trial goes on,
-  or may be promoted) when its rank among the n is at most ``keep_count``.
+  or may be promoted) when its rank among the n is at most ``keep_count``
+  (``promote_count`` for a paused trial), and the rung holds at least
+  ``MinRungResults`` values (:func:`keeps`; default 1: judged from the first).
 
 Everything here is a pure function of its arguments.
 """
@@ -28,6 +30,7 @@ __all__ = [
     "bracket_for",
     "bracket_weights",
     "keep_count",
+    "keeps",
     "promote_count",
     "rank",
     "rung_levels",
@@ -63,6 +66,24 @@ def keep_count(n: int, eta: int) -> int:
 def promote_count(n: int, eta: int) -> int:
     """How many of ``n`` paused trials at a rung may be promoted (ASHA: ``floor(n/eta)``)."""
     return n // eta
+
+
+def keeps(rank: int, n: int, eta: int, min_results: int = 1, *, paused: bool = False) -> bool:
+    """The rung rule: does the value of ``rank`` (1-based) among the ``n`` recorded at a rung go on?
+
+    It does when the rung holds at least ``min_results`` values (``MinRungResults``) and the rank is within
+    :func:`keep_count` (a running trial, Stopping variant) or :func:`promote_count` (a ``paused`` trial,
+    Promotion variant). ``min_results`` above 1 is a delayed rule: a rung does not pass on the first trials
+    to reach it before it has values to compare them with. With Stopping it is Optuna's ``bootstrap_count``
+    (early arrivals are stopped); with Promotion they wait paused, in the spirit of Hyper-Tune's delayed
+    ASHA (which waits for eta times the number already promoted; ``floor(n/eta)`` already needs eta values,
+    so only ``min_results`` above eta changes Promotion). With the default 1, a lone first value is kept
+    (Stopping) as in ASHA.
+
+    >>> keeps(1, 1, 3), keeps(1, 1, 3, min_results=3), keeps(1, 3, 3, min_results=3), keeps(2, 3, 3)
+    (True, False, True, False)
+    """
+    return n >= min_results and rank <= (promote_count(n, eta) if paused else keep_count(n, eta))
 
 
 def rank(sorted_keys: Sequence[float], key: float) -> int:

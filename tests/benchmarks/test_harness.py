@@ -118,3 +118,58 @@ def test_ours_under_latency_report_what_they_trained_and_billed():
     # the controller records what was trained (values printed while a stop landed too), beside what it judged
     assert late.extra["trained"] == late.epochs > late.extra["judged"] and late.extra["warm_starts"] > 0
     assert late.elapsed > ideal.elapsed and late.extra["billed"] > ideal.extra["billed"]
+class Pausing:
+    """A pause-and-resume policy: new trials pause at ``pause_at``; ``resume`` hands them back in order."""
+
+    def __init__(self, configs, pause_at, pick=None):
+        self.configs = list(configs)
+        self.configs_of = dict(enumerate(configs))
+        self.pause_at = pause_at
+        self.paused = []
+        self.finished = []
+        self.picked = pick
+
+    def ask(self):
+        if not self.configs:
+            return None
+        return len(self.finished) + len(self.paused), self.configs.pop(0)
+
+    def resume(self):
+        return self.paused.pop(0) if self.paused else None
+
+    def report(self, handle, epoch, value):
+        if epoch == self.pause_at and not any(h == handle for h, _ in self.finished):
+            self.paused.append((handle, self.configs_of[handle], epoch))
+            return harness.PAUSE
+        return True
+
+    def finish(self, handle, epoch, value, completed):
+        self.finished.append((handle, completed))
+
+    def pick(self):
+        return self.picked
+
+
+def test_a_paused_trial_frees_its_slot_and_resumes_from_its_epoch_without_counting_as_a_start():
+    import dataclasses
+
+    a, b = {"x": "a", "y": "a"}, {"x": "b", "y": "d"}  # 1 and 2 s per epoch
+    policy = Pausing([a, b], pause_at=3)
+    slow = dataclasses.replace(task(target=2.0), startup=0.5)
+    run = harness.run_policy(policy, slow, method="p", seed=0, workers=1, cap=1e6, max_trials=2)
+    # a to 3, pause; b to 3, pause; the limit is reached: a resumes to 9, then b; 4 starts of 0.5 s
+    assert run.trials == 2 and run.epochs == 18
+    assert policy.finished == [(0, True), (1, True)]
+    assert run.elapsed == pytest.approx(4 * 0.5 + 9 * 1 + 9 * 2)
+
+
+def test_a_search_that_ends_short_of_the_target_trains_its_pick_on_from_its_checkpoint():
+    import dataclasses
+
+    best = {"x": "d", "y": "d"}  # 4 s per epoch; reaches 0.85 at epoch 7
+    policy = Pausing([best], pause_at=2, pick=(best, 2))
+    policy.resume = lambda: None  # nothing is ever resumed: the search ends with the trial paused at epoch 2
+    slow = dataclasses.replace(task(target=0.85), startup=0.5)
+    run = harness.run_policy(policy, slow, method="p", seed=0, workers=2, cap=1e6)
+    assert run.trials == 1 and run.epochs == 7
+    assert run.time_to(0.85) == pytest.approx(0.5 + 2 * 4 + 0.5 + 5 * 4)

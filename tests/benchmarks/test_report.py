@@ -6,7 +6,7 @@ import math
 
 import pytest
 from harness import RunResult
-from report import Block, headline_table, method_table, peer_table, plot
+from report import Block, headline_table, method_table, pairs_table, peer_table, plot
 
 
 def runs(method, times, seeds=None):
@@ -44,6 +44,16 @@ def test_headline_and_peer_tables_compare_with_our_best_hyperband(block):
     assert "synetune-ASHA 35" in headline[2] and "(HB-stop)" in headline[2]
     peers = peer_table([block])
     assert peers[2].startswith("| X | 5 | synetune-ASHA | HB-stop | 1.40x") and peers[2].endswith("| – |")
+
+
+def test_pairs_table_compares_our_variants_on_the_same_seeds_only(block):
+    block.runs["HB-delayed"] = runs("HB-delayed", [5, 20, 60, 40])
+    block.runs["HB-KDE"] = runs("HB-KDE", [10, 20], seeds=[7, 8])  # other seeds than HB-stop: not paired, no row
+    lines = pairs_table([block])
+    assert len(lines) == 3
+    # medians 25 and 30; HB-delayed faster on seed 0, slower on seed 2, tied on 1 and 3
+    assert lines[2].startswith("| X | 5 | 0.9 | HB-stop | HB-delayed | 4 | 25 | 30 | 0.83x [")
+    assert lines[2].endswith("| 1/1 |")
 
 
 def test_plot_writes_a_png(block, tmp_path):

@@ -35,3 +35,13 @@ def test_the_models_profile_runs_both_targets_at_5_and_16_workers_with_the_model
     narrowed = run.with_nas_seeds(profile, 1, 100, "cifar10")
     assert [p.dataset for p in narrowed.nas] == ["cifar10"] and narrowed.seed_offset == 100
     assert all(n == 1 for per in narrowed.nas[0].seeds.values() for n in per.values())
+
+
+def test_the_models_profile_adds_pasha_and_the_delayed_rule_and_the_delayed_profile_runs_16_and_64_workers():
+    for plan in run.PROFILES["models"].nas:
+        assert plan.seeds["synetune-PASHA"] == plan.seeds["HB-delayed"] == plan.seeds["HB-stop"]
+    delayed = run.PROFILES["delayed"]
+    assert delayed.nas_tops == (0.01, 0.001) and {p.dataset for p in delayed.nas} == {"cifar10", "cifar100", "imagenet"}
+    for plan in delayed.nas:
+        assert set(plan.seeds) == set(run.DELAYED_METHODS) and {"HB-stop", "HB-delayed"} <= set(plan.seeds)
+        assert all(set(per) == {16, 64} for per in plan.seeds.values())
