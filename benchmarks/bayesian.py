@@ -45,7 +45,7 @@ import numpy as np
 from functions import BRANIN, HARTMANN6, Benchmark, learning_curve
 
 import hb_core
-from hb_core.bayesian import BayesianSampler
+from hb_core.strategies import BayesianSampler
 from hb_core.config import TuningConfig
 from hb_core.controller import new_state
 from hb_core.state import Trial, TrialStatus

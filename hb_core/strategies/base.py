@@ -1,28 +1,36 @@
 """Samplers propose configurations; the scheduler (the controller) decides their fate.
 
 A sampler is a pure function of (state, trial index): each proposal draws from
-a ``numpy.random.Generator`` seeded with (tuning job seed, trial index), so the
-same trial gets the same configuration in every process and after restarts,
-whatever order proposals are asked in.
+a ``numpy.random.Generator`` seeded with (tuning job seed, trial index, stream),
+so the same trial gets the same configuration in every process and after
+restarts, whatever order proposals are asked in.
+
+This module holds what every strategy shares: the :class:`Sampler` protocol,
+:func:`trial_rng` and its stream numbers, the plain :class:`RandomSampler`
+and :class:`GridSampler`, and :class:`Fallbacks` (why a model-based sampler
+proposed at random, for the runner to log).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from hb_core.config import SamplerType, Strategy, TuningConfig
 from hb_core.space import HyperparameterValue, SearchSpace
 
 if TYPE_CHECKING:
     from hb_core.state import TuningState
-    from hb_core.warm_start import PriorObservation
 
-__all__ = ["GridSampler", "RandomSampler", "Sampler", "make_sampler", "trial_rng"]
+__all__ = ["Config", "Fallbacks", "GridSampler", "RandomSampler", "Sampler", "fallbacks_of", "trial_rng"]
 
 Config = dict[str, HyperparameterValue]
+
+#: ``trial_rng`` streams, one home so no two uses share one. 0 is the plain random proposal (the Random
+#: strategy's draw, which every model-based sampler falls back to); EI: the acquisition's candidates; FIT: a GP
+#: fit's restarts (drawn with index 0: a fit depends on the data, not on the trial); COIN: a model-based
+#: Hyperband sampler's ``RandomFraction`` coin; KDE: the KDE sampler's candidates.
+STREAM_RANDOM, STREAM_EI, STREAM_FIT, STREAM_COIN, STREAM_KDE = 0, 1, 2, 3, 4
 
 
 class Sampler(Protocol):
@@ -40,9 +48,40 @@ class Sampler(Protocol):
         ...
 
 
-def trial_rng(seed: int, index: int, stream: int = 0) -> np.random.Generator:
+def trial_rng(seed: int, index: int, stream: int = STREAM_RANDOM) -> np.random.Generator:
     """The generator for one trial's random choices: derived from (seed, index, stream) only."""
     return np.random.default_rng([seed, index, stream])
+
+
+class Fallbacks:
+    """Why a model-based sampler proposed at random instead of from its model: each reason once per sampler.
+
+    The sampler stays pure (it neither logs nor keeps process-wide state):
+    it records the reason here, and whoever drives it (the runner, once per
+    decision round) takes the new ones and logs them. A reason does not
+    change any proposal. Bounded: one entry per distinct reason, and the
+    reasons are a handful of fixed sentences.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[str] = set()
+        self._new: list[str] = []
+
+    def add(self, reason: str) -> None:
+        if reason not in self._seen:
+            self._seen.add(reason)
+            self._new.append(reason)
+
+    def take(self) -> list[str]:
+        """The reasons recorded since the last call, each the first time it happened, in order."""
+        new, self._new = self._new, []
+        return new
+
+
+def fallbacks_of(sampler: Sampler) -> list[str]:
+    """:meth:`Fallbacks.take` of a sampler that records them (model-based ones); [] for any other."""
+    notes = getattr(sampler, "fallbacks", None)
+    return notes.take() if isinstance(notes, Fallbacks) else []
 
 
 class RandomSampler:
@@ -73,30 +112,3 @@ class GridSampler:
         if self._grid is None:
             self._grid = list(self.space.grid())
         return dict(self._grid[index])
-
-
-def make_sampler(config: TuningConfig, *, prior: Sequence[PriorObservation] = ()) -> Sampler:
-    """The sampler a tuning config asks for.
-
-    Grid and Random strategies get :class:`GridSampler` and :class:`RandomSampler`;
-    Bayesian gets :class:`hb_core.bayesian.BayesianSampler`; Hyperband gets the
-    sampler its ``HyperbandStrategyConfig.Sampler`` names (Random,
-    :class:`hb_core.model_based.KDESampler`, :class:`hb_core.model_based.RungGPSampler` or
-    :class:`hb_core.model_based.JointGPSampler`).
-    ``prior`` (warm-start observations, :func:`hb_core.warm_start.prior_observations`)
-    seeds the model-based samplers; the others ignore it.
-    """
-    if config.strategy is Strategy.GRID:
-        return GridSampler(config.space)
-    if config.strategy is Strategy.BAYESIAN:
-        from hb_core.bayesian import BayesianSampler  # imports this module: import on use
-
-        return BayesianSampler(config.space, config.objective.sign, prior=prior)
-    hb = config.hyperband
-    if hb is not None and hb.sampler is not SamplerType.RANDOM:
-        from hb_core.model_based import JointGPSampler, KDESampler, RungGPSampler
-
-        chosen = {SamplerType.KDE: KDESampler, SamplerType.BAYESIAN: RungGPSampler,
-                  SamplerType.MULTI_FIDELITY_GP: JointGPSampler}[hb.sampler]
-        return chosen.from_config(config, prior)
-    return RandomSampler(config.space)

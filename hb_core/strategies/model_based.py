@@ -25,7 +25,7 @@ Samplers:
   are drawn from the good density with its bandwidths widened by
   ``bandwidth_factor``, and the one maximizing ``l(x) / g(x)`` is proposed.
 - :class:`RungGPSampler` (``Sampler: Bayesian``): the Gaussian process and
-  expected improvement of :mod:`hb_core.bayesian`, fitted on the rung values
+  expected improvement of :mod:`hb_core.strategies.gp`, fitted on the rung values
   at the model level. Trials still running below that level are pending
   (kriging believer). The latest ``max_stopped`` trials stopped below it are
   *known*: they have no value there, but proposing them again would waste a
@@ -57,36 +57,22 @@ import numpy as np
 from scipy.special import logsumexp
 from scipy.stats import truncnorm
 
-from hb_core.bayesian import (
-    EI_FLOOR,
-    STREAM_EI,
-    STREAM_RANDOM,
-    GPFit,
-    GPProposer,
-    Layout,
-    capped,
-    encoded,
-    folded,
-    memo_fit,
-    warn_once,
-)
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
 from hb_core.rungs import rung_levels
-from hb_core.samplers import Config, trial_rng
 from hb_core.space import SearchSpace
-from hb_core.state import Trial, TrialStatus
+from hb_core.state import PriorObservation, Trial, TrialStatus
+from hb_core.strategies.base import STREAM_COIN, STREAM_EI, STREAM_KDE, STREAM_RANDOM, Config, Fallbacks, trial_rng
+from hb_core.strategies.gp import EI_FLOOR, FitMemo, GPFit, GPProposer, Layout, capped, encoded, folded
 
 if TYPE_CHECKING:
     from hb_core.state import TuningState
-    from hb_core.warm_start import PriorObservation
 
 __all__ = [
     "DEFAULT_RANDOM_FRACTION", "JointGPSampler", "KDESampler", "ProductKDE", "RungData", "RungGPSampler", "refit_size",
     "rung_value",
 ]
 
-STREAM_COIN, STREAM_KDE = 3, 4
 DEFAULT_RANDOM_FRACTION = 1.0 / 3.0
 MIN_POINTS = 6
 
@@ -112,6 +98,7 @@ class _RungModelSampler:
         self.sign = sign
         self.random_fraction = random_fraction
         self.min_points = min_points if min_points is not None else max(len(space.parameters) + 2, MIN_POINTS)
+        self.fallbacks = Fallbacks()
         self._prior: dict[int, tuple[list[np.ndarray], list[float]]] = {level: ([], []) for level in self.levels}
         for observation in prior:
             below = [level for level in self.levels if level <= observation.resource]
@@ -150,7 +137,7 @@ class _RungModelSampler:
             point = self._model_point(state, index)
             if point is not None:
                 if isinstance(point, str):
-                    warn_once(state.job_name, point)
+                    self.fallbacks.add(point)
                 else:
                     proposal = self.space.decode(point)
                     # A configuration already tried teaches nothing new, and duplicates tie at every rung:
@@ -323,10 +310,10 @@ class JointGPSampler(_RungModelSampler):
     - *Data*: each non-failed trial's rung values at every rung level it reached (:func:`rung_value`), as
       observations at ``(x, t(level))``; warm-start observations at their rung level. Capped at
       ``max_observations`` (per level from the highest down, each level's share the best half and the most
-      recent rest, :func:`hb_core.bayesian.capped`).
-    - *Kernel*: the Matern 5/2 ARD kernel of :mod:`hb_core.bayesian` with ``t`` as one more coordinate (its own
+      recent rest, :func:`hb_core.strategies.gp.capped`).
+    - *Kernel*: the Matern 5/2 ARD kernel of :mod:`hb_core.strategies.gp` with ``t`` as one more coordinate (its own
       length scale): the correlation between fidelities is learned, as in MOBSTER's ``matern52-res`` kernel.
-    - *Hyperparameters*: fitted (marginal likelihood, :func:`hb_core.bayesian.fit_gp`) only when the count of
+    - *Hyperparameters*: fitted (marginal likelihood, :func:`hb_core.strategies.gp.fit_gp`) only when the count of
       observations crosses :func:`refit_size`'s schedule, on the earliest ``max_fit`` of them (capped the same
       way); between refits the GP is conditioned on the current data with the last fitted hyperparameters.
     - *Pending*: a running trial is fantasised at its next rung level with the posterior mean (kriging
@@ -348,6 +335,7 @@ class JointGPSampler(_RungModelSampler):
         self.max_observations = max_observations
         self.max_fit = max_fit
         self.n_candidates = n_candidates
+        self.memo = FitMemo()
         d = self.layout.dimensions
         self.joint_layout = Layout(np.append(self.layout.groups, self.layout.n_groups), self.layout.blocks,
                                    np.append(self.layout.numeric, d))
@@ -416,7 +404,7 @@ class JointGPSampler(_RungModelSampler):
         # Hyperparameters: fitted on the earliest observations, at the last size of the refit schedule.
         first = data.order[: refit_size(n, self.min_points)]
         fit_rows = self._capped(data, np.sort(first), self.max_fit)
-        hyper = memo_fit(data.x[fit_rows], data.y[fit_rows], self.joint_layout, state.seed)
+        hyper = self.memo.fit(data.x[fit_rows], data.y[fit_rows], self.joint_layout, state.seed)
         if isinstance(hyper, str):
             return hyper
         keep = self._capped(data, np.arange(n), self.max_observations)

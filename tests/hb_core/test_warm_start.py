@@ -13,16 +13,14 @@ import hb_core
 from hb_core.backends.clock import VirtualClock
 from hb_core.backends.simulated import SimulatedBackend
 from hb_core.backends.stores import MemoryStore
-from hb_core.bayesian import BayesianSampler
 from hb_core.config import Objective, ObjectiveType, TuningConfig, WarmStartType
 from hb_core.controller import decide, new_state
 from hb_core.curves import make_curve
 from hb_core.events import MetricReported, Stop, TrialStarted
-from hb_core.model_based import KDESampler, RungGPSampler
 from hb_core.runner import Tuner
-from hb_core.samplers import RandomSampler, make_sampler
 from hb_core.state import Trial, TrialStatus, TuningState
-from hb_core.warm_start import SEEDED_KEY, PriorObservation, prior_observations, seed_rungs
+from hb_core.strategies import BayesianSampler, KDESampler, RandomSampler, RungGPSampler, make_sampler
+from hb_core.strategies.warm_start import SEEDED_KEY, PriorObservation, prior_observations, seed_rungs
 from tests.helpers import DEFAULT_RANGES, request
 
 OPTIMUM = np.array([0.3, 0.3, 0.3, 0.3])
