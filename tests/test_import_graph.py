@@ -185,8 +185,7 @@ def test_function_level_type_checking_and_relative_imports_count(tmp_path: Path)
         "pkg.sub.d": {"pkg.a", "pkg.sub.e"},
         "pkg.sub.e": set(),
     }
-    assert cycles(edges) == ["pkg.a -> pkg.b -> pkg.c -> pkg.sub.d -> pkg.a  "
-                             "(all of: pkg.a, pkg.b, pkg.c, pkg.sub.d)"]
+    assert cycles(edges) == ["pkg.a -> pkg.b -> pkg.c -> pkg.sub.d -> pkg.a  (all of: pkg.a, pkg.b, pkg.c, pkg.sub.d)"]
 
 
 @pytest.mark.parametrize(("line", "edge"), [

@@ -31,7 +31,8 @@ def make_sampler(config: TuningConfig, *, prior: Sequence[PriorObservation] = ()
         return BayesianSampler(config.space, config.objective.sign, prior=prior)
     hb = config.hyperband
     if hb is not None and hb.sampler is not SamplerType.RANDOM:
-        chosen = {SamplerType.KDE: KDESampler, SamplerType.BAYESIAN: RungGPSampler,
-                  SamplerType.MULTI_FIDELITY_GP: JointGPSampler}[hb.sampler]
-        return chosen.from_config(config, prior)
+        kinds: dict[SamplerType, type[KDESampler | RungGPSampler | JointGPSampler]] = {
+            SamplerType.KDE: KDESampler, SamplerType.BAYESIAN: RungGPSampler,
+            SamplerType.MULTI_FIDELITY_GP: JointGPSampler}
+        return kinds[hb.sampler].from_config(config, prior)
     return RandomSampler(config.space)

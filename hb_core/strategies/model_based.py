@@ -44,6 +44,12 @@ there for hundreds of trials); a categorical
 gets the Aitchison-Aitken kernel (its own category with probability
 ``1 - lambda``, each other with ``lambda / (c - 1)``), ``lambda`` the
 non-modal share scaled the same way and clipped to [min_bandwidth, (c-1)/c].
+
+Purity: a proposal is a function of (state, index) and the construction
+arguments. A sampler's only mutable parts are its GP fit memo (a pure cache,
+:class:`~hb_core.strategies.gp.FitMemo`) and its
+:class:`~hb_core.strategies.base.Fallbacks`, where it notes why a model could
+not propose (the runner logs each reason once); neither changes a proposal.
 """
 
 from __future__ import annotations

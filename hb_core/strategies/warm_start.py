@@ -31,7 +31,7 @@ Which parent trials count (both functions):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 from hb_core.config import Objective, TuningConfig, WarmStartType

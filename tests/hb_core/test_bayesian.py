@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -11,10 +12,14 @@ import numpy as np
 import pytest
 
 import hb_core
+from hb_core.backends.clock import VirtualClock
+from hb_core.backends.simulated import SimulatedBackend
+from hb_core.backends.stores import MemoryStore
 from hb_core.config import TuningConfig
 from hb_core.controller import decide, new_state
 from hb_core.curves import make_curve
 from hb_core.events import Launch, MetricReported, TrialCompleted, TrialStarted
+from hb_core.runner import Tuner
 from hb_core.space import ContinuousParameter, SearchSpace
 from hb_core.state import Trial, TrialStatus, TuningState
 from hb_core.strategies import BayesianSampler, KDESampler, RandomSampler, RungGPSampler, make_sampler, trial_rng
@@ -278,6 +283,18 @@ def test_a_tiny_discrete_space_once_exhausted_falls_back_to_random() -> None:
 
 
 # --- end to end -----------------------------------------------------------------------------------
+
+
+def test_the_runner_logs_each_fallback_reason_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The sampler only notes why it proposed at random; the runner, its adapter, logs each reason once per job."""
+    cfg = config("Bayesian", parallel=2, max_jobs=12, name="flat")
+    clock = VirtualClock()
+    backend = SimulatedBackend(lambda hps, resource: 0.5, clock, default_budget=3)
+    with caplog.at_level(logging.WARNING, logger="hb_core.runner"):
+        state = asyncio.run(Tuner(cfg, backend, MemoryStore(), clock, poll_interval=math.inf).run())
+    assert state.done and len(state.trials) == 12  # every proposal past n_initial fell back: one warning
+    assert [r.getMessage() for r in caplog.records if "instead" in r.getMessage()] == [
+        "tuning job flat: all observed values are equal; proposing a random configuration instead"]
 
 
 def test_simulated_bayesian_run_beats_random_on_a_smooth_curve() -> None:

@@ -17,8 +17,8 @@ from hb_core.backends.simulated import SimulatedBackend
 from hb_core.backends.stores import MemoryStore
 from hb_core.config import Objective, ObjectiveType, TuningConfig, WarmStartType
 from hb_core.controller import decide, new_state
-from hb_core.errors import StateError
 from hb_core.curves import make_curve
+from hb_core.errors import StateError
 from hb_core.events import MetricReported, Stop, TrialStarted
 from hb_core.runner import Tuner
 from hb_core.state import Trial, TrialStatus, TuningState
