@@ -1,8 +1,8 @@
 """What one proposal of a model-based Hyperband sampler costs, at a given count of rung observations.
 
 A decision round runs in the Airflow triggerer's event loop (or the local Tuner's), so a proposal must not
-block it. This measures :meth:`hb_core.strategies.model_based.JointGPSampler.propose` (``Sampler: MultiFidelityGP``)
-and, for comparison, the KDE and rung-GP samplers, on a state built like a real stopping-variant ASHA job
+block it. This measures :meth:`hb_core.strategies.multi_fidelity.JointGPSampler.propose`
+(``Sampler: MultiFidelityGP``) and, for comparison, the KDE and rung-GP samplers, on a state built like a real stopping-variant ASHA job
 on NAS-Bench-201's space (six categorical edges of five operations; rungs 1, 3, 9, 27, 81, 200): trials
 reach each rung in ASHA's proportions (a third go on), values from a smooth function of the configuration
 plus noise, ``workers`` trials still running. ``observations`` counts the rung values the joint model sees.
@@ -10,10 +10,10 @@ plus noise, ``workers`` trials still running. ``observations`` counts the rung v
 Two figures per sampler, both CPU seconds (``time.process_time``) per proposal, median over ``repeats``
 proposals (indices ``n, n+1, ...``, so every one maximizes its own acquisition):
 
-- *warm*: the hyperparameter fit is in the process memo (what almost every round sees: the joint GP refits
-  only when the observation count crosses :func:`hb_core.strategies.model_based.refit_size`'s schedule);
-- *cold*: the memo emptied before each proposal (a round that crosses the schedule, or the first round after
-  a triggerer restart).
+- *warm*: the hyperparameter fit is in the sampler's memo (what almost every round sees: the joint GP refits
+  only when the observation count crosses :func:`hb_core.strategies.multi_fidelity.refit_size`'s schedule);
+- *cold*: a new sampler, its memo empty, for each proposal (a round that crosses the schedule, or the first
+  round after a triggerer restart).
 
     python benchmarks/sampler_cost.py                # 1,000 observations; writes results/SAMPLER_COST.md
     python benchmarks/sampler_cost.py --observations 300 --repeats 3 --out /tmp/x.md

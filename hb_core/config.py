@@ -204,7 +204,7 @@ class SamplerType(StrEnum):
     - ``MultiFidelityGP``: model-based, as MOBSTER: one Gaussian process over
       (configuration, rung level) fitted to every rung value, pending trials
       fantasised, expected improvement at the highest rung with enough values
-      (:class:`hb_core.strategies.model_based.JointGPSampler`).
+      (:class:`hb_core.strategies.multi_fidelity.JointGPSampler`).
 
     The model-based samplers propose at random a share ``RandomFraction`` of
     the time, and whenever the rungs hold too few values for a model.

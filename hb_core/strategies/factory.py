@@ -8,7 +8,8 @@ from hb_core.config import SamplerType, Strategy, TuningConfig
 from hb_core.state import PriorObservation
 from hb_core.strategies.base import GridSampler, RandomSampler, Sampler
 from hb_core.strategies.bayesian import BayesianSampler
-from hb_core.strategies.model_based import JointGPSampler, KDESampler, RungGPSampler
+from hb_core.strategies.model_based import KDESampler, RungGPSampler
+from hb_core.strategies.multi_fidelity import JointGPSampler
 
 __all__ = ["make_sampler"]
 
@@ -21,7 +22,7 @@ def make_sampler(config: TuningConfig, *, prior: Sequence[PriorObservation] = ()
     sampler its ``HyperbandStrategyConfig.Sampler`` names (Random,
     :class:`~hb_core.strategies.model_based.KDESampler`,
     :class:`~hb_core.strategies.model_based.RungGPSampler` or
-    :class:`~hb_core.strategies.model_based.JointGPSampler`).
+    :class:`~hb_core.strategies.multi_fidelity.JointGPSampler`).
     ``prior`` (warm-start observations, :func:`hb_core.strategies.warm_start.warm_prior`,
     kept in ``TuningState.prior``) seeds the model-based samplers; the others ignore it.
     """

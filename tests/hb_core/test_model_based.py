@@ -18,14 +18,8 @@ from hb_core.space import CategoricalParameter, ContinuousParameter, SearchSpace
 from hb_core.state import Trial, TrialStatus, TuningState
 from hb_core.strategies import RandomSampler, make_sampler
 from hb_core.strategies.gp import Layout
-from hb_core.strategies.model_based import (
-    DEFAULT_RANDOM_FRACTION,
-    JointGPSampler,
-    KDESampler,
-    ProductKDE,
-    refit_size,
-    rung_value,
-)
+from hb_core.strategies.model_based import DEFAULT_RANDOM_FRACTION, KDESampler, ProductKDE, rung_value
+from hb_core.strategies.multi_fidelity import JointGPSampler, refit_size
 from tests.helpers import request
 
 LEVELS = (1, 3, 9, 27)

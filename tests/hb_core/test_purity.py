@@ -29,6 +29,7 @@ PURE_MODULES = [
     "hb_core.strategies.gp",
     "hb_core.strategies.bayesian",
     "hb_core.strategies.model_based",
+    "hb_core.strategies.multi_fidelity",
     "hb_core.strategies.warm_start",
     "hb_core.pstruct",
     "hb_core.naming",
