@@ -36,6 +36,9 @@ Purity: a fit depends only on (seed, data) (its restarts draw from
 ``trial_rng(seed, index, stream)``. Same state and index, same proposal. Cost:
 O(n^3) per fit. No mutable state outlives its owner, except the
 :func:`encoded` cache, a bounded pure function cache (see there).
+
+Some 430 lines, one concern: the likelihood's gradient, EI's gradient and the
+maximizer share the kernel's private helpers.
 """
 
 from __future__ import annotations
