@@ -82,6 +82,8 @@ class Tuner:
         self.seed = seed
         self.poll_interval = poll_interval
         self.sampler = sampler
+        self._own_sampler = sampler is None  # then built from the state's prior, and rebuilt when that changes
+        self._sampler_prior: object = None
         self.parents = parents
         self.table_every = table_every
         self.offload = offload
@@ -107,8 +109,6 @@ class Tuner:
             log.info("tuning job %s: reattached at revision %s, %d events while away",
                      state.job_name, stored.revision, len(events))
         self.state = state
-        if self.sampler is None:
-            self.sampler = make_sampler(self.config, prior=state.prior or ())
         if state.done:
             return state
         return await self._round(events, reissue=True)
@@ -231,6 +231,10 @@ class Tuner:
 
     async def _decide(self, events: Sequence[Event]) -> tuple[TuningState, tuple[Action, ...]]:
         assert self.state is not None, "start() runs the first round"
+        if self._own_sampler and (self.sampler is None or self._sampler_prior is not self.state.prior):
+            # The state's prior is the truth (a state reloaded after a conflict may carry another one).
+            self.sampler = make_sampler(self.config, prior=self.state.prior or ())
+            self._sampler_prior = self.state.prior
         if self.offload:
             result = await asyncio.to_thread(decide, self.state, list(events), self.clock.now(), sampler=self.sampler)
         else:
