@@ -45,10 +45,10 @@ import numpy as np
 from functions import BRANIN, HARTMANN6, Benchmark, learning_curve
 
 import hb_core
-from hb_core.bayesian import BayesianSampler
 from hb_core.config import TuningConfig
 from hb_core.controller import new_state
 from hb_core.state import Trial, TrialStatus
+from hb_core.strategies import BayesianSampler
 
 OUT = Path(__file__).resolve().parent / "BAYESIAN.md"
 MAX_RESOURCE = 27

@@ -1,8 +1,8 @@
 """What one proposal of a model-based Hyperband sampler costs, at a given count of rung observations.
 
 A decision round runs in the Airflow triggerer's event loop (or the local Tuner's), so a proposal must not
-block it. This measures :meth:`hb_core.model_based.JointGPSampler.propose` (``Sampler: MultiFidelityGP``)
-and, for comparison, the KDE and rung-GP samplers, on a state built like a real stopping-variant ASHA job
+block it. This measures :meth:`hb_core.strategies.multi_fidelity.JointGPSampler.propose`
+(``Sampler: MultiFidelityGP``) and, for comparison, the KDE and rung-GP samplers, on a state built like a real stopping-variant ASHA job
 on NAS-Bench-201's space (six categorical edges of five operations; rungs 1, 3, 9, 27, 81, 200): trials
 reach each rung in ASHA's proportions (a third go on), values from a smooth function of the configuration
 plus noise, ``workers`` trials still running. ``observations`` counts the rung values the joint model sees.
@@ -10,10 +10,10 @@ plus noise, ``workers`` trials still running. ``observations`` counts the rung v
 Two figures per sampler, both CPU seconds (``time.process_time``) per proposal, median over ``repeats``
 proposals (indices ``n, n+1, ...``, so every one maximizes its own acquisition):
 
-- *warm*: the hyperparameter fit is in the process memo (what almost every round sees: the joint GP refits
-  only when the observation count crosses :func:`hb_core.model_based.refit_size`'s schedule);
-- *cold*: the memo emptied before each proposal (a round that crosses the schedule, or the first round after
-  a triggerer restart).
+- *warm*: the hyperparameter fit is in the sampler's memo (what almost every round sees: the joint GP refits
+  only when the observation count crosses :func:`hb_core.strategies.multi_fidelity.refit_size`'s schedule);
+- *cold*: a new sampler, its memo empty, for each proposal (a round that crosses the schedule, or the first
+  round after a triggerer restart).
 
     python benchmarks/sampler_cost.py                # 1,000 observations; writes results/SAMPLER_COST.md
     python benchmarks/sampler_cost.py --observations 300 --repeats 3 --out /tmp/x.md
@@ -36,11 +36,10 @@ sys.path.insert(0, str(HERE.parent))
 
 import numpy as np
 
-from hb_core import bayesian
 from hb_core.config import TuningConfig
 from hb_core.controller import new_state
-from hb_core.samplers import make_sampler
 from hb_core.state import Trial, TrialStatus, TuningState
+from hb_core.strategies import make_sampler
 
 __all__ = ["Cost", "measure", "state_with"]
 
@@ -109,9 +108,8 @@ def measure(sampler: str, observations: int, *, repeats: int = 5, workers: int =
         started = time.process_time()
         proposer.propose(state, n + 1 + r)
         warm.append(time.process_time() - started)
-        bayesian._FITS.clear()
         started = time.process_time()
-        make_sampler(cfg).propose(state, n + 1 + r)
+        make_sampler(cfg).propose(state, n + 1 + r)  # a new sampler: its fit memo is empty
         cold.append(time.process_time() - started)
     return Cost(sampler, observations, n, statistics.median(warm), statistics.median(cold))
 

@@ -205,13 +205,13 @@ class SamplerType(StrEnum):
 
     - ``Random``: uniform draws under each parameter's scaling (Hyperband as published).
     - ``KDE``: model-based, as BOHB: a good/bad density ratio over the rung
-      values at the highest rung with enough of them (:mod:`hb_core.model_based`).
+      values at the highest rung with enough of them (:mod:`hb_core.strategies.model_based`).
     - ``Bayesian``: model-based: a Gaussian process with expected improvement
-      over those rung values (:mod:`hb_core.model_based`, :mod:`hb_core.bayesian`).
+      over those rung values (:mod:`hb_core.strategies.model_based`, :mod:`hb_core.strategies.gp`).
     - ``MultiFidelityGP``: model-based, as MOBSTER: one Gaussian process over
       (configuration, rung level) fitted to every rung value, pending trials
       fantasised, expected improvement at the highest rung with enough values
-      (:class:`hb_core.model_based.JointGPSampler`).
+      (:class:`hb_core.strategies.multi_fidelity.JointGPSampler`).
 
     The model-based samplers propose at random a share ``RandomFraction`` of
     the time, and whenever the rungs hold too few values for a model.

@@ -84,7 +84,6 @@ from hb_core.events import (
     WarmPoolReleased,
 )
 from hb_core.rungs import bracket_for, bracket_weights, keep_count, keeps, promote_count, rung_levels, stable_unit
-from hb_core.samplers import Sampler, make_sampler
 from hb_core.state import (
     PRICE_KEY,
     Decision,
@@ -98,6 +97,7 @@ from hb_core.state import (
     trial_id_for,
     trial_index,
 )
+from hb_core.strategies import Sampler, make_sampler
 
 __all__ = [
     "CONVERGENCE_TOLERANCE",
@@ -138,10 +138,10 @@ def new_state(config: TuningConfig, *, now: float, job_name: str | None = None, 
 def decide(
     state: TuningState, events: tuple[Event, ...] | list[Event], now: float, *, sampler: Sampler | None = None
 ) -> tuple[TuningState, tuple[Action, ...]]:
-    """One decision round. ``sampler`` defaults to the one the config asks for."""
+    """One decision round. ``sampler`` defaults to the one the config asks for, with the state's warm-start prior."""
     if state.done:
         return replace(state, decisions=()), ()
-    round_ = _Round(state, now, sampler or make_sampler(state.config))
+    round_ = _Round(state, now, sampler or make_sampler(state.config, prior=state.prior or ()))
     for event in events:
         round_.apply(event)
     round_.check_completion()

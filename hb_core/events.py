@@ -1,10 +1,11 @@
 """Events (what backends observed) and actions (what the controller wants done).
 
-Both are frozen dataclasses with an explicit ``to_dict``/``from_dict`` that
-round-trips through JSON. Each event names the trial and the *attempt*: the
-ordinal of the training job that ran for the trial (a retry after a spot
-interruption, or a resume in the promotion variant, is a new attempt). Events
-of an attempt that is no longer current are ignored by the controller.
+Both are frozen dataclasses with an explicit ``to_dict`` (plain JSON; the
+``Finish`` action is kept that way in ``TuningState.finish``). Each event
+names the trial and the *attempt*: the ordinal of the training job that ran
+for the trial (a retry after a spot interruption, or a resume in the promotion
+variant, is a new attempt). Events of an attempt that is no longer current
+are ignored by the controller.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from hb_core.errors import StateError
 from hb_core.space import HyperparameterValue
 
 __all__ = [
@@ -31,8 +31,6 @@ __all__ = [
     "TrialStarted",
     "TrialStopped",
     "WarmPoolReleased",
-    "action_from_dict",
-    "event_from_dict",
 ]
 
 
@@ -140,11 +138,6 @@ class WarmPoolReleased(_Tagged):
 
 Event = TrialStarted | MetricReported | TrialCompleted | TrialFailed | TrialStopped | WarmPoolReleased
 
-_EVENTS: dict[str, type[Any]] = {
-    cls.kind: cls for cls in (TrialStarted, MetricReported, TrialCompleted, TrialFailed, TrialStopped,
-                              WarmPoolReleased)
-}
-
 
 # ---------------------------------------------------------------- actions
 
@@ -236,32 +229,3 @@ class Finish(_Tagged):
 
 
 Action = Launch | Resume | Stop | RungVerdict | Finish
-
-_ACTIONS: dict[str, type[Any]] = {cls.kind: cls for cls in (Launch, Resume, Stop, RungVerdict, Finish)}
-
-
-def _from_dict(table: Mapping[str, type[Any]], data: Mapping[str, Any], what: str) -> Any:
-    kind = data.get("kind")
-    cls = table.get(str(kind))
-    if cls is None:
-        raise StateError(f"{what}.kind must be one of {sorted(table)}, but got {kind!r}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(data) - names - {"kind"}
-    if unknown:
-        raise StateError(f"{what} {kind} has unknown fields {sorted(unknown)}")
-    try:
-        return cls(**{k: v for k, v in data.items() if k != "kind"})
-    except TypeError as exc:
-        raise StateError(f"{what} {kind} is malformed: {exc}") from exc
-
-
-def event_from_dict(data: Mapping[str, Any]) -> Event:
-    """Inverse of ``Event.to_dict``."""
-    result: Event = _from_dict(_EVENTS, data, "event")
-    return result
-
-
-def action_from_dict(data: Mapping[str, Any]) -> Action:
-    """Inverse of ``Action.to_dict``."""
-    result: Action = _from_dict(_ACTIONS, data, "action")
-    return result

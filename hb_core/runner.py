@@ -38,9 +38,9 @@ from hb_core.controller import abort, decide, new_state, outstanding_actions
 from hb_core.errors import ConfigError, HyperbandError
 from hb_core.events import Action, Event, Finish, Launch, Resume, RungVerdict, Stop
 from hb_core.report import rung_table
-from hb_core.samplers import Sampler, make_sampler
 from hb_core.state import PRICE_KEY, TrialStatus, TuningState, TuningStatus
-from hb_core.warm_start import seed_rungs, warm_sampler
+from hb_core.strategies import Sampler, make_sampler, seed_rungs, warm_prior
+from hb_core.strategies.base import fallbacks_of
 
 __all__ = ["RUNG_POLL_DIVISOR", "Tuner", "rung_due_time"]
 
@@ -85,7 +85,13 @@ class Tuner:
     blocks an event loop shared with others (the Airflow triggerer).
     ``parents`` are the state stores of the ``WarmStartConfig`` parent jobs, in
     its order: their trials seed the sampler's model and, for
-    ``IdenticalDataAndAlgorithm``, the new job's rungs.
+    ``IdenticalDataAndAlgorithm``, the new job's rungs. They are read once,
+    when the job is created, and what they teach is copied into its state
+    (``TuningState.prior``, the seeded rungs): a restart reads the checkpoint
+    alone. A checkpoint written before ``TuningState.prior`` existed reads
+    them at its next start, once. ``sampler`` (default: the config's, built
+    from the state's prior) proposes the configurations; the reasons it falls
+    back to random proposals are logged once each.
     """
 
     MAX_CONFLICTS = 5
@@ -112,7 +118,9 @@ class Tuner:
         self.job_name = job_name
         self.seed = seed
         self.poll_interval = poll_interval
-        self.sampler = sampler or make_sampler(config)
+        self.sampler = sampler
+        self._own_sampler = sampler is None  # then built from the state's prior, and rebuilt when that changes
+        self._sampler_prior: object = None
         self.parents = parents
         self.table_every = table_every
         self.offload = offload
@@ -122,18 +130,19 @@ class Tuner:
     async def start(self) -> TuningState:
         """Create the tuning job, or reattach to the one in the store; run the first round."""
         stored = await self.store.load()
-        parents = await self._load_parents()
-        if parents:
-            self.sampler = warm_sampler(self.config, parents)
         if stored is None:
             state = new_state(self.config, now=self.clock.now(), job_name=self.job_name, seed=self.seed)
-            state = seed_rungs(state, parents) if parents else state
+            parents = await self._load_parents()
+            if parents:
+                state = seed_rungs(state, parents).with_changes(prior=warm_prior(self.config, parents))
             state = self._with_price(state)
             self._revision: int | None = None
             events: list[Event] = []
             log.info("tuning job %s: created (%s)", state.job_name, self.config.strategy.value)
         else:
             state, self._revision = stored, stored.revision
+            if state.prior is None and self.parents and not state.done:  # a checkpoint older than the field
+                state = state.with_changes(prior=warm_prior(self.config, await self._load_parents()))
             events = [] if stored.done else await self.backend.reconcile(stored)
             log.info("tuning job %s: reattached at revision %s, %d events while away",
                      state.job_name, stored.revision, len(events))
@@ -269,9 +278,17 @@ class Tuner:
 
     async def _decide(self, events: Sequence[Event]) -> tuple[TuningState, tuple[Action, ...]]:
         assert self.state is not None, "start() runs the first round"
+        if self._own_sampler and (self.sampler is None or self._sampler_prior is not self.state.prior):
+            # The state's prior is the truth (a state reloaded after a conflict may carry another one).
+            self.sampler = make_sampler(self.config, prior=self.state.prior or ())
+            self._sampler_prior = self.state.prior
         if self.offload:
-            return await asyncio.to_thread(decide, self.state, list(events), self.clock.now(), sampler=self.sampler)
-        return decide(self.state, list(events), self.clock.now(), sampler=self.sampler)
+            result = await asyncio.to_thread(decide, self.state, list(events), self.clock.now(), sampler=self.sampler)
+        else:
+            result = decide(self.state, list(events), self.clock.now(), sampler=self.sampler)
+        for reason in fallbacks_of(self.sampler) if self.sampler is not None else ():
+            log.warning("tuning job %s: %s; proposing a random configuration instead", self.state.job_name, reason)
+        return result
 
     async def _commit(self, state: TuningState) -> None:
         await self.store.save(state, self._revision)

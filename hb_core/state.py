@@ -24,7 +24,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from hb_core.config import TuningConfig
 from hb_core.errors import StateError
@@ -35,6 +35,7 @@ __all__ = [
     "PRICE_KEY",
     "SCHEMA_VERSION",
     "Decision",
+    "PriorObservation",
     "Rung",
     "Trial",
     "TrialStatus",
@@ -207,10 +208,7 @@ class Trial:
     def from_dict(cls, data: Mapping[str, Any]) -> Trial:
         d = _mapping(data, "trial")
         what = f"trial {d.get('trial_id')!r}"
-        hyperparameters = _mapping(d.get("hyperparameters"), f"{what}.hyperparameters")
-        for name, value in hyperparameters.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-                raise StateError(f"{what}.hyperparameters.{name} must be a number or a string, but got {value!r}")
+        hyperparameters = _hyperparameters(d.get("hyperparameters"), f"{what}.hyperparameters")
         points = []
         for point in _sequence(d.get("points", []), f"{what}.points"):
             triple = _sequence(point, f"{what}.points[]")
@@ -241,6 +239,28 @@ class Trial:
             stop_resource=_optional(_integer, d.get("stop_resource"), f"{what}.stop_resource"),
             retained_seconds=_number(d.get("retained_seconds", 0.0), f"{what}.retained_seconds"),
         )
+
+
+class PriorObservation(NamedTuple):
+    """One value a warm-start parent's trial reported: raw (sign not folded), at ``resource``.
+
+    Made by :func:`hb_core.strategies.warm_start.prior_observations`, kept in
+    :attr:`TuningState.prior`, folded into a model-based sampler's data.
+    """
+
+    hyperparameters: Mapping[str, HyperparameterValue]
+    value: float
+    resource: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hyperparameters": dict(self.hyperparameters), "value": self.value, "resource": self.resource}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PriorObservation:
+        d = _mapping(data, "state.prior[]")
+        hyperparameters = _hyperparameters(d.get("hyperparameters"), "state.prior[].hyperparameters")
+        return cls(hyperparameters, _number(d.get("value"), "state.prior[].value"),
+                   _integer(d.get("resource"), "state.prior[].resource"))
 
 
 @dataclass(frozen=True)
@@ -326,6 +346,11 @@ class TuningState:
     revision: int = 0
     schema_version: int = SCHEMA_VERSION
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: The warm-start parents' observations, copied once when the job was created
+    #: (:func:`hb_core.strategies.warm_start.warm_prior`), so a decision never reads the parents again: ``()``
+    #: when it has none. None: not recorded, a checkpoint written before this field existed (the runner
+    #: copies them at its next start, :class:`hb_core.runner.Tuner`); a sampler then starts from no prior.
+    prior: tuple[PriorObservation, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.trials, PVector):
@@ -391,6 +416,7 @@ class TuningState:
             "decision_count": self.decision_count,
             "revision": self.revision,
             "extra": dict(self.extra),
+            "prior": None if self.prior is None else [p.to_dict() for p in self.prior],
         }
 
     @classmethod
@@ -437,6 +463,8 @@ class TuningState:
             decision_count=_integer(d.get("decision_count"), "state.decision_count"),
             revision=_integer(d.get("revision"), "state.revision"),
             extra=dict(_mapping(d.get("extra", {}), "state.extra")),
+            prior=None if d.get("prior") is None else tuple(
+                PriorObservation.from_dict(p) for p in _sequence(d.get("prior"), "state.prior")),
         )
         state._check_consistency()
         return state
@@ -471,6 +499,14 @@ def _mapping(value: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise StateError(f"{what} must be a JSON object, but got {value!r:.80}")
     return value
+
+
+def _hyperparameters(value: Any, what: str) -> dict[str, HyperparameterValue]:
+    hyperparameters = _mapping(value, what)
+    for name, item in hyperparameters.items():
+        if isinstance(item, bool) or not isinstance(item, (int, float, str)):
+            raise StateError(f"{what}.{name} must be a number or a string, but got {item!r}")
+    return dict(hyperparameters)
 
 
 def _sequence(value: Any, what: str) -> list[Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sampler_cost
 
-from hb_core.samplers import make_sampler
+from hb_core.strategies import make_sampler
 
 
 def test_the_state_holds_the_asked_rung_observations_and_running_trials():

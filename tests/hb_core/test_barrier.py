@@ -24,7 +24,6 @@ from hb_core.events import (
     Stop,
     TrialCompleted,
     TrialStarted,
-    action_from_dict,
 )
 from hb_core.simulate import simulate
 from hb_core.state import TrialStatus, TuningState
@@ -188,12 +187,6 @@ def test_an_in_place_promotion_that_missed_its_job_becomes_a_resume() -> None:
     assert (resume.trial_id, resume.attempt, resume.from_resource, resume.to_resource) == ("0002", 2, 1, 3)
     assert resume.rung_levels == (1, 3, 9)
     assert state.trials[2].status is TrialStatus.PENDING
-
-
-def test_actions_round_trip_through_json() -> None:
-    for action in (RungVerdict("0001", 2, 3, 9), Launch("0001", 1, {"x": 1.0}, 27, (1, 3, 9)),
-                   Resume("0001", 2, {"x": 1.0}, 3, 9, (9,))):
-        assert action_from_dict(json.loads(json.dumps(action.to_dict()))) == action
 
 
 # ---------------------------------------------------------------- the simulator's model

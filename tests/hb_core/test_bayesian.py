@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -11,25 +12,18 @@ import numpy as np
 import pytest
 
 import hb_core
-from hb_core.bayesian import (
-    BayesianSampler,
-    GPProposer,
-    Layout,
-    _factor,
-    _neg_log_likelihood,
-    _sqdist,
-    capped,
-    fit_gp,
-    folded,
-)
+from hb_core.backends.clock import VirtualClock
+from hb_core.backends.simulated import SimulatedBackend
+from hb_core.backends.stores import MemoryStore
 from hb_core.config import TuningConfig
 from hb_core.controller import decide, new_state
 from hb_core.curves import make_curve
 from hb_core.events import Launch, MetricReported, TrialCompleted, TrialStarted
-from hb_core.model_based import KDESampler, RungGPSampler
-from hb_core.samplers import RandomSampler, make_sampler, trial_rng
+from hb_core.runner import Tuner
 from hb_core.space import ContinuousParameter, SearchSpace
 from hb_core.state import Trial, TrialStatus, TuningState
+from hb_core.strategies import BayesianSampler, KDESampler, RandomSampler, RungGPSampler, make_sampler, trial_rng
+from hb_core.strategies.gp import GPProposer, Layout, _factor, _neg_log_likelihood, _sqdist, capped, fit_gp, folded
 from tests.helpers import config
 
 UNIT_1D = SearchSpace((ContinuousParameter("x", 0.0, 1.0),))
@@ -222,19 +216,16 @@ def test_same_state_and_index_give_the_same_proposal() -> None:
 
 
 @pytest.mark.parametrize("value", [2.0, math.nan])
-def test_degenerate_values_fall_back_to_random_with_one_warning(
-    value: float, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_degenerate_values_fall_back_to_random_with_one_note(value: float) -> None:
     cfg = config("Bayesian", name=f"degenerate-{'nan' if math.isnan(value) else 'equal'}")
     observed = [(hps, value) for hps, _ in observed_on(cfg, 8, bowl)]
     state = state_with(cfg, observed)
     sampler = BayesianSampler(cfg.space, 1.0)
-    with caplog.at_level(logging.WARNING, logger="hb_core.bayesian"):
-        proposals = [sampler.propose(state, i) for i in range(8, 11)]
+    proposals = [sampler.propose(state, i) for i in range(8, 11)]
     assert proposals == [RandomSampler(cfg.space).propose(state, i) for i in range(8, 11)]
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     reason = "no observed value is a finite number" if math.isnan(value) else "all observed values are equal"
-    assert len(warnings) == 1 and reason in warnings[0].getMessage()
+    assert sampler.fallbacks.take() == [reason]  # once, though three proposals fell back
+    assert sampler.fallbacks.take() == []
 
 
 def test_some_nan_values_are_the_worst_and_the_model_still_runs() -> None:
@@ -280,18 +271,30 @@ def test_integer_and_categorical_spaces() -> None:
         assert proposal != best  # the pending configuration is not proposed again
 
 
-def test_a_tiny_discrete_space_once_exhausted_falls_back_to_random(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_tiny_discrete_space_once_exhausted_falls_back_to_random() -> None:
     ranges = {"CategoricalParameterRanges": [{"Name": "c", "Values": ["a", "b"]}]}
     cfg = config("Bayesian", ranges=ranges, name="tiny-space")
     space = cfg.space
     state = state_with(cfg, [({"c": "a"}, 1.0), ({"c": "b"}, 2.0), ({"c": "a"}, 1.5)])
-    with caplog.at_level(logging.WARNING, logger="hb_core.bayesian"):
-        proposal = BayesianSampler(space, 1.0).propose(state, 3)
+    sampler = BayesianSampler(space, 1.0)
+    proposal = sampler.propose(state, 3)
     assert proposal == space.sample(trial_rng(state.seed, 3))
-    assert any("already tried or pending" in r.getMessage() for r in caplog.records)
+    assert any("already tried or pending" in reason for reason in sampler.fallbacks.take())
 
 
 # --- end to end -----------------------------------------------------------------------------------
+
+
+def test_the_runner_logs_each_fallback_reason_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The sampler only notes why it proposed at random; the runner, its adapter, logs each reason once per job."""
+    cfg = config("Bayesian", parallel=2, max_jobs=12, name="flat")
+    clock = VirtualClock()
+    backend = SimulatedBackend(lambda hps, resource: 0.5, clock, default_budget=3)
+    with caplog.at_level(logging.WARNING, logger="hb_core.runner"):
+        state = asyncio.run(Tuner(cfg, backend, MemoryStore(), clock, poll_interval=math.inf).run())
+    assert state.done and len(state.trials) == 12  # every proposal past n_initial fell back: one warning
+    assert [r.getMessage() for r in caplog.records if "instead" in r.getMessage()] == [
+        "tuning job flat: all observed values are equal; proposing a random configuration instead"]
 
 
 def test_simulated_bayesian_run_beats_random_on_a_smooth_curve() -> None:

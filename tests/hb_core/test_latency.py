@@ -9,7 +9,6 @@ import pytest
 import hb_core
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
-from hb_core.events import WarmPoolReleased, event_from_dict
 from hb_core.latency import DEFAULT_KEEP_ALIVE_SECONDS, PROFILES, Latency, profile
 from hb_core.report import format_summary, summary
 from hb_core.runner import RUNG_POLL_DIVISOR
@@ -159,5 +158,3 @@ def test_states_saved_before_the_accounting_fields_still_read() -> None:
     old = TuningState.from_dict(data)
     assert old.retained_billable_seconds == 0 and old.judged_resource() == old.total_resource()
     assert TuningState.from_dict(state.to_dict()) == state
-    event = WarmPoolReleased("0001", 1, 12.0, 4.5, "0002-1")
-    assert event_from_dict(event.to_dict()) == event

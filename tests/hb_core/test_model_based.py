@@ -9,23 +9,17 @@ import numpy as np
 import pytest
 
 import hb_core
-from hb_core.bayesian import Layout
 from hb_core.config import HyperbandConfig, SamplerType, TuningConfig
 from hb_core.controller import decide, new_state
 from hb_core.curves import make_curve
 from hb_core.errors import ConfigError
 from hb_core.events import Launch
-from hb_core.model_based import (
-    DEFAULT_RANDOM_FRACTION,
-    JointGPSampler,
-    KDESampler,
-    ProductKDE,
-    refit_size,
-    rung_value,
-)
-from hb_core.samplers import RandomSampler, make_sampler
 from hb_core.space import CategoricalParameter, ContinuousParameter, SearchSpace
 from hb_core.state import Trial, TrialStatus, TuningState
+from hb_core.strategies import RandomSampler, make_sampler
+from hb_core.strategies.gp import Layout
+from hb_core.strategies.model_based import DEFAULT_RANDOM_FRACTION, KDESampler, ProductKDE, rung_value
+from hb_core.strategies.multi_fidelity import JointGPSampler, refit_size
 from tests.helpers import request
 
 LEVELS = (1, 3, 9, 27)
@@ -264,12 +258,11 @@ def test_refit_schedule(n: int, size: int) -> None:
     assert refit_size(n + 1, 6) in (size, n + 1)  # one more observation refits only on the schedule
 
 
-def test_joint_gp_replays_bit_for_bit_from_a_fresh_process_memo() -> None:
+def test_joint_gp_replays_bit_for_bit_from_a_fresh_memo() -> None:
     """Same state and index give the same proposal whether the fit comes from the memo or is computed anew."""
-    from hb_core import bayesian
-
     cfg = hb_config("MultiFidelityGP", RandomFraction=0.0)
     state = rung_state(cfg, 40, reach=27, running=4)
-    first = [make_sampler(cfg).propose(state, i) for i in range(44, 48)]
-    bayesian._FITS.clear()
-    assert [make_sampler(cfg).propose(state, i) for i in range(44, 48)] == first
+    sampler = make_sampler(cfg)
+    first = [sampler.propose(state, i) for i in range(44, 48)]  # one fit, then three memo hits
+    assert len(sampler.memo) == 1  # type: ignore[attr-defined]
+    assert [make_sampler(cfg).propose(state, i) for i in range(44, 48)] == first  # each from a fresh memo

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,16 +15,15 @@ import hb_core
 from hb_core.backends.clock import VirtualClock
 from hb_core.backends.simulated import SimulatedBackend
 from hb_core.backends.stores import MemoryStore
-from hb_core.bayesian import BayesianSampler
 from hb_core.config import Objective, ObjectiveType, TuningConfig, WarmStartType
 from hb_core.controller import decide, new_state
 from hb_core.curves import make_curve
+from hb_core.errors import StateError
 from hb_core.events import MetricReported, Stop, TrialStarted
-from hb_core.model_based import KDESampler, RungGPSampler
 from hb_core.runner import Tuner
-from hb_core.samplers import RandomSampler, make_sampler
 from hb_core.state import Trial, TrialStatus, TuningState
-from hb_core.warm_start import SEEDED_KEY, PriorObservation, prior_observations, seed_rungs
+from hb_core.strategies import BayesianSampler, KDESampler, RandomSampler, RungGPSampler, make_sampler
+from hb_core.strategies.warm_start import SEEDED_KEY, PriorObservation, prior_observations, seed_rungs, warm_prior
 from tests.helpers import DEFAULT_RANGES, request
 
 OPTIMUM = np.array([0.3, 0.3, 0.3, 0.3])
@@ -213,3 +214,86 @@ def test_end_to_end_warm_started_child_starts_where_the_parent_ended() -> None:
         assert state.done and len(state.trials) == 40
         firsts[label] = [curve(dict(t.hyperparameters), 27) for t in state.trials[:8]]
     assert np.median(firsts["warm"]) > np.median(firsts["cold"])
+
+
+# --- the parents are read once: the prior lives in the state ------------------------------------------
+
+
+async def _warm_run(cfg: TuningConfig, curve: Any, parents: MemoryStore, *, restart_after: int | None = None,
+                    changed: TuningState | None = None) -> TuningState:
+    """The child to its end in virtual time; at ``restart_after`` rounds the parent becomes ``changed`` and a
+    new controller takes over from the checkpoint (the backend, the running jobs, carries on)."""
+    clock = VirtualClock()
+    backend = SimulatedBackend(curve, clock, default_budget=27)
+    store = MemoryStore(serialize=True)
+
+    def controller() -> Tuner:
+        return Tuner(cfg, backend, store, clock, job_name="child", poll_interval=float("inf"), parents=[parents])
+
+    tuner = controller()
+    state = await tuner.start()
+    for rounds in range(10_000):
+        if state.done:
+            break
+        if rounds == restart_after and changed is not None:
+            await parents.save(changed, (await parents.load()).revision)  # type: ignore[union-attr]
+            tuner = controller()
+            state = await tuner.start()
+        await clock.sleep_until(tuner._wake_time())
+        state = await tuner.step()
+    return state
+
+
+@pytest.mark.parametrize(("strategy", "hb"), [("Hyperband", {"Sampler": "KDE"}), ("Bayesian", {})])
+def test_a_restart_after_the_parent_changed_replays_the_same_proposals(strategy: str, hb: dict[str, Any]) -> None:
+    """``decide`` on a checkpoint is the whole truth: the parents' observations were copied into the state when
+    the job was created, so a controller restarted after a parent changed proposes what one that never
+    stopped proposes."""
+    cfg = child_config(strategy, **hb)
+    cfg = replace(cfg, resource_limits=replace(cfg.resource_limits, max_number_of_training_jobs=16))
+    curve, _ = make_curve("quadratic", cfg.space, seed=2)
+    parent, changed = parent_state(20), parent_state(20, seed=9)
+
+    async def run(restart_after: int | None) -> TuningState:
+        parents = MemoryStore(serialize=True)
+        await parents.save(parent, None)
+        return await _warm_run(cfg, curve, parents, restart_after=restart_after, changed=changed)
+
+    reference, restarted = asyncio.run(run(None)), asyncio.run(run(3))
+    assert reference.done and restarted.done and len(reference.trials) == 16
+    assert [dict(t.hyperparameters) for t in restarted.trials] == [dict(t.hyperparameters) for t in reference.trials]
+    assert restarted.prior == reference.prior == warm_prior(cfg, [parent])
+    # The changed parent teaches something else: re-reading it at the restart would have changed the proposals.
+    samplers = [make_sampler(cfg, prior=warm_prior(cfg, [p])) for p in (parent, changed)]
+    assert any(samplers[0].propose(reference, i) != samplers[1].propose(reference, i) for i in range(16, 20))
+
+
+def test_the_prior_round_trips_through_a_checkpoint_and_an_older_one_reads_its_parents_once() -> None:
+    cfg = child_config("Hyperband", Sampler="KDE")
+    parent = parent_state(6)
+    prior = warm_prior(cfg, [parent])
+    assert len(prior) == 6 * 4 and all(isinstance(p, PriorObservation) for p in prior)
+    state = new_state(cfg, now=0.0).with_changes(prior=prior)
+    assert TuningState.from_dict(json.loads(json.dumps(state.to_dict()))).prior == prior
+    bad = state.to_dict()
+    bad["prior"][0]["resource"] = "3"
+    with pytest.raises(StateError, match=r"state.prior\[\].resource must be an integer"):
+        TuningState.from_dict(bad)
+
+    # A checkpoint written before TuningState.prior existed: no "prior" key. It loads with prior None (a bare
+    # decide proposes as without a warm start); the runner copies the parents' observations at its next start.
+    older = new_state(cfg, now=0.0, job_name="child").to_dict()
+    del older["prior"]
+    assert TuningState.from_dict(older).prior is None
+
+    async def restart() -> tuple[TuningState, TuningState | None]:
+        clock = VirtualClock()
+        store, parents = MemoryStore(serialize=True), MemoryStore()
+        await store.save(TuningState.from_dict(older), None)
+        await parents.save(parent, None)
+        state = await Tuner(cfg, SimulatedBackend(lambda hps, r: 0.5, clock), store, clock, job_name="child",
+                            parents=[parents]).start()
+        return state, await store.load()
+
+    state, saved = asyncio.run(restart())
+    assert state.prior == prior and saved is not None and saved.prior == prior

@@ -1,13 +1,16 @@
-"""The Bayesian strategy: a Gaussian process with expected improvement, aware of pending trials.
+"""Gaussian-process maths shared by the GP samplers: the kernel, the fit, expected improvement and its maximizer.
+
+Used by :class:`hb_core.strategies.bayesian.BayesianSampler` (the Bayesian
+strategy) and the model-based Hyperband samplers of
+:mod:`hb_core.strategies.model_based`.
 
 Terms:
 
 - *unit cube*: the encoding of :meth:`hb_core.space.SearchSpace.encode`; the
   GP works there, so every input is in [0, 1] (categoricals one-hot).
-- *observation*: a trial's last reported value (trials with at least one point
-  that are neither failed nor still running), folded with ``Objective.sign`` so
-  the GP always *maximizes*. A NaN or infinite value counts as the worst finite
-  one. Outputs are standardized before the fit.
+- *observation*: a point and its value, folded with ``Objective.sign`` so the
+  GP always *maximizes* (:func:`folded`: a NaN or infinite value counts as the
+  worst finite one). Outputs are standardized before the fit.
 - *pending*: a trial still holding a slot (launched, maybe in this very
   round). The *kriging believer* conditions the GP on its posterior mean at
   the pending points, as if observed (the incumbent included): the mean is
@@ -27,46 +30,37 @@ Terms:
   argmax) before it is scored again and proposed. A winner that is a
   configuration already tried or pending is passed over.
 
-Purity: the fit depends only on (seed, data) (its restarts draw from
-``trial_rng(seed, 0, STREAM_FIT)``), so it is cached by data; every other
-random choice draws from ``trial_rng(seed, index, stream)``. Same state and
-index, same proposal. Cost: O(n^3) per fit, n capped at ``max_observations``.
+Purity: a fit depends only on (seed, data) (its restarts draw from
+``trial_rng(seed, 0, STREAM_FIT)``), so it is cached by data in a
+:class:`FitMemo` its sampler owns; every other random choice draws from
+``trial_rng(seed, index, stream)``. Same state and index, same proposal. Cost:
+O(n^3) per fit. No mutable state outlives its owner, except the
+:func:`encoded` cache, a bounded pure function cache (see there).
+
+Some 430 lines, one concern: the likelihood's gradient, EI's gradient and the
+maximizer share the kernel's private helpers.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import logging
 import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.linalg import LinAlgError, cho_solve, cholesky, solve_triangular
 from scipy.optimize import minimize
 from scipy.special import ndtr
 
-from hb_core.samplers import Config, trial_rng
 from hb_core.space import CategoricalParameter, HyperparameterValue, SearchSpace
-from hb_core.state import TrialStatus
+from hb_core.strategies.base import STREAM_FIT, trial_rng
 
-if TYPE_CHECKING:
-    from hb_core.state import TuningState
-    from hb_core.warm_start import PriorObservation
+__all__ = ["FitMemo", "GPFit", "GPProposer", "Layout", "capped", "encoded", "fit_gp", "folded"]
 
-__all__ = [
-    "BayesianSampler", "GPFit", "GPProposer", "Layout", "capped", "encoded", "fit_gp", "folded", "memo_fit",
-    "warn_once",
-]
-
-log = logging.getLogger(__name__)
-
-#: ``trial_rng`` streams: 0 is the plain random proposal (the same draw as the Random strategy).
-STREAM_RANDOM, STREAM_EI, STREAM_FIT = 0, 1, 2
 SQRT5 = math.sqrt(5.0)
 LOG_2PI = math.log(2.0 * math.pi)
 #: Bounds of the fitted hyperparameters (standardized outputs, inputs in [0, 1]).
@@ -81,19 +75,10 @@ JITTERS = (0.0, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2)
 #: Below this (standardized units) EI is zero for every purpose: the proposal is random instead.
 EI_FLOOR = 1e-12
 
-#: Fitted GPs kept per process, keyed by a hash of everything the fit depends on.
+#: Fitted GPs a :class:`FitMemo` keeps (the most recently used).
 FIT_MEMO_SIZE = 16
-
-_warned: set[tuple[str, str]] = set()
-_FITS: OrderedDict[bytes, GPFit | str] = OrderedDict()
-_FITS_LOCK = threading.Lock()
-
-
-def warn_once(job: str, reason: str) -> None:
-    """Log a fallback reason once per (tuning job, reason) per process."""
-    if (job, reason) not in _warned:
-        _warned.add((job, reason))
-        log.warning("tuning job %s: %s; proposing a random configuration instead", job, reason)
+#: Encodings :func:`encoded` keeps (the most recently used).
+ENCODED_CACHE_SIZE = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -312,24 +297,39 @@ def fit_gp(x: np.ndarray, y: np.ndarray, layout: Layout, rng: np.random.Generato
     return fit if fit is not None else "the GP covariance is not positive definite, even with jitter"
 
 
-def memo_fit(x: np.ndarray, y: np.ndarray, layout: Layout, seed: int, *, restarts: int = 2) -> GPFit | str:
-    """:func:`fit_gp`: a pure function of (seed, x, y, layout, restarts), memoized per process.
+class FitMemo:
+    """:func:`fit_gp` with its restarts drawn from ``trial_rng(seed, 0, STREAM_FIT)``, memoized.
 
-    The memo outlives the samplers: the controller may build a new sampler
-    every decision round, and most rounds bring no new observation.
+    A pure cache: the fit is a function of (seed, x, y, layout's groups,
+    restarts) alone, and the key is a hash of exactly those, so a hit returns
+    what a fresh fit would (a restarted controller, with an empty memo, makes
+    the same proposals). Bounded: the ``size`` most recently used fits. Owned
+    by the sampler that fits (so it lives as long as the sampler: the runner
+    keeps one sampler per tuning job, and most of its rounds bring no new
+    observation); nothing is shared between samplers or jobs.
     """
-    parts = (np.int64(seed), np.int64(restarts), layout.groups, x, y)
-    key = hashlib.blake2b(b"".join(np.ascontiguousarray(p).tobytes() for p in parts), digest_size=16).digest()
-    with _FITS_LOCK:
-        if key in _FITS:
-            _FITS.move_to_end(key)
-            return _FITS[key]
-    fit = fit_gp(x, y, layout, trial_rng(seed, 0, STREAM_FIT), restarts=restarts)
-    with _FITS_LOCK:
-        _FITS[key] = fit
-        while len(_FITS) > FIT_MEMO_SIZE:
-            _FITS.popitem(last=False)
-    return fit
+
+    def __init__(self, size: int = FIT_MEMO_SIZE) -> None:
+        self.size = size
+        self._fits: OrderedDict[bytes, GPFit | str] = OrderedDict()
+        self._lock = threading.Lock()  # a runner may decide in a worker thread (``Tuner(offload=True)``)
+
+    def __len__(self) -> int:
+        return len(self._fits)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, layout: Layout, seed: int, *, restarts: int = 2) -> GPFit | str:
+        parts = (np.int64(seed), np.int64(restarts), layout.groups, x, y)
+        key = hashlib.blake2b(b"".join(np.ascontiguousarray(p).tobytes() for p in parts), digest_size=16).digest()
+        with self._lock:
+            if key in self._fits:
+                self._fits.move_to_end(key)
+                return self._fits[key]
+        fit = fit_gp(x, y, layout, trial_rng(seed, 0, STREAM_FIT), restarts=restarts)
+        with self._lock:
+            self._fits[key] = fit
+            while len(self._fits) > self.size:
+                self._fits.popitem(last=False)
+        return fit
 
 
 class GPProposer:
@@ -347,10 +347,11 @@ class GPProposer:
         self.n_starts = n_starts
         self.restarts = restarts
         self.xi = xi
+        self.memo = FitMemo()
 
     def fit(self, x: np.ndarray, y: np.ndarray, seed: int) -> GPFit | str:
-        """The GP fitted to (x, y): see :func:`memo_fit`."""
-        return memo_fit(x, y, self.layout, seed, restarts=self.restarts)
+        """The GP fitted to (x, y): see :class:`FitMemo`."""
+        return self.memo.fit(x, y, self.layout, seed, restarts=self.restarts)
 
     def propose(self, x: np.ndarray, y: np.ndarray, pending: np.ndarray, *, seed: int, rng: np.random.Generator,
                 known: np.ndarray | None = None) -> np.ndarray | str:
@@ -398,7 +399,7 @@ class GPProposer:
         return np.asarray(np.clip(points, 0.0, 1.0))
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=ENCODED_CACHE_SIZE)
 def _encode(space: SearchSpace, items: tuple[tuple[str, HyperparameterValue], ...]) -> np.ndarray:
     point = space.encode(dict(items))
     point.flags.writeable = False
@@ -406,7 +407,14 @@ def _encode(space: SearchSpace, items: tuple[tuple[str, HyperparameterValue], ..
 
 
 def encoded(space: SearchSpace, hyperparameters: Mapping[str, HyperparameterValue]) -> np.ndarray:
-    """``space.encode(hyperparameters)``, memoized (read-only): samplers encode every trial on every proposal."""
+    """``space.encode(hyperparameters)``, memoized (read-only): samplers encode every trial on every proposal.
+
+    The one process-wide cache of the strategies, and a pure one: the key is
+    the (immutable, hashable) space and the configuration, the value a
+    read-only array that is a function of them alone. Bounded at
+    ``ENCODED_CACHE_SIZE`` entries (least recently used out; a few hundred
+    bytes each), so it cannot change a proposal nor grow without bound.
+    """
     return _encode(space, tuple(sorted(hyperparameters.items())))
 
 
@@ -426,61 +434,3 @@ def capped(n: int, y: np.ndarray, limit: int) -> np.ndarray:
     best = np.argsort(-y, kind="stable")[: limit // 2]
     rest = np.setdiff1d(np.arange(n), best)[-(limit - len(best)) :]
     return np.sort(np.concatenate([best, rest]))
-
-
-class BayesianSampler:
-    """AMT's ``Bayesian`` strategy: GP + EI over all trials' last values, pending-aware (see the module docstring).
-
-    - ``prior``: warm-start observations (:func:`hb_core.warm_start.prior_observations`);
-      those at the largest resource in the prior join the data.
-    - ``n_initial``: observations needed before the model is used (default
-      ``max(3, number of hyperparameters + 1)``); until then, and whenever the
-      fit fails or the data are degenerate, a random proposal (the Random
-      strategy's draw).
-    - ``max_observations``: cap of the training set (see :func:`capped`).
-    """
-
-    uses_history = True
-
-    def __init__(self, space: SearchSpace, sign: float, *, prior: Sequence[PriorObservation] = (),
-                 n_initial: int | None = None, max_observations: int = 500, proposer: GPProposer | None = None) -> None:
-        self.space = space
-        self.sign = sign
-        self.n_initial = n_initial if n_initial is not None else max(3, len(space.parameters) + 1)
-        self.max_observations = max_observations
-        self.proposer = proposer or GPProposer(space)
-        top = max((p.resource for p in prior), default=0)
-        kept = [p for p in prior if p.resource == top and space.contains(p.hyperparameters)]
-        self._prior_x = [space.encode(p.hyperparameters) for p in kept]
-        self._prior_values = [p.value for p in kept]
-
-    def observations(self, state: TuningState) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(x, y, pending): observed points and folded values (prior first), and the pending points."""
-        xs, values, pending = list(self._prior_x), list(self._prior_values), []
-        for trial in state.trials:
-            if trial.status.active:
-                pending.append(encoded(self.space, trial.hyperparameters))
-            elif trial.status is not TrialStatus.FAILED and trial.points:
-                xs.append(encoded(self.space, trial.hyperparameters))
-                values.append(trial.points[-1][1])
-        return _arrays(xs, folded(values, self.sign), pending, self.space.dimensions)
-
-    def propose(self, state: TuningState, index: int) -> Config | None:
-        x, y, pending = self.observations(state)
-        if len(y) < self.n_initial:
-            return self.space.sample(trial_rng(state.seed, index, STREAM_RANDOM))
-        keep = capped(len(y), y, self.max_observations)
-        point = self.proposer.propose(x[keep], y[keep], pending, seed=state.seed,
-                                      rng=trial_rng(state.seed, index, STREAM_EI))
-        if isinstance(point, str):
-            warn_once(state.job_name, point)
-            return self.space.sample(trial_rng(state.seed, index, STREAM_RANDOM))
-        return self.space.decode(point)
-
-
-def _arrays(xs: list[np.ndarray], y: np.ndarray, pending: list[np.ndarray],
-            dimensions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    def stack(rows: list[np.ndarray]) -> np.ndarray:
-        return np.array(rows, dtype=float).reshape(len(rows), dimensions)
-
-    return stack(xs), y, stack(pending)

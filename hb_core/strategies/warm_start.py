@@ -1,12 +1,17 @@
 """Warm start (``WarmStartConfig``): what parent tuning jobs teach a new one.
 
-Pure functions of the parents' states; the runner (or the Airflow layer) reads
-those states from the parents' state stores and passes them in:
+Pure functions of the parents' states. The runner reads those states from the
+parents' state stores once, when it creates the job, and passes them in; what
+they teach is then part of the new job's state, so a decision never reads a
+parent again (a parent that changes or goes away later changes nothing):
 
 - :func:`prior_observations` turns the parents' trials into observations that
   a model-based sampler folds into its data
   (``make_sampler(config, prior=...)``), so the model is active from the first
-  trial when the parents give it enough points.
+  trial when the parents give it enough points. :func:`warm_prior` picks the
+  ones a config's sampler uses; the runner keeps them in
+  :attr:`~hb_core.state.TuningState.prior`, and
+  :func:`hb_core.controller.decide` builds its sampler from them.
 - :func:`seed_rungs` (``IdenticalDataAndAlgorithm`` only) inserts the parents'
   values into the new job's rungs, so the first trials are judged against the
   parents' results instead of passing empty rungs.
@@ -26,32 +31,18 @@ Which parent trials count (both functions):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import NamedTuple
-
-from typing import TYPE_CHECKING
 
 from hb_core.config import Objective, TuningConfig, WarmStartType
 from hb_core.rungs import rung_levels
 from hb_core.space import HyperparameterValue, SearchSpace
-from hb_core.state import Trial, TrialStatus, TuningState, evolve, signed_key
+from hb_core.state import PriorObservation, Trial, TrialStatus, TuningState, evolve, signed_key
 
-if TYPE_CHECKING:
-    from hb_core.samplers import Sampler
-
-__all__ = ["PriorObservation", "prior_observations", "seed_rungs", "warm_sampler"]
+__all__ = ["PriorObservation", "prior_observations", "seed_rungs", "warm_prior"]
 
 #: The ``TuningState.extra`` key recording that :func:`seed_rungs` ran (it runs once).
 SEEDED_KEY = "warm_start_rungs"
-
-
-class PriorObservation(NamedTuple):
-    """One value a parent trial reported: raw (sign not folded), at ``resource``."""
-
-    hyperparameters: Mapping[str, HyperparameterValue]
-    value: float
-    resource: int
 
 
 def _fitting(trial: Trial, space: SearchSpace, transfer: bool) -> dict[str, HyperparameterValue] | None:
@@ -143,19 +134,16 @@ def seed_rungs(state: TuningState, parent_states: Sequence[TuningState]) -> Tuni
     return evolve(state, rungs=tuple(brackets), extra={**state.extra, SEEDED_KEY: inserted})
 
 
-def warm_sampler(config: TuningConfig, parent_states: Sequence[TuningState]) -> Sampler:
-    """The config's sampler, seeded with the parents' observations.
+def warm_prior(config: TuningConfig, parent_states: Sequence[TuningState]) -> tuple[PriorObservation, ...]:
+    """The parents' observations the config's sampler learns from (``make_sampler(config, prior=...)``).
 
     Model-based Hyperband samplers get one observation per rung level a parent
     trial reached (rung values); the Bayesian strategy gets each trial's last
     value. Random and Grid ignore the prior.
     """
-    from hb_core.samplers import make_sampler  # samplers imports this module
-
     warm = config.warm_start
     kind = warm.warm_start_type if warm is not None else WarmStartType.IDENTICAL_DATA_AND_ALGORITHM
     hb = config.hyperband
     levels = rung_levels(hb.min_resource, hb.max_resource, hb.reduction_factor) if hb is not None else None
-    prior = prior_observations(parent_states, config.space, warm_start_type=kind, objective=config.objective,
-                               levels=levels)
-    return make_sampler(config, prior=prior)
+    return tuple(prior_observations(parent_states, config.space, warm_start_type=kind, objective=config.objective,
+                                    levels=levels))

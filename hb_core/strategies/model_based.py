@@ -17,7 +17,8 @@ Terms:
   coin from ``trial_rng(seed, index, STREAM_COIN)``. It keeps exploring and
   hedges against a misleading model.
 
-Samplers:
+Samplers (and :class:`~hb_core.strategies.multi_fidelity.JointGPSampler`,
+``Sampler: MultiFidelityGP``, in its own module on the same base class):
 
 - :class:`KDESampler` (``Sampler: KDE``, BOHB): the rung values at the model
   level are split into the top ``gamma`` ("good") and the rest ("bad"); a
@@ -25,7 +26,7 @@ Samplers:
   are drawn from the good density with its bandwidths widened by
   ``bandwidth_factor``, and the one maximizing ``l(x) / g(x)`` is proposed.
 - :class:`RungGPSampler` (``Sampler: Bayesian``): the Gaussian process and
-  expected improvement of :mod:`hb_core.bayesian`, fitted on the rung values
+  expected improvement of :mod:`hb_core.strategies.gp`, fitted on the rung values
   at the model level. Trials still running below that level are pending
   (kriging believer). The latest ``max_stopped`` trials stopped below it are
   *known*: they have no value there, but proposing them again would waste a
@@ -44,6 +45,12 @@ there for hundreds of trials); a categorical
 gets the Aitchison-Aitken kernel (its own category with probability
 ``1 - lambda``, each other with ``lambda / (c - 1)``), ``lambda`` the
 non-modal share scaled the same way and clipped to [min_bandwidth, (c-1)/c].
+
+Purity: a proposal is a function of (state, index) and the construction
+arguments. A sampler's only mutable parts are its GP fit memo (a pure cache,
+:class:`~hb_core.strategies.gp.FitMemo`) and its
+:class:`~hb_core.strategies.base.Fallbacks`, where it notes why a model could
+not propose (the runner logs each reason once); neither changes a proposal.
 """
 
 from __future__ import annotations
@@ -57,36 +64,20 @@ import numpy as np
 from scipy.special import logsumexp
 from scipy.stats import truncnorm
 
-from hb_core.bayesian import (
-    EI_FLOOR,
-    STREAM_EI,
-    STREAM_RANDOM,
-    GPFit,
-    GPProposer,
-    Layout,
-    capped,
-    encoded,
-    folded,
-    memo_fit,
-    warn_once,
-)
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
 from hb_core.rungs import rung_levels
-from hb_core.samplers import Config, trial_rng
 from hb_core.space import SearchSpace
-from hb_core.state import Trial, TrialStatus
+from hb_core.state import PriorObservation, Trial, TrialStatus
+from hb_core.strategies.base import STREAM_COIN, STREAM_EI, STREAM_KDE, STREAM_RANDOM, Config, Fallbacks, trial_rng
+from hb_core.strategies.gp import GPProposer, Layout, capped, encoded, folded
 
 if TYPE_CHECKING:
     from hb_core.state import TuningState
-    from hb_core.warm_start import PriorObservation
 
-__all__ = [
-    "DEFAULT_RANDOM_FRACTION", "JointGPSampler", "KDESampler", "ProductKDE", "RungData", "RungGPSampler", "refit_size",
-    "rung_value",
-]
+__all__ = ["DEFAULT_RANDOM_FRACTION", "KDESampler", "ProductKDE", "RungData", "RungGPSampler", "RungModelSampler",
+           "rung_value"]
 
-STREAM_COIN, STREAM_KDE = 3, 4
 DEFAULT_RANDOM_FRACTION = 1.0 / 3.0
 MIN_POINTS = 6
 
@@ -96,8 +87,9 @@ def rung_value(trial: Trial, level: int) -> float | None:
     return next((value for resource, value, _ in trial.points if resource >= level), None)
 
 
-class _RungModelSampler:
-    """The shared part: the coin, the rung data at the model level, the random fallback."""
+class RungModelSampler:
+    """The shared part of the model-based Hyperband samplers: the coin, the rung data at the model level, the
+    random fallback (:class:`~hb_core.strategies.multi_fidelity.JointGPSampler` subclasses it too)."""
 
     uses_history = True
 
@@ -112,6 +104,7 @@ class _RungModelSampler:
         self.sign = sign
         self.random_fraction = random_fraction
         self.min_points = min_points if min_points is not None else max(len(space.parameters) + 2, MIN_POINTS)
+        self.fallbacks = Fallbacks()
         self._prior: dict[int, tuple[list[np.ndarray], list[float]]] = {level: ([], []) for level in self.levels}
         for observation in prior:
             below = [level for level in self.levels if level <= observation.resource]
@@ -150,7 +143,7 @@ class _RungModelSampler:
             point = self._model_point(state, index)
             if point is not None:
                 if isinstance(point, str):
-                    warn_once(state.job_name, point)
+                    self.fallbacks.add(point)
                 else:
                     proposal = self.space.decode(point)
                     # A configuration already tried teaches nothing new, and duplicates tie at every rung:
@@ -231,7 +224,7 @@ class ProductKDE:
         return rows
 
 
-class KDESampler(_RungModelSampler):
+class KDESampler(RungModelSampler):
     """BOHB's sampler (``Sampler: KDE``); ``gamma`` is the good share, in (0, 0.5]."""
 
     def __init__(self, space: SearchSpace, levels: Sequence[int], sign: float, *, gamma: float = 0.15,
@@ -259,7 +252,7 @@ class KDESampler(_RungModelSampler):
         return np.asarray(candidates[int(np.argmax(ratio))])
 
 
-class RungGPSampler(_RungModelSampler):
+class RungGPSampler(RungModelSampler):
     """GP + EI on the rung values at the model level (``Sampler: Bayesian``), pending-aware."""
 
     def __init__(self, space: SearchSpace, levels: Sequence[int], sign: float, *, max_observations: int = 500,
@@ -274,204 +267,3 @@ class RungGPSampler(_RungModelSampler):
         stopped = data.stopped[max(0, len(data.stopped) - self.max_stopped) :]
         return self.proposer.propose(data.x[keep], data.y[keep], data.pending, seed=state.seed,
                                      rng=trial_rng(state.seed, index, STREAM_EI), known=stopped)
-
-
-#: Observations a :class:`JointGPSampler` conditions on, and fits its hyperparameters to (module docstring).
-JOINT_MAX_OBSERVATIONS, JOINT_MAX_FIT = 256, 160
-
-
-def refit_size(n: int, first: int, every_below: int = 64) -> int:
-    """The observation count at which the joint GP's hyperparameters were last fitted: ``n`` itself below
-    ``every_below`` (small fits are cheap, and early ones change most), then the largest size ``<= n`` in the
-    schedule ``every_below * 1.5**k`` (rounded up); 0 below ``first``.
-
-    Refitting only on this schedule (on the earliest observations) keeps the fit a pure function of the
-    state that most rounds find in the memo: eight large fits in a 1,000-observation job.
-    """
-    if n < first:
-        return 0
-    if n < every_below:
-        return n
-    size, last = every_below, every_below
-    while size <= n:
-        last = size
-        size = math.ceil(size * 1.5)
-    return last
-
-
-@dataclass(frozen=True)
-class JointData:
-    """Every rung value as one observation of ``f(x, t)``: ``x`` in the unit cube plus ``t`` (the rung's fidelity
-    coordinate, ``log(level / min) / log(max / min)``) as the last column; ``y`` folded; ``order`` sorts them by the
-    time they were reported (warm-start ones first); ``levels`` is each one's rung level."""
-
-    x: np.ndarray
-    y: np.ndarray
-    levels: np.ndarray
-    order: np.ndarray
-    pending: np.ndarray
-    tried: frozenset[tuple[tuple[str, object], ...]]
-
-
-class JointGPSampler(_RungModelSampler):
-    """One Gaussian process over (configuration, fidelity), fitted to every rung value (``Sampler: MultiFidelityGP``).
-
-    In the spirit of MOBSTER (Klein et al., 2020; Syne Tune's ``MOBSTER``): one joint model learns from every rung,
-    so the many cheap rung-1 values inform where the few full-fidelity ones will be good, and the model is usable
-    after the first few reports, long before a single rung has ``min_points`` of them (BOHB's model level).
-
-    - *Data*: each non-failed trial's rung values at every rung level it reached (:func:`rung_value`), as
-      observations at ``(x, t(level))``; warm-start observations at their rung level. Capped at
-      ``max_observations`` (per level from the highest down, each level's share the best half and the most
-      recent rest, :func:`hb_core.bayesian.capped`).
-    - *Kernel*: the Matern 5/2 ARD kernel of :mod:`hb_core.bayesian` with ``t`` as one more coordinate (its own
-      length scale): the correlation between fidelities is learned, as in MOBSTER's ``matern52-res`` kernel.
-    - *Hyperparameters*: fitted (marginal likelihood, :func:`hb_core.bayesian.fit_gp`) only when the count of
-      observations crosses :func:`refit_size`'s schedule, on the earliest ``max_fit`` of them (capped the same
-      way); between refits the GP is conditioned on the current data with the last fitted hyperparameters.
-    - *Pending*: a running trial is fantasised at its next rung level with the posterior mean (kriging
-      believer), so simultaneous launches spread out.
-    - *Acquisition*: expected improvement at the *acquisition level*: the highest rung level with at least
-      ``min_points`` observations (MOBSTER's default ``resource_acq="bohb"``), over the best value observed or
-      believed there. Candidates: uniform draws, and neighbours of the best configurations at that level
-      (numeric coordinates jittered, one categorical changed), twice refined around the best candidates.
-      A candidate already tried or pending is passed over.
-
-    Before ``min_points`` observations exist anywhere, and whenever EI vanishes or the fit fails, the proposal
-    is random (as it is for a share ``RandomFraction`` of trials).
-    """
-
-    def __init__(self, space: SearchSpace, levels: Sequence[int], sign: float, *,
-                 max_observations: int = JOINT_MAX_OBSERVATIONS, max_fit: int = JOINT_MAX_FIT,
-                 n_candidates: int = 256, **kwargs: object) -> None:
-        super().__init__(space, levels, sign, **kwargs)  # type: ignore[arg-type]
-        self.max_observations = max_observations
-        self.max_fit = max_fit
-        self.n_candidates = n_candidates
-        d = self.layout.dimensions
-        self.joint_layout = Layout(np.append(self.layout.groups, self.layout.n_groups), self.layout.blocks,
-                                   np.append(self.layout.numeric, d))
-        low, high = self.levels[0], self.levels[-1]
-        span = math.log(high / low) if high > low else 1.0
-        self._t = {level: math.log(level / low) / span for level in self.levels}
-
-    def joint_data(self, state: TuningState) -> JointData:
-        rows: list[np.ndarray] = []
-        values: list[float] = []
-        levels: list[int] = []
-        times: list[float] = []
-        for level in self.levels:
-            prior_x, prior_values = self._prior[level]
-            rows += [np.append(x, self._t[level]) for x in prior_x]
-            values += prior_values
-            levels += [level] * len(prior_x)
-            times += [-math.inf] * len(prior_x)
-        pending: list[np.ndarray] = []
-        tried = []
-        for trial in state.trials:
-            tried.append(tuple(sorted(trial.hyperparameters.items())))
-            if trial.status is TrialStatus.FAILED:
-                continue
-            x = encoded(self.space, trial.hyperparameters)
-            reached = 0
-            for level in self.levels:
-                point = next((p for p in trial.points if p[0] >= level), None)
-                if point is None:
-                    break
-                rows.append(np.append(x, self._t[level]))
-                values.append(point[1])
-                levels.append(level)
-                times.append(point[2])
-                reached = level
-            if trial.status.active:
-                upcoming = [level for level in self.levels if level > max(reached, trial.resource)]
-                if upcoming:
-                    pending.append(np.append(x, self._t[upcoming[0]]))
-        d = self.joint_layout.dimensions
-        return JointData(np.array(rows, dtype=float).reshape(len(rows), d), folded(values, self.sign),
-                         np.array(levels, dtype=int), np.argsort(np.array(times), kind="stable"),
-                         np.array(pending, dtype=float).reshape(len(pending), d), frozenset(tried))
-
-    def _capped(self, data: JointData, among: np.ndarray, limit: int) -> np.ndarray:
-        """Indices (into ``data``) kept of ``among``: per level from the highest down, an equal share of what is left."""
-        kept: list[np.ndarray] = []
-        left = limit
-        present = [level for level in reversed(self.levels) if np.any(data.levels[among] == level)]
-        for k, level in enumerate(present):
-            mine = among[data.levels[among] == level]
-            share = left // (len(present) - k)
-            chosen = mine[capped(len(mine), data.y[mine], share)]
-            kept.append(chosen)
-            left -= len(chosen)
-        return np.sort(np.concatenate(kept)) if kept else np.zeros(0, dtype=int)
-
-    def _model_point(self, state: TuningState, index: int) -> np.ndarray | str | None:
-        data = self.joint_data(state)
-        n = len(data.y)
-        counts = {level: int(np.sum(data.levels == level)) for level in self.levels}
-        enough = [level for level in self.levels if counts[level] >= self.min_points]
-        if not enough:
-            return None
-        acq_level = enough[-1]
-        # Hyperparameters: fitted on the earliest observations, at the last size of the refit schedule.
-        first = data.order[: refit_size(n, self.min_points)]
-        fit_rows = self._capped(data, np.sort(first), self.max_fit)
-        hyper = memo_fit(data.x[fit_rows], data.y[fit_rows], self.joint_layout, state.seed)
-        if isinstance(hyper, str):
-            return hyper
-        keep = self._capped(data, np.arange(n), self.max_observations)
-        x, y = data.x[keep], data.y[keep]
-        y_mean, y_scale = float(np.mean(y)), float(np.std(y))
-        if not y_scale > 0.0:
-            return "all observed values are equal"
-        ys = (y - y_mean) / y_scale
-        at_acq = data.levels[keep] == acq_level
-        fit = GPFit.build(x, ys, hyper.lengthscales, hyper.signal, hyper.noise, float(np.max(ys[at_acq])),
-                          y_mean, y_scale)
-        if fit is None:
-            return "the GP covariance is not positive definite, even with jitter"
-        if len(data.pending):  # kriging believer at each running trial's next rung
-            believed, _ = fit._standardized(data.pending)
-            at = np.isclose(data.pending[:, -1], self._t[acq_level])
-            best = max(fit.best, float(np.max(believed[at]))) if np.any(at) else fit.best
-            conditioned = GPFit.build(np.vstack([x, data.pending]), np.concatenate([ys, believed]), fit.lengthscales,
-                                      fit.signal, fit.noise, best, y_mean, y_scale)
-            fit = conditioned if conditioned is not None else fit
-        return self._maximize(fit, data, x[at_acq, :-1], ys[at_acq], self._t[acq_level],
-                              trial_rng(state.seed, index, STREAM_EI))
-
-    def _maximize(self, fit: GPFit, data: JointData, top_x: np.ndarray, top_y: np.ndarray, t: float,
-                  rng: np.random.Generator) -> np.ndarray | str:
-        """The best new candidate by EI at fidelity ``t`` (class docstring); a reason when EI vanishes."""
-        m = self.n_candidates
-        best_x = top_x[np.argsort(-top_y, kind="stable")[:8]]
-        candidates = np.vstack([self.layout.random(rng, m), self._neighbours(best_x, rng, m)])
-        for _ in range(2):
-            ei = fit.expected_improvement(np.column_stack([candidates, np.full(len(candidates), t)]))
-            leaders = candidates[np.argsort(-ei, kind="stable")[:8]]
-            candidates = np.vstack([leaders, self._neighbours(leaders, rng, m // 2)])
-        ei = fit.expected_improvement(np.column_stack([candidates, np.full(len(candidates), t)]))
-        if not np.max(ei) > EI_FLOOR:
-            return "expected improvement vanishes everywhere (the GP sees no signal it could improve on)"
-        for i in np.argsort(-ei, kind="stable")[:64]:
-            if ei[i] <= EI_FLOOR:
-                break
-            point = self.space.encode(self.space.decode(candidates[i]))
-            if tuple(sorted(self.space.decode(point).items())) not in data.tried:
-                return np.asarray(point)
-        return "every EI maximizer is a configuration already tried or pending"
-
-    def _neighbours(self, points: np.ndarray, rng: np.random.Generator, m: int) -> np.ndarray:
-        """``m`` neighbours of random rows of ``points``: numeric coordinates jittered (sd 0.05), and one
-        hyperparameter (a categorical's block) redrawn at random, with probability 1/2 when numeric ones exist."""
-        rows = points[rng.integers(len(points), size=m)].copy()
-        numeric = self.layout.numeric
-        rows[:, numeric] = np.clip(rows[:, numeric] + rng.normal(0.0, 0.05, size=(m, len(numeric))), 0.0, 1.0)
-        blocks = self.layout.blocks
-        if blocks:
-            change = rng.random(m) < (0.5 if len(numeric) else 1.0)
-            which = rng.integers(len(blocks), size=m)
-            for b, (start, size) in enumerate(blocks):
-                rows_b = change & (which == b)
-                rows[rows_b, start : start + size] = np.eye(size)[rng.integers(size, size=int(rows_b.sum()))]
-        return rows
