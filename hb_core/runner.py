@@ -20,13 +20,12 @@ import logging
 import math
 from collections.abc import Sequence
 
-from hb_core.backends.base import Backend
-from hb_core.backends.clock import Clock
-from hb_core.backends.stores import StateConflict, StateStore
+from hb_core.backends.stores import StateConflict
 from hb_core.config import TuningConfig
 from hb_core.controller import abort, decide, new_state, outstanding_actions
 from hb_core.errors import ConfigError, HyperbandError
 from hb_core.events import Action, Event, Finish, Launch, Resume, Stop
+from hb_core.protocols import Backend, Clock, StateStore
 from hb_core.report import rung_table
 from hb_core.samplers import Sampler, make_sampler
 from hb_core.state import PRICE_KEY, TuningState, TuningStatus
@@ -106,8 +105,7 @@ class Tuner:
 
     def _with_price(self, state: TuningState) -> TuningState:
         """Record the backend's price per job-second, which ``MaxCost`` and the cost summary need."""
-        price_of = getattr(self.backend, "price_per_second", None)
-        price = price_of() if price_of is not None else None
+        price = self.backend.price_per_second()
         if price is None:
             if self.config.extensions.max_cost is not None:
                 raise ConfigError("TuningJobExtensions.MaxCost", "`the backend knows the instance price (the "
