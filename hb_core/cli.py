@@ -458,8 +458,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rest and args.command != "emulator":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     running = args.command == "run"  # prints one line per decision as the tuning job goes
-    logging.basicConfig(level=logging.INFO if args.verbose or running else logging.WARNING,
-                        format="%(asctime)s %(message)s" if running else "%(message)s", datefmt="%H:%M:%S")
+    if args.command != "emulator":  # the emulator sets up its logging itself (its own --verbose)
+        logging.basicConfig(level=logging.INFO if args.verbose or running else logging.WARNING,
+                            format="%(asctime)s %(message)s" if running else "%(message)s", datefmt="%H:%M:%S")
     if running and not args.verbose:
         logging.getLogger("hb_core.backends").setLevel(logging.WARNING)
     try:
