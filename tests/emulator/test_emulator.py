@@ -302,8 +302,10 @@ def test_faults_are_injected_per_operation_and_other_calls_reach_moto(
     assert faults.injected["GetMetricData:throttle"] == 2
 
 
-def test_python_m_hb_core_emulator_serves_until_sigterm(aws: str, tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "hb_emulator", "--moto-endpoint", aws, "--work-dir", str(tmp_path / "emu"),
+@pytest.mark.parametrize("program", [["hb_emulator"], ["hb_core.cli", "emulator"]], ids=["python-m", "hb-tune"])
+def test_python_m_hb_emulator_serves_until_sigterm(aws: str, tmp_path: Path, program: list[str]) -> None:
+    """``python -m hb_emulator`` and ``hb-tune emulator`` (which hands its arguments to it) alike."""
+    command = [sys.executable, "-m", *program, "--moto-endpoint", aws, "--work-dir", str(tmp_path / "emu"),
                "--port", "0", "--hold"]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
