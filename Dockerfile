@@ -4,11 +4,13 @@
 ARG AIRFLOW_VERSION=3.3.2
 ARG PYTHON_VERSION=3.11
 
-# Stage 1: build the project's wheel (hb_core, hb_airflow, the hb-tune CLI, the plugin entry point).
+# Stage 1: build the project's wheel (hb_core, hb_airflow, the hb-tune CLI, the plugin entry point, and
+# hb_emulator, which the `emulated` compose profile runs against its own moto, so without the emulator extra).
 FROM python:${PYTHON_VERSION}-slim AS wheel
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY hb_core/ hb_core/
+COPY hb_emulator/ hb_emulator/
 COPY plugins/hb_airflow/ plugins/hb_airflow/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 

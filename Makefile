@@ -60,7 +60,8 @@ bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 
 # moto and the SageMaker training-job emulator together on 127.0.0.1 (README: "Tune on SageMaker from the
-# command line"); prints the endpoint and the export line for AWS clients; Ctrl-C stops both.
+# command line"); prints the endpoint and the export line for AWS clients; Ctrl-C stops both. The emulator
+# (hb_emulator) needs the `emulator` extra, which the `test` extra installed by $(STAMP) pulls in.
 EMULATOR_PORT ?= 4566
 .PHONY: emulator
 emulator: $(STAMP)

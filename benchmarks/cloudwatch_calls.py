@@ -41,11 +41,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hb_core.backends._aws import AioSessionClients
+from hb_core.backends.aws import AioSessionClients
 from hb_core.backends.sagemaker import NAMESPACE, SageMakerBackend
 from hb_core.config import TuningConfig
-from hb_core.emulator import Emulator
 from hb_core.events import Launch, MetricReported, TrialStarted
+from hb_emulator import Emulator
 
 OUT = Path(__file__).with_name("CLOUDWATCH.md")
 REGION = "us-east-1"
@@ -119,7 +119,7 @@ async def measure(moto: str, emulator: Emulator, n: int, polls: int) -> dict[str
     await backend.close()
     return {
         "n": n,
-        "expected": math.ceil(5 * n / 500),  # five statistics a job (hb_core.backends._aws.CloudWatchMetrics)
+        "expected": math.ceil(5 * n / 500),  # five statistics a job (hb_core.backends.aws.CloudWatchMetrics)
         "get_metric_data": [r[0]["GetMetricData"] for r in rows],
         "proxied": [r[1] for r in rows],
         "list": [r[0]["ListTrainingJobs"] for r in rows],

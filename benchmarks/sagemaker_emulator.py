@@ -42,8 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hb_core.backends.package import package  # noqa: E402
-from hb_core.emulator import Emulator  # noqa: E402
-from hb_core.emulator.__main__ import moto_server  # noqa: E402
+from hb_emulator import Emulator  # noqa: E402
+from hb_emulator.__main__ import moto_server  # noqa: E402
 
 BUCKET, REGION = "bench-bucket", "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/bench"

@@ -1,7 +1,10 @@
 """Hyperband tuning core: config, search space, strategies, controller, state, and the tuning loop.
 
-Pure modules here import only the standard library, numpy and scipy; I/O lives
-in :mod:`hb_core.backends`, Airflow in ``hb_airflow``.
+Pure modules here import only the standard library, numpy and scipy; what the
+core asks of the outside (``Backend``, ``StateStore``, ``Clock``) is in
+:mod:`hb_core.protocols`, I/O in :mod:`hb_core.backends`, Airflow in
+``hb_airflow``; the SageMaker emulator (a test and demo tool) is the separate
+package ``hb_emulator``, which nothing here imports.
 """
 
 from hb_core.config import TuningConfig

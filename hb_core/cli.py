@@ -12,6 +12,7 @@
     hb-tune package DIR --s3 S3URI [--channel NAME=DIR ...] [--create-bucket]
                                        upload DIR as S3URI/sourcedir.tar.gz and each channel under S3URI/data/NAME/
     hb-tune emulator [--port P]        moto and the SageMaker emulator on 127.0.0.1 until Ctrl-C
+                                       (``python -m hb_emulator``; the ``emulator`` extra)
 
 FILE is a ``CreateHyperParameterTuningJob`` request body in JSON. ``run`` tunes
 for real. With the local backend, trials are local processes (relative paths
@@ -74,6 +75,8 @@ EXIT_INVALID = 2
 SAGEMAKER_POLL_INTERVAL = 5.0
 ABORT_TIMEOUT = 60.0  # seconds an interrupted run waits for its stopped trials to end
 TABLE_EVERY = 20  # rounds between two rung tables in the log of ``run``
+#: What ``hb-tune emulator`` needs beyond the core: the ``hb_emulator`` package and moto's server.
+EMULATOR_INSTALL = "pip install 'airflow-hyperband[emulator]'"
 
 log = logging.getLogger(__name__)
 
@@ -287,7 +290,7 @@ async def _run_sagemaker(config: TuningConfig, name: str, state_uri: str, args: 
 
 def _aws_clients(args: argparse.Namespace) -> Any:
     """aiobotocore clients from boto's credential chain, ``--region`` and ``--endpoint-url`` (for every service)."""
-    from hb_core.backends._aws import AioSessionClients
+    from hb_core.backends.aws import AioSessionClients
 
     return AioSessionClients(region_name=args.region,
                              endpoint_urls={"*": args.endpoint_url} if args.endpoint_url else None)
@@ -431,9 +434,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _package(args: argparse.Namespace) -> int:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from hb_core.backends.package import package
+    from hb_core.backends.package import package  # boto3: loaded for this command only
 
     channels: dict[str, Path] = {}
     for item in args.channel:
@@ -441,15 +442,27 @@ def _package(args: argparse.Namespace) -> int:
         if not name or not directory:
             raise ConfigError("--channel", "`--channel NAME=DIR` must hold", item)
         channels[name] = Path(directory)
-    try:
-        uploaded = package(Path(args.dir), args.s3, channels, create_bucket=args.create_bucket, region=args.region,
-                           endpoint_url=args.endpoint_url)
-    except (BotoCoreError, ClientError) as exc:
-        print(f"error: uploading to {args.s3}: {exc}", file=sys.stderr)
-        return 1
+    uploaded = package(Path(args.dir), args.s3, channels, create_bucket=args.create_bucket, region=args.region,
+                       endpoint_url=args.endpoint_url)  # an AWS error: a BackendError, which main prints
     for each in uploaded:
         print(f"{each.uri}  {each.files} files, {each.size} bytes  ({each.role})")
     return 0
+
+
+def _emulate(arguments: list[str]) -> int:
+    """``hb-tune emulator ARGS``: ``python -m hb_emulator ARGS``, when the ``emulator`` extra is installed.
+
+    The one place the core reaches for the emulator (a package of its own, a test and demo tool): here, lazily;
+    without it, the error names the extra to install.
+    """
+    try:
+        from hb_emulator.__main__ import parser, serve
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "hb_emulator":
+            raise
+        raise HyperbandError(f"`hb-tune emulator` needs the emulator extra, which is not installed ({exc}): "
+                             f"{EMULATOR_INSTALL}") from exc
+    return serve(parser("hb-tune emulator").parse_args(arguments))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -502,10 +515,9 @@ def _parser() -> argparse.ArgumentParser:
     pack.add_argument("--channel", action="append", default=[], metavar="NAME=DIR",
                       help="a data channel's local directory, uploaded under <prefix>/data/NAME/ (repeatable)")
     pack.add_argument("--create-bucket", action="store_true", help="create the bucket when it does not exist")
-    emulate = commands.add_parser("emulator", help="serve the SageMaker emulator and moto on 127.0.0.1 until Ctrl-C")
-    from hb_core.emulator.__main__ import add_arguments
-
-    add_arguments(emulate)
+    # Its options are hb_emulator's own (main passes them on): the core does not import the emulator to parse.
+    commands.add_parser("emulator", add_help=False,
+                        help="serve the SageMaker emulator and moto on 127.0.0.1 until Ctrl-C (the emulator extra)")
     for command in (run, show, pack):
         command.add_argument("--endpoint-url", default=None, help="sagemaker/S3: one endpoint for every AWS call")
         command.add_argument("--region", default=None, help="sagemaker/S3: AWS region (default: boto's chain)")
@@ -513,10 +525,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "emulator":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     running = args.command == "run"  # prints one line per decision as the tuning job goes
-    logging.basicConfig(level=logging.INFO if args.verbose or running else logging.WARNING,
-                        format="%(asctime)s %(message)s" if running else "%(message)s", datefmt="%H:%M:%S")
+    if args.command != "emulator":  # the emulator sets up its logging itself (its own --verbose)
+        logging.basicConfig(level=logging.INFO if args.verbose or running else logging.WARNING,
+                            format="%(asctime)s %(message)s" if running else "%(message)s", datefmt="%H:%M:%S")
     if running and not args.verbose:
         logging.getLogger("hb_core.backends").setLevel(logging.WARNING)
     try:
@@ -534,9 +550,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "package":
             return _package(args)
         if args.command == "emulator":
-            from hb_core.emulator.__main__ import serve
-
-            return serve(args)
+            return _emulate(rest)
         return _simulate(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

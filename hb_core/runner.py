@@ -13,7 +13,7 @@ Backends make launch and stop idempotent, so nothing is launched twice and
 nothing is left running.
 
 When a round runs (:meth:`Tuner.run`): a backend that can push
-(:class:`~hb_core.backends.base.EventSource`, the local backend) wakes the
+(:class:`~hb_core.protocols.EventSource`, the local backend) wakes the
 runner as soon as an event is ready, so a rung's value is decided on when it
 is printed, not at the next tick; ``poll_interval`` is then only the longest
 wait. A virtual-time backend names the time of its next event
@@ -30,13 +30,12 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 
-from hb_core.backends.base import Backend, EventSource, VerdictSink
-from hb_core.backends.clock import Clock
-from hb_core.backends.stores import StateConflict, StateStore
+from hb_core.backends.stores import StateConflict
 from hb_core.config import TuningConfig
 from hb_core.controller import abort, decide, new_state, outstanding_actions
 from hb_core.errors import ConfigError, HyperbandError
 from hb_core.events import Action, Event, Finish, Launch, Resume, RungVerdict, Stop
+from hb_core.protocols import Backend, Clock, EventSource, StateStore, VerdictSink
 from hb_core.report import rung_table
 from hb_core.state import PRICE_KEY, TrialStatus, TuningState, TuningStatus
 from hb_core.strategies import Sampler, make_sampler, seed_rungs, warm_prior
@@ -153,8 +152,7 @@ class Tuner:
 
     def _with_price(self, state: TuningState) -> TuningState:
         """Record the backend's price per job-second, which ``MaxCost`` and the cost summary need."""
-        price_of = getattr(self.backend, "price_per_second", None)
-        price = price_of() if price_of is not None else None
+        price = self.backend.price_per_second()
         if price is None:
             if self.config.extensions.max_cost is not None:
                 raise ConfigError("TuningJobExtensions.MaxCost", "`the backend knows the instance price (the "

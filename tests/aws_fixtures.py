@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from hb_core.backends._aws import AioSessionClients, default_client_config
-from hb_core.emulator import Emulator
+from hb_core.backends.aws import AioSessionClients, default_client_config
+from hb_emulator import Emulator
 
 REGION = "us-east-1"
 SCRIPTS = Path(__file__).resolve().parent / "hb_core" / "backends" / "scripts"

@@ -1,4 +1,4 @@
-"""Clocks: the real one, and a virtual one for simulations.
+"""Clocks: the real one, and a virtual one for simulations (the protocol: :class:`hb_core.protocols.Clock`).
 
 The runner never calls ``time`` or ``asyncio.sleep`` itself; it asks its clock.
 """
@@ -7,15 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
 
-__all__ = ["Clock", "RealClock", "VirtualClock"]
-
-
-class Clock(Protocol):
-    def now(self) -> float: ...
-
-    async def sleep_until(self, when: float) -> None: ...
+__all__ = ["RealClock", "VirtualClock"]
 
 
 class RealClock:

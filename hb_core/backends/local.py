@@ -9,7 +9,7 @@ and ``TrainingJobDefinition`` they will later run on SageMaker. Terms:
   ``job.json`` (name, hyperparameters, command, start time), ``output.log``
   (stdout and stderr interleaved, raw), ``model/`` (``SM_MODEL_DIR``),
   ``output/`` (``SM_OUTPUT_DIR``; ``output/data`` is ``SM_OUTPUT_DATA_DIR``)
-  and the supervisor's markers (``hb_core.backends._process``).
+  and the supervisor's markers (``hb_core.backends.process``).
   ``JOB_DIR/trials/<trial id>/checkpoints/`` is ``SM_CHECKPOINT_DIR``, shared
   by the trial's attempts so that a resumed attempt continues from it.
 - *script mode*: what the SageMaker training toolkit gives the entry point.
@@ -81,9 +81,9 @@ from pathlib import Path
 from typing import Any
 
 from hb_core import barrier
-from hb_core.backends import _process as proc
+from hb_core.backends import process as proc
 from hb_core.backends import devices
-from hb_core.backends.clock import Clock, RealClock
+from hb_core.backends.clock import RealClock
 from hb_core import naming
 from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import BackendError, ConfigError
@@ -98,6 +98,7 @@ from hb_core.events import (
     TrialStarted,
     TrialStopped,
 )
+from hb_core.protocols import Clock
 from hb_core.state import TrialStatus, TuningState
 
 __all__ = ["LocalBackend", "attempt_dir", "model_dir", "settle_local"]
@@ -204,6 +205,14 @@ class LocalBackend:
 
     def model_dir(self, trial_id: str, attempt: int) -> Path:
         return model_dir(self.job_dir, trial_id, attempt)
+
+    async def model_uri(self, trial_id: str, attempt: int) -> str:
+        """The attempt's ``SM_MODEL_DIR`` (:meth:`model_dir`), as a path string."""
+        return str(self.model_dir(trial_id, attempt))
+
+    def price_per_second(self) -> float | None:
+        """None: a local process has no price (``MaxCost`` needs one)."""
+        return None
 
     def checkpoint_dir(self, trial_id: str) -> Path:
         return self.attempt_dir(trial_id, 1).parent / "checkpoints"

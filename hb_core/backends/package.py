@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hb_core.errors import ConfigError
+from hb_core.errors import BackendError, ConfigError
 
 __all__ = ["SOURCEDIR", "Uploaded", "build_sourcedir", "package", "split_s3_uri"]
 
@@ -84,17 +84,31 @@ def package(
     region: str | None = None, endpoint_url: str | None = None, client: Any = None,
 ) -> list[Uploaded]:
     """Upload ``directory`` as ``<s3_uri>/sourcedir.tar.gz`` and each channel's directory under
-    ``<s3_uri>/data/<channel>/``; with ``create_bucket``, create the bucket when it does not exist."""
+    ``<s3_uri>/data/<channel>/``; with ``create_bucket``, create the bucket when it does not exist.
+
+    An AWS error (no credentials, no bucket, access denied) raises :class:`~hb_core.errors.BackendError`
+    naming ``s3_uri`` and the error.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
     bucket, prefix = split_s3_uri(s3_uri, "--s3")
     for name, path in channels.items():
         if not path.is_dir() or not any(_files(path)):
             raise ConfigError(f"--channel {name}", "`the channel's directory holds at least one file` must hold",
                               str(path))
     archive, count = build_sourcedir(directory)
-    if client is None:
-        import boto3
+    try:
+        if client is None:
+            import boto3
 
-        client = boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint_url)
+            client = boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint_url)
+        return _upload(client, bucket, prefix, archive, count, channels, create_bucket)
+    except (BotoCoreError, ClientError) as exc:
+        raise BackendError(f"uploading to {s3_uri}: {exc}") from exc
+
+
+def _upload(client: Any, bucket: str, prefix: str, archive: bytes, count: int, channels: Mapping[str, Path],
+            create_bucket: bool) -> list[Uploaded]:
     if create_bucket and not _bucket_exists(client, bucket):
         options: dict[str, Any] = {}
         if client.meta.region_name not in (None, "us-east-1"):

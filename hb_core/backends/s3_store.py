@@ -27,7 +27,7 @@ lock, so two writes arriving at exactly the same time could both pass there
 (S3 itself decides atomically); 300 racing pairs in a row never did on this
 machine, and the racing tests here rely on the check, not on luck in timing.
 
-Throttling and 5xx errors are retried with backoff (:mod:`hb_core.backends._aws`);
+Throttling and 5xx errors are retried with backoff (:mod:`hb_core.backends.aws`);
 a conditional put retried after a lost response may find its own write: it
 compares the stored body with its own before calling it a conflict.
 """
@@ -39,10 +39,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from hb_core.backends._aws import MAX_PAGES, AwsCallError, AwsClients, ClientPool, RetryPolicy
-from hb_core.backends.clock import Clock, RealClock
+from hb_core.backends.aws import MAX_PAGES, AwsCallError, AwsClients, ClientPool, RetryPolicy
+from hb_core.backends.clock import RealClock
 from hb_core.backends.stores import StateConflict
 from hb_core.errors import ConfigError, StateError
+from hb_core.protocols import Clock
 from hb_core.state import Decision, TuningState
 
 __all__ = ["S3Store", "decision_key", "one_key_per_revision", "parse_decision_key", "parse_s3_uri"]
@@ -87,7 +88,7 @@ MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 
 
 class S3Store:
-    """A :class:`~hb_core.backends.stores.StateStore` on S3 (module docstring).
+    """A :class:`~hb_core.protocols.StateStore` on S3 (module docstring).
 
     ``clients`` hands out aiobotocore ``s3`` clients; the one client is opened
     on first use and closed by :meth:`close`.

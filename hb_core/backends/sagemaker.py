@@ -1,6 +1,6 @@
 """The SageMaker backend: every trial attempt is a SageMaker training job; metrics come from CloudWatch.
 
-Terms (AWS calls and their limits are in :mod:`hb_core.backends._aws`):
+Terms (AWS calls and their limits are in :mod:`hb_core.backends.aws`):
 
 - *training job*: one attempt of one trial, named
   :func:`hb_core.naming.training_job_name` ``(tuning job, trial id, attempt)``.
@@ -51,7 +51,7 @@ Terms (AWS calls and their limits are in :mod:`hb_core.backends._aws`):
   granularity: a datapoint is a period's aggregate, and a job that prints
   several epochs a minute has no datapoint that is one epoch's value. So this
   source hands out a period only when it is exact
-  (:class:`~hb_core.backends._aws.CloudWatchMetrics`: ``SampleCount``,
+  (:class:`~hb_core.backends.aws.CloudWatchMetrics`: ``SampleCount``,
   ``Minimum`` and ``Maximum`` show that all its samples are one value at one
   printed epoch of ``ResourceMetricName``), each poll reading every running
   job, five queries a job, 500 queries per ``GetMetricData`` call. The epoch
@@ -113,7 +113,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from hb_core import barrier, naming
-from hb_core.backends._aws import (
+from hb_core.backends.aws import (
     MAX_PAGES,
     NOT_FOUND,
     AioSessionClients,
@@ -127,9 +127,8 @@ from hb_core.backends._aws import (
     RetryPolicy,
     epoch,
 )
-from hb_core.backends.clock import Clock, RealClock
+from hb_core.backends.clock import RealClock
 from hb_core.backends.s3_store import MISSING_CODES, parse_s3_uri
-from hb_core.backends.stores import StateStore
 from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import BackendError, ConfigError
 from hb_core.events import (
@@ -143,6 +142,7 @@ from hb_core.events import (
     TrialStarted,
     TrialStopped,
 )
+from hb_core.protocols import Clock, StateStore
 from hb_core.state import TrialStatus, TuningState
 
 __all__ = [
@@ -473,7 +473,7 @@ class SageMakerBackend:
         price = self.price_per_second()
         return None if price is None else sum(job.billable or 0.0 for job in jobs) * price
 
-    async def model_artifacts(self, trial_id: str, attempt: int) -> str:
+    async def model_uri(self, trial_id: str, attempt: int) -> str:
         """``ModelArtifacts.S3ModelArtifacts`` of the attempt's job, else ``<S3OutputPath>/<job>/output/model.tar.gz``."""
         name = self.training_job_name(trial_id, attempt)
         described = await self._describe(name)

@@ -242,6 +242,10 @@ class SimulatedBackend:
         """The price of a simulated job-second, when one was given (for ``MaxCost`` and cost summaries)."""
         return self._price
 
+    async def model_uri(self, trial_id: str, attempt: int) -> None:
+        """None: a simulated job saves no model."""
+        return None
+
     def running(self) -> list[str]:
         """Trial ids whose job is running now (for tests of the no-orphan rule)."""
         return [job.trial_id for job in self._jobs.values() if job.running]

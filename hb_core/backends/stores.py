@@ -5,7 +5,7 @@ append-only decision log. ``save`` is a compare-and-set on the state's
 ``revision``: it fails with :class:`StateConflict` when the stored revision is
 not the one this controller last read or wrote, which is how a second
 controller running the same job (an HA failover duplicate) finds out and backs
-off instead of doubling jobs.
+off instead of doubling jobs. The protocol: :class:`hb_core.protocols.StateStore`.
 """
 
 from __future__ import annotations
@@ -18,24 +18,16 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from hb_core.errors import HyperbandError, StateError
 from hb_core.state import Decision, TuningState
 
-__all__ = ["LocalFileStore", "MemoryStore", "StateConflict", "StateStore"]
+__all__ = ["LocalFileStore", "MemoryStore", "StateConflict"]
 
 
 class StateConflict(HyperbandError):
     """Another controller saved this tuning job's state since we last read it."""
-
-
-class StateStore(Protocol):
-    async def load(self) -> TuningState | None: ...
-
-    async def save(self, state: TuningState, expected_revision: int | None) -> None: ...
-
-    async def append_decisions(self, decisions: Sequence[Decision]) -> None: ...
 
 
 class MemoryStore:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
-from hb_core.backends._aws import default_client_config
+from hb_core.backends.aws import default_client_config
 from hb_core.backends.s3_store import S3Store
 from hb_core.backends.sagemaker import SageMakerBackend
 from hb_core.config import TuningConfig
@@ -45,7 +45,7 @@ class AwsTarget(Protocol):
 
 
 class HookClients:
-    """:class:`hb_core.backends._aws.AwsClients` on an Airflow AWS connection (module docstring)."""
+    """:class:`hb_core.backends.aws.AwsClients` on an Airflow AWS connection (module docstring)."""
 
     def __init__(self, aws_conn_id: str | None, region_name: str | None = None, config: Any = None) -> None:
         self.aws_conn_id = aws_conn_id

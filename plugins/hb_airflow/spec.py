@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from hb_core import naming
-from hb_core.backends.base import Backend
 from hb_core.backends.clock import RealClock
-from hb_core.backends.stores import LocalFileStore, StateStore
+from hb_core.backends.stores import LocalFileStore
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
 from hb_core.naming import JOB_NAME_PATTERN, default_s3_state_uri
+from hb_core.protocols import Backend, StateStore
 from hb_core.runner import Tuner
 
 __all__ = ["BACKENDS", "TuningSpec", "build_store", "build_tuner", "default_state_uri", "local_state_uri", "parent_state_uris"]

@@ -139,9 +139,9 @@ def test_emulated_profile_runs_moto_and_the_emulator_without_aws(services: dict[
     script = emulator["command"][0]
     assert "socat TCP-LISTEN:4566" in script and "TCP:127.0.0.1:4567" in script
     words = shlex.split(script.split("&")[0].replace("\\\n", " "))
-    assert words[:3] == ["python", "-m", "hb_core.emulator"]
+    assert words[:3] == ["python", "-m", "hb_emulator"]
     flags = {word for word in words if word.startswith("--")}
-    usage = subprocess.run([sys.executable, "-m", "hb_core.emulator", "--help"], check=False, capture_output=True, text=True,
+    usage = subprocess.run([sys.executable, "-m", "hb_emulator", "--help"], check=False, capture_output=True, text=True,
                            timeout=60).stdout
     assert flags and all(re.search(rf"{flag}\b", usage) for flag in flags), (flags, usage)
     assert words[words.index("--moto-endpoint") + 1] == "http://127.0.0.1:5000"
@@ -167,6 +167,7 @@ def test_image_is_airflow_3_3_with_this_project_installed() -> None:
     assert version.startswith("3.3.")
     assert "FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}" in dockerfile
     assert "COPY hb_core/ hb_core/" in dockerfile and "COPY plugins/hb_airflow/ plugins/hb_airflow/" in dockerfile
+    assert "COPY hb_emulator/ hb_emulator/" in dockerfile  # the emulated profile runs python -m hb_emulator
     assert re.search(r"pip wheel .*--no-deps .*\s\.$", dockerfile, re.MULTILINE)
     assert re.search(r'pip install .*"apache-airflow==\$\{AIRFLOW_VERSION\}" /tmp/wheels/airflow_hyperband-\*\.whl',
                      dockerfile)
@@ -175,8 +176,9 @@ def test_image_is_airflow_3_3_with_this_project_installed() -> None:
     pins = " ".join(project["project"]["dependencies"])
     assert re.search(r"apache-airflow>=3\.3", pins)
     packages = set(project["tool"]["setuptools"]["packages"])
-    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "hb_core").rglob("__init__.py")}
-    assert on_disk <= packages  # hb_core.emulator, which the emulated profile runs, is in the wheel
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts)
+               for package in ("hb_core", "hb_emulator") for p in (ROOT / package).rglob("__init__.py")}
+    assert on_disk <= packages  # hb_emulator, which the emulated profile runs, is in the wheel
     assert {"hb_airflow"} <= packages
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "airflow_home", ".git"} <= set(ignored)

@@ -13,7 +13,7 @@ import tarfile
 from collections.abc import Callable
 from typing import Any
 
-from hb_core.emulator import Emulator
+from hb_emulator import Emulator
 from tests.aws_fixtures import aws, client, emulator, make_bucket  # noqa: F401 - fixtures
 from tests.dags.conftest import TINY, aws_environment, run_dag_file
 from tests.hb_airflow.conftest import AirflowHome

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from hb_core.backends.s3_store import S3Store
-from hb_core.emulator import Emulator
+from hb_emulator import Emulator
 from hb_core.naming import training_job_name
 from hb_core.state import Decision, TrialStatus, TuningState, TuningStatus
 from tests import aws_fixtures

@@ -25,15 +25,15 @@ import pytest
 
 from tests.examples.test_resnet_train import EXAMPLE, LINE_RE, TUNING, load_example, torch
 
-from hb_core.backends import _process as proc
+from hb_core.backends import process as proc
 from hb_core.backends.clock import RealClock
 from hb_core.backends.s3_store import S3Store
 from hb_core.backends.sagemaker import SageMakerBackend
 from hb_core.backends.stores import LocalFileStore
 from hb_core.config import TuningConfig
-from hb_core.emulator import Emulator
 from hb_core.runner import Tuner
 from hb_core.state import TrialStatus, TuningState, TuningStatus
+from hb_emulator import Emulator
 from tests import aws_fixtures
 from tests.aws_fixtures import ROLE, aio_clients, client, make_bucket
 

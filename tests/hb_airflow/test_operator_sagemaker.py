@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from hb_core.emulator import Emulator
 from hb_core.naming import JOB_NAME_PATTERN
+from hb_emulator import Emulator
 from tests.aws_fixtures import ROLE, aws, client, emulator, make_bucket, moto_server  # noqa: F401
 from tests.hb_airflow.conftest import AirflowHome, tiny_request
 

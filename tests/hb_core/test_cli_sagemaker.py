@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from hb_core.backends import _process as proc
+from hb_core.backends import process as proc
 from hb_core.backends.s3_store import S3Store
-from hb_core.emulator import Emulator
 from hb_core.state import TrialStatus, TuningState, TuningStatus
+from hb_emulator import Emulator
 from tests import aws_fixtures
 from tests.aws_fixtures import aio_clients, make_bucket, wait_for
 from tests.hb_core.backends.test_sagemaker import BUCKET, request
@@ -121,3 +121,16 @@ def test_ctrl_c_stops_every_training_job_and_ends_the_tuning_job(
     state, _ = asyncio.run(load(aws, f"output/{name}/hyperband"))
     assert state.done and state.status is TuningStatus.FAILED and "interrupted (Ctrl-C)" in str(state.finish)
     assert all(t.status.ended for t in state.trials)
+
+
+def test_package_names_the_destination_when_aws_refuses(aws: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """An AWS error while uploading is the backend's BackendError, printed by hb-tune as one line, exit 1."""
+    from hb_core.cli import main
+
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text("print('epoch=1 score=0.5')\n")
+    assert main(["package", str(source), "--s3", "s3://no-such-bucket/code", "--endpoint-url", aws]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: uploading to s3://no-such-bucket/code: ") and "NoSuchBucket" in err, err

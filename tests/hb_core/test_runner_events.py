@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hb_core.backends.base import EventSource, VerdictSink
+from hb_core.protocols import EventSource, VerdictSink
 from hb_core.backends.clock import VirtualClock
 from hb_core.backends.local import LocalBackend
 from hb_core.backends.simulated import SimulatedBackend

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hb_core.backends.base import Backend
-from hb_core.backends.stores import StateStore
 from hb_core.events import Event, Launch, MetricReported, Resume, TrialFailed
+from hb_core.protocols import Backend, StateStore
 from hb_core.state import Decision, TrialStatus, TuningState
 
 __all__ = [
@@ -109,6 +108,12 @@ class CrashingBackend:
 
     async def close(self) -> None:
         await self.inner.close()
+
+    def price_per_second(self) -> float | None:
+        return self.inner.price_per_second()
+
+    async def model_uri(self, trial_id: str, attempt: int) -> str | None:
+        return await self.inner.model_uri(trial_id, attempt)
 
 
 class CrashingStore:
@@ -227,6 +232,12 @@ class FaultyBackend:
 
     async def close(self) -> None:
         await self.inner.close()
+
+    def price_per_second(self) -> float | None:
+        return self.inner.price_per_second()
+
+    async def model_uri(self, trial_id: str, attempt: int) -> str | None:
+        return await self.inner.model_uri(trial_id, attempt)
 
 
 def check_invariants(state: TuningState, launches: Sequence[tuple[str, int]], running: Sequence[object]) -> None:

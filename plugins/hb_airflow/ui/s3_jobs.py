@@ -56,7 +56,7 @@ from hb_airflow.ui.jobs import (
     parse_state,
     stopping,
 )
-from hb_core.backends._aws import MAX_PAGES, AwsClients
+from hb_core.backends.aws import MAX_PAGES, AwsClients
 from hb_core.backends.s3_store import S3Store, one_key_per_revision, parse_decision_key, parse_s3_uri
 from hb_core.backends.sagemaker import settle_sagemaker
 from hb_core.state import Decision, TuningState

@@ -18,8 +18,9 @@ from typing import Any
 
 from hb_core.backends.clock import VirtualClock
 from hb_core.backends.simulated import SimulatedBackend
-from hb_core.backends.stores import LocalFileStore, StateStore
+from hb_core.backends.stores import LocalFileStore
 from hb_core.config import TuningConfig
+from hb_core.protocols import StateStore
 from hb_core.runner import Tuner
 from hb_core.space import HyperparameterValue
 from hb_core.state import TuningState

@@ -21,7 +21,7 @@ from hb_airflow.ui.s3_jobs import S3StateRoot
 
 from hb_core.backends.clock import RealClock
 from hb_core.backends.s3_store import S3Store
-from hb_core.emulator import Emulator
+from hb_emulator import Emulator
 from hb_core.runner import Tuner
 from hb_core.state import TrialStatus, TuningState, TuningStatus
 from tests import aws_fixtures

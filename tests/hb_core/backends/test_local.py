@@ -23,7 +23,7 @@ import pytest
 
 from tests.helpers import collect as poll_until
 
-from hb_core.backends import _process as proc
+from hb_core.backends import process as proc
 from hb_core.backends.clock import RealClock
 from hb_core.backends.local import LocalBackend
 from hb_core.backends.stores import LocalFileStore, MemoryStore

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hb_core import barrier
-from hb_core.backends import _process as proc
+from hb_core.backends import process as proc
 from hb_core.backends.clock import RealClock
 from hb_core.backends.local import LocalBackend
 from hb_core.backends.stores import MemoryStore

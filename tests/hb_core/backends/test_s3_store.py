@@ -9,16 +9,16 @@ from collections.abc import Callable
 
 import pytest
 
-from hb_core.backends._aws import AwsCallError, RetryPolicy
+from hb_core.backends.aws import AwsCallError, RetryPolicy
 from hb_core.backends.clock import RealClock, VirtualClock
 from hb_core.backends.s3_store import S3Store
 from hb_core.backends.simulated import SimulatedBackend
 from hb_core.backends.stores import StateConflict
 from hb_core.controller import decide, new_state
-from hb_core.emulator import Emulator, Faults
 from hb_core.errors import BackendError, StateError
 from hb_core.runner import Tuner
 from hb_core.state import Decision, TuningState
+from hb_emulator import Emulator, Faults
 from tests import aws_fixtures
 from tests.aws_fixtures import FastClock, aio_clients, client, make_bucket
 from tests.helpers import config as make_config

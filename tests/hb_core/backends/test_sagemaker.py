@@ -24,15 +24,13 @@ import pytest
 
 from tests.helpers import collect as poll_until
 
-from hb_core.backends import _process as proc
-from hb_core.backends._aws import AwsCallError, RetryPolicy
-from hb_core.backends.base import Backend
+from hb_core.backends import process as proc
+from hb_core.backends.aws import AwsCallError, RetryPolicy
 from hb_core.backends.clock import RealClock
 from hb_core.backends.s3_store import S3Store
 from hb_core.backends.sagemaker import DEFAULT_PRICES, SageMakerBackend
 from hb_core.config import TuningConfig
 from hb_core.controller import decide, new_state
-from hb_core.emulator import Emulator, Faults
 from hb_core.errors import BackendError, ConfigError
 from hb_core.events import (
     Event,
@@ -45,8 +43,10 @@ from hb_core.events import (
     TrialStopped,
 )
 from hb_core.latency import DEFAULT_KEEP_ALIVE_SECONDS
+from hb_core.protocols import Backend
 from hb_core.runner import Tuner
 from hb_core.state import TrialStatus, TuningState, TuningStatus
+from hb_emulator import Emulator, Faults
 from tests import aws_fixtures
 from tests.aws_fixtures import ROLE, SCRIPTS, FastClock, aio_clients, client, make_bucket
 
@@ -374,7 +374,7 @@ def test_cloudwatch_without_a_resource_metric_reads_the_logs_and_says_so() -> No
 def test_a_cloudwatch_period_is_handed_out_only_when_it_is_one_epoch(
     buckets: list[tuple[float, ...]], final: bool, expected: list[tuple[float, int]] | str,
 ) -> None:
-    from hb_core.backends._aws import Bucket, CloudWatchMetrics, Inexact, MetricCursor
+    from hb_core.backends.aws import Bucket, CloudWatchMetrics, Inexact, MetricCursor
 
     reader = CloudWatchMetrics(None, namespace="ns", metric="score", resource_metric="epoch",  # type: ignore[arg-type]
                                period=1, dimension="Host", delay_seconds=0.0)
@@ -560,7 +560,7 @@ async def test_an_error_that_persists_is_a_backend_error_naming_the_job_and_code
     clock = FastClock()
     b = backend(emu.endpoint, aws, clock=clock, retry=RetryPolicy(max_attempts=3))
     with pytest.raises(BackendError) as error:
-        await b.model_artifacts("0000", 1)
+        await b.model_uri("0000", 1)
     assert isinstance(error.value, AwsCallError)
     assert str(error.value).startswith("DescribeTrainingJob sm-test-0000-1: InternalFailure")
     assert len(clock.slept) == 2 and emu.calls["DescribeTrainingJob"] == 3
@@ -582,8 +582,8 @@ async def test_cost_and_model_artifacts(emulator: Callable[..., Emulator], aws: 
     expected = done.billable_seconds * DEFAULT_PRICES["ml.g5.xlarge"] / 3600 * 2
     assert b.cost("0000") == pytest.approx(expected) and b.total_cost() == pytest.approx(expected)
     assert b.cost("0001") == 0.0
-    assert await b.model_artifacts("0000", 1) == "s3://tuning/output/sm-test-0000-1/output/model.tar.gz"
-    assert await b.model_artifacts("0005", 1) == "s3://tuning/output/sm-test-0005-1/output/model.tar.gz"
+    assert await b.model_uri("0000", 1) == "s3://tuning/output/sm-test-0000-1/output/model.tar.gz"
+    assert await b.model_uri("0005", 1) == "s3://tuning/output/sm-test-0005-1/output/model.tar.gz"
     unpriced = backend(emu.endpoint, aws, body, price_table={"ml.m5.large": 0.1})
     assert unpriced.cost("0000") is None and unpriced.price_per_hour() is None
     await b.close()
@@ -684,7 +684,7 @@ async def test_end_to_end_hyperband_stops_the_losers_and_finds_the_best(emulator
     assert any(e is not None and e["returncode"] < 0 for e in exits), exits  # a process ended by the stop's signal
     _assert_ran_once_and_ended(emu, state)
     best = state.trial(state.finish["best_trial_id"])
-    assert best is not None and await b.model_artifacts(best.trial_id, best.attempt) == (
+    assert best is not None and await b.model_uri(best.trial_id, best.attempt) == (
         f"s3://{BUCKET}/output/sm-test-{best.trial_id}-1/output/model.tar.gz")
     assert b.total_cost() is not None and b.total_cost() > 0  # type: ignore[operator]
     await b.close()

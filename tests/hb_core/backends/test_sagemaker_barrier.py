@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from hb_core import barrier
-from hb_core.backends import _process as proc
-from hb_core.emulator import Emulator
+from hb_core.backends import process as proc
+from hb_emulator import Emulator
 from hb_core.events import Launch, MetricReported, RungVerdict, TrialStarted, TrialStopped
 from hb_core.state import TrialStatus, TuningStatus
 from tests import aws_fixtures

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from hb_core.backends import _process as proc
-from hb_core.emulator import Emulator, Faults
+from hb_core.backends import process as proc
+from hb_emulator import Emulator, Faults
 from tests.aws_fixtures import ROLE, SCRIPTS, client, make_bucket, wait_for
 
 METRICS = [{"Name": "score", "Regex": r"score=([0-9.]+)"}, {"Name": "loss", "Regex": r"loss=([0-9.]+)"}]
@@ -302,8 +302,10 @@ def test_faults_are_injected_per_operation_and_other_calls_reach_moto(
     assert faults.injected["GetMetricData:throttle"] == 2
 
 
-def test_python_m_hb_core_emulator_serves_until_sigterm(aws: str, tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "hb_core.emulator", "--moto-endpoint", aws, "--work-dir", str(tmp_path / "emu"),
+@pytest.mark.parametrize("program", [["hb_emulator"], ["hb_core.cli", "emulator"]], ids=["python-m", "hb-tune"])
+def test_python_m_hb_emulator_serves_until_sigterm(aws: str, tmp_path: Path, program: list[str]) -> None:
+    """``python -m hb_emulator`` and ``hb-tune emulator`` (which hands its arguments to it) alike."""
+    command = [sys.executable, "-m", *program, "--moto-endpoint", aws, "--work-dir", str(tmp_path / "emu"),
                "--port", "0", "--hold"]
     server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
@@ -326,7 +328,7 @@ def test_the_emulator_refuses_a_moto_endpoint_that_is_not_local(tmp_path: Path) 
 
 def test_the_emulator_and_the_aws_adapters_never_import_airflow() -> None:
     script = ("import sys\n"
-              "import hb_core.emulator, hb_core.emulator.__main__, hb_core.backends.sagemaker, hb_core.backends.s3_store\n"
+              "import hb_emulator, hb_emulator.__main__, hb_core.backends.sagemaker, hb_core.backends.s3_store\n"
               "print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
                           check=False)

@@ -1,4 +1,4 @@
-"""The async backend protocol every adapter implements.
+"""What the core asks of the outside: a backend, a state store, a clock (the adapters: :mod:`hb_core.backends`).
 
 A backend runs training jobs and reports what happened to them. It never
 decides anything: the controller does. Its duties:
@@ -22,6 +22,14 @@ decides anything: the controller does. Its duties:
   as a retriable ``TrialFailed`` ("lost").
 - ``next_event_time`` lets a virtual-time backend tell the runner when the
   next event is due; real backends return None.
+- ``price_per_second``: a job-second's cost (all instances), None when
+  unknown (local, an unpriced instance type); for ``MaxCost`` and summaries.
+- ``model_uri``: where the job of (trial, attempt) saved its model, None
+  when jobs save none (simulated).
+
+A :class:`StateStore` checkpoints the state; ``save`` is a compare-and-set
+on its ``revision`` (:mod:`hb_core.backends.stores`). The runner never calls
+``time`` or ``asyncio.sleep``: it asks its :class:`Clock`.
 
 Two optional abilities, each its own protocol (a backend without one works
 as before):
@@ -42,13 +50,14 @@ as before):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from hb_core.events import Event, Launch, Resume, RungVerdict
-    from hb_core.state import TuningState
+    from hb_core.state import Decision, TuningState
 
-__all__ = ["Backend", "EventSource", "VerdictSink"]
+__all__ = ["Backend", "Clock", "EventSource", "StateStore", "VerdictSink"]
 
 
 @runtime_checkable
@@ -65,6 +74,23 @@ class Backend(Protocol):
 
     async def close(self) -> None: ...
 
+    def price_per_second(self) -> float | None: ...
+
+    async def model_uri(self, trial_id: str, attempt: int) -> str | None: ...
+
+
+class StateStore(Protocol):
+    async def load(self) -> TuningState | None: ...
+
+    async def save(self, state: TuningState, expected_revision: int | None) -> None: ...
+
+    async def append_decisions(self, decisions: Sequence[Decision]) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    async def sleep_until(self, when: float) -> None: ...
 
 @runtime_checkable
 class EventSource(Protocol):

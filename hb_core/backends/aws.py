@@ -51,8 +51,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from hb_core.backends.clock import Clock
 from hb_core.errors import BackendError
+from hb_core.protocols import Clock
 
 __all__ = [
     "MAX_METRIC_QUERIES",

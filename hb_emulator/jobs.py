@@ -8,7 +8,7 @@ Lifecycle (TrainingJobStatus / SecondaryStatus), as SageMaker reports it:
   (``S3Prefix`` data sources, into ``SM_CHANNEL_<NAME>`` directories) and the
   checkpoints under ``CheckpointConfig.S3Uri`` are downloaded.
 - InProgress / Training: the entry point runs as a local process under the
-  local backend's detached supervisor (:mod:`hb_core.backends._process`),
+  local backend's detached supervisor (:mod:`hb_core.backends.process`),
   with the same script-mode environment. Every log line goes to CloudWatch
   Logs (group ``/aws/sagemaker/TrainingJobs``, stream
   ``<job>/algo-1-<epoch seconds>``); every ``MetricDefinitions`` match to
@@ -51,8 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hb_core.backends import _process as proc
-from hb_core.emulator.faults import Faults
+from hb_core.backends import process as proc
+from hb_emulator.faults import Faults
 
 __all__ = ["EmulatedJob", "JobFailure", "JobRunner", "Settings"]
 
@@ -90,7 +90,7 @@ class JobFailure(Exception):
 
 @dataclass
 class Settings:
-    """How the emulator runs jobs (see :class:`hb_core.emulator.Emulator`)."""
+    """How the emulator runs jobs (see :class:`hb_emulator.Emulator`)."""
 
     python: str = sys.executable
     tick: float = 0.05

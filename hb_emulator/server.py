@@ -21,7 +21,7 @@ One endpoint serves two things:
   one AWS connection reaches every service in production, and every call
   type can be throttled.
 
-Before either, :class:`~hb_core.emulator.faults.Faults` may answer the call
+Before either, :class:`~hb_emulator.faults.Faults` may answer the call
 with a throttling error or a 500 in the caller's protocol (JSON for
 SageMaker and Logs, CBOR for CloudWatch, XML for S3).
 """
@@ -47,9 +47,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from hb_core.backends import _process as proc
-from hb_core.emulator.faults import Faults, error_response
-from hb_core.emulator.jobs import INTERRUPTED, EmulatedJob, JobRunner, MotoClients, Settings
+from hb_core.backends import process as proc
+from hb_emulator.faults import Faults, error_response
+from hb_emulator.jobs import INTERRUPTED, EmulatedJob, JobRunner, MotoClients, Settings
 
 __all__ = ["Emulator"]
 

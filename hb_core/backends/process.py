@@ -6,7 +6,7 @@ its log and learn how it ended. Terms:
 
 - *attempt directory*: one training job's directory; everything below is
   written into it.
-- *launcher*: a short-lived ``python _process.py supervise DIR CWD -- CMD...``
+- *launcher*: a short-lived ``python process.py supervise DIR CWD -- CMD...``
   started with ``asyncio.create_subprocess_exec(start_new_session=True)``. It
   claims the directory, forks the supervisor, writes ``pid.json`` and exits,
   so the supervisor is never the controller's child (nothing to reap, nothing
@@ -542,7 +542,7 @@ def _supervise(directory: Path, cwd: Path, command: list[str], received: list[in
 
 def main(argv: Sequence[str]) -> int:
     if len(argv) < 5 or argv[0] != "supervise" or argv[3] != "--":
-        print("usage: _process.py supervise DIR CWD -- COMMAND...", file=sys.stderr)
+        print("usage: process.py supervise DIR CWD -- COMMAND...", file=sys.stderr)
         return 2
     return _launch(Path(argv[1]), Path(argv[2]), list(argv[4:]))
 

@@ -1,8 +1,8 @@
-"""``python -m hb_core.emulator [--port 0] [--moto-endpoint URL] [--work-dir DIR]`` (also ``hb-tune emulator``).
+"""``python -m hb_emulator [--port 0] [--moto-endpoint URL] [--work-dir DIR]`` (also ``hb-tune emulator``).
 
 Without ``--moto-endpoint`` it starts a moto server of its own on 127.0.0.1
-(a free port; moto's ``server`` extra must be installed) and stops it on the
-way out; without ``--work-dir`` the jobs' directories go to a temporary
+(a free port; moto's server comes with the ``emulator`` extra) and stops it on
+the way out; without ``--work-dir`` the jobs' directories go to a temporary
 directory, removed on the way out. Once it serves it prints the endpoint URL
 (the first line of stdout, alone), then the environment that points AWS
 clients at it (``export AWS_ENDPOINT_URL=...`` with dummy credentials), and
@@ -21,8 +21,8 @@ import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 
-from hb_core.emulator.faults import Faults
-from hb_core.emulator.server import Emulator
+from hb_emulator.faults import Faults
+from hb_emulator.server import Emulator
 
 #: What AWS clients need to talk to the emulator (the dummy credentials moto accepts).
 CLIENT_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -45,8 +45,8 @@ def moto_server(host: str) -> Iterator[str]:
     try:
         from moto.server import ThreadedMotoServer
     except ImportError as exc:
-        raise SystemExit("the emulator needs moto's server (pip install 'moto[server]'), or --moto-endpoint URL of a "
-                         f"running one: {exc}") from exc
+        raise SystemExit("the emulator needs moto's server, which the emulator extra installs (pip install "
+                         f"'airflow-hyperband[emulator]'), or --moto-endpoint URL of a running one: {exc}") from exc
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address=host, port=0, verbose=False)
     server.start()
@@ -57,7 +57,7 @@ def moto_server(host: str) -> Iterator[str]:
         server.stop()
 
 
-def parser(prog: str = "python -m hb_core.emulator") -> argparse.ArgumentParser:
+def parser(prog: str = "python -m hb_emulator") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     add_arguments(parser)
     return parser
