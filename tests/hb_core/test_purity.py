@@ -148,7 +148,9 @@ def violations() -> list[str]:
     for package, folder in PACKAGES.items():
         for path in sorted(folder.rglob("*.py")):
             where = path.relative_to(ROOT).as_posix()
-            in_backends = where.startswith("hb_core/backends/")
+            # hb_core/barrier.py runs inside the training job, not the controller: it reads its verdicts from S3
+            # with the boto3 the job's container has, imported lazily and optional (no boto3: no barrier)
+            in_backends = where.startswith("hb_core/backends/") or where == "hb_core/barrier.py"
             for module, line, function in imports(path):
                 top, parts = module.split(".")[0], module.split(".")
                 if package == "hb_core" and top in ("airflow", "hb_airflow"):
