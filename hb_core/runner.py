@@ -255,9 +255,13 @@ class Tuner:
         reconciled with the backend; when every active trial's job has ended,
         the round that records it (the job then ends, Failed or Completed as it
         was stopping) is checkpointed, compare-and-set, so a live controller's
-        own checkpoint wins. Nothing is launched or stopped. One call per Tuner
-        (a reader builds one each time it looks). Returns the state (unchanged
-        when not stopping, or a job is still running), None when there is none.
+        own checkpoint wins. While a job still runs, its stop is sent again
+        (idempotent in every backend): a controller that died between
+        checkpointing Stopping and sending its stops would otherwise leave the
+        jobs training, and billed, to their end. Nothing is launched. One call
+        per Tuner (a reader builds one each time it looks). Returns the state
+        (unchanged when not stopping, or a job is still running), None when
+        there is none.
         """
         stored = await self.store.load()
         if stored is None or stored.status is not TuningStatus.STOPPING:
@@ -266,6 +270,7 @@ class Tuner:
         events = await self.backend.reconcile(stored)
         state, _ = await self._decide(events)
         if not state.done:
+            await self._act([a for a in outstanding_actions(state) if isinstance(a, Stop)])
             return stored
         try:
             await self._commit(state)
@@ -337,7 +342,7 @@ class Tuner:
 async def settle_stored(store: StateStore, backend_for: Callable[[TuningState], Backend | None],
                         clock: Clock) -> TuningState | None:
     """For a reader (the dashboard, ``hb-tune show``): the state in ``store``, finished first if it was left
-    Stopping with every training job ended (:meth:`Tuner.settle`).
+    Stopping with every training job ended, its stops sent again while one runs (:meth:`Tuner.settle`).
 
     ``backend_for(state)`` makes the backend that reconciles a stopping job
     (None when it cannot: the state is returned as stored); it is made only

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,31 @@ async def test_a_reader_finishes_a_job_whose_abort_died_midway(tmp_path: Path, l
     assert state is not None and state.status.value == "Failed" and not state.active
     assert "killed by a user" in (state.completion_reason or "")
     assert (await store.load()) == state
+
+
+async def test_a_reader_stops_the_jobs_of_an_abort_that_died_before_its_stops(tmp_path: Path,
+                                                                              launches: Path) -> None:
+    """The triggerer dies after the abort's checkpoint (every active trial Stopping) but before any stop is sent:
+    the next reader sends the stops again, so no trial trains, and bills, to its end."""
+    from hb_airflow.ui.jobs import StateRoot
+
+    from hb_core.controller import abort
+
+    spec = spec_for(tmp_path, "unstopped", parallel=3, jobs=9, sleep=0.5, max_resource=27)
+    _, store = await cancelled_mid_run(spec)
+    stored = await store.load()
+    assert stored is not None
+    stopping, _ = abort(stored, "the Airflow task was killed by a user", time.time(), [])
+    await store.save(stopping, stored.revision)  # the controller dies here: its stops are never sent
+    assert stopping.status.value == "Stopping" and stopping.active
+
+    root = StateRoot(tmp_path)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    state = (await asyncio.to_thread(root.load, "unstopped")).state
+    while state is not None and not state.done and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+        state = (await asyncio.to_thread(root.load, "unstopped")).state
+    assert state is not None and state.status.value == "Failed" and not state.active
+    trained = {t.trial_id: t.resource for t in state.trials}
+    assert all(resource < 27 for resource in trained.values()), f"a trial trained to its end: {trained}"
