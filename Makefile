@@ -12,7 +12,7 @@ DEMO_HOME := $(CURDIR)/airflow_home
 AIRFLOW_ENV := AIRFLOW_HOME=$(DEMO_HOME) AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
-.PHONY: demo test test-long browser bench-scale clean airflow
+.PHONY: demo test lint test-long browser bench-scale clean airflow
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test,resnet]'
 	touch $(STAMP)
 
-test: $(STAMP) browser
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -q
+
+# ruff (pyflakes, pycodestyle errors, import order) on the whole tree; mypy --strict on the packages, the DAGs
+# and the deployment script (pyproject.toml [tool.mypy] says what and why). `make test` runs it first.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # The dashboard's browser test drives Debian's chromium through Playwright (a test extra);
 # `playwright install` would download browsers and is never run.

@@ -9,6 +9,7 @@ with SageMaker script mode's environment. ``make demo`` runs this DAG with
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, task
@@ -36,7 +37,7 @@ with DAG(
     )
 
     @task
-    def report(summary: dict) -> str:
+    def report(summary: dict[str, Any]) -> str:
         """Print the tuning job's result where the task log (and `make demo`) shows it."""
         text = format_summary(summary)
         print(text)

@@ -66,6 +66,7 @@ def _example(name: str) -> Any:
     module = sys.modules.get(f"hb_mlp_{name}")
     if module is None:
         spec = importlib.util.spec_from_file_location(f"hb_mlp_{name}", EXAMPLE / f"{name}.py")
+        assert spec is not None and spec.loader is not None, f"no module at {EXAMPLE / f'{name}.py'}"
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
         spec.loader.exec_module(module)
@@ -74,7 +75,8 @@ def _example(name: str) -> Any:
 
 def evaluate_mlp(model_dir: str) -> dict[str, float]:
     """Held-out accuracy and log loss of the MLP in ``model_dir``."""
-    return _example("evaluate").evaluate(model_dir)
+    scores: dict[str, float] = _example("evaluate").evaluate(model_dir)
+    return scores
 
 
 REQUEST = mlp_request()
@@ -98,6 +100,7 @@ with DAG(
         run = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(run_id)).strip("-")
         home = Path(os.environ.get("AIRFLOW_HOME", Path.home() / "airflow"))
         channels = _example("evaluate").write_channels(home / "hyperband-data" / "mlp" / run)
+        assert params is not None, "Airflow passes the run's params"
         return stage_data(channels, backend=params["backend"], s3_prefix=f"{S3_OUTPUT}/data/{run}",
                           aws_conn_id=AWS_CONN_ID, code_dir=EXAMPLE, code_files=("train.py",))
 

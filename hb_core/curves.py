@@ -50,7 +50,7 @@ def mlp_accuracy(hyperparameters: Mapping[str, HyperparameterValue], epoch: int)
     final = 0.5 + 0.475 * q_lr * q_l2 * q_units * q_batch + 0.004 * _noise(hyperparameters)
     tau = min(60.0, max(0.4, 2.5 * math.sqrt(3e-3 / lr) * math.sqrt(batch / 50.0)))
     accuracy = 0.5 + (final - 0.5) * (1.0 - math.exp(-epoch / tau)) + 0.002 * _noise(hyperparameters, epoch)
-    return min(1.0, max(0.0, accuracy))
+    return min(1.0, max(0.0, float(accuracy)))
 
 
 def mlp_epoch_seconds(hyperparameters: Mapping[str, HyperparameterValue], epoch: int) -> float:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
-from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, BaseOperatorLink, conf
 
 from hb_airflow.links import SageMakerBestTrainingJobLink, TuningDashboardLink
 from hb_airflow.spec import BACKENDS, TuningSpec, build_store, build_tuner, default_state_uri, parent_state_uris
@@ -144,7 +144,7 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
     aws_hook_class = SageMakerHook
     template_fields: Sequence[str] = aws_template_fields("tuning_request", "tuning_job_name", "state_uri", "backend")
     template_fields_renderers = {"tuning_request": "json"}
-    operator_extra_links = (TuningDashboardLink(), SageMakerBestTrainingJobLink())
+    operator_extra_links: tuple[BaseOperatorLink, ...] = (TuningDashboardLink(), SageMakerBestTrainingJobLink())
     ui_color = "#f0e4ff"
 
     def __init__(

@@ -166,7 +166,7 @@ class ModelRegistry:
     def __init__(self, aws_conn_id: str | None = "aws_default", region_name: str | None = None) -> None:
         from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
-        self.hook = SageMakerHook(aws_conn_id=aws_conn_id, region_name=region_name)
+        self.hook = SageMakerHook(aws_conn_id=aws_conn_id, region_name=region_name)  # type: ignore[no-untyped-call]
 
     @property
     def client(self) -> Any:
@@ -211,7 +211,7 @@ class ModelRegistry:
                                                SortOrder="Descending", MaxResults=RECENT_VERSIONS)
         for summary in page.get("ModelPackageSummaryList") or []:
             if str(summary.get("ModelPackageDescription", "")).startswith(f"{training_job} ("):
-                return summary
+                return dict(summary)
         return None
 
     def register(
