@@ -62,6 +62,11 @@ again (:meth:`LocalBackend.reconcile`). :meth:`LocalBackend.stop_all` kills
 every running job (Ctrl-C, ``on_kill``). Log files are read on the event
 loop in small increments (local disk). Timestamps come from the injected
 clock; runtime limits and billable seconds use the wall clock.
+
+Size: about 700 lines, one class and the script-mode inputs it resolves
+(channels, entry point, environment). Every method reads or writes the same
+table of followed jobs (``_Job``), which a split would have to expose; the
+process supervision itself is already its own module (``process``).
 """
 
 from __future__ import annotations

@@ -35,6 +35,10 @@ its log and learn how it ended. Terms:
 This file uses the standard library only: the launcher runs it as a script
 (``python -I -S``) without importing ``hb_core``. Process probing reads
 ``/proc`` (Linux); elsewhere it falls back to ``os.kill(pid, 0)``.
+
+Size: about 550 lines in one file on purpose: the launcher runs this file as a
+script with ``-I -S`` (no ``hb_core`` on the path), so it cannot import a
+sibling module; the script-mode environment it builds is part of that contract.
 """
 
 from __future__ import annotations
