@@ -66,7 +66,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from hb_core.config import HyperbandVariant, Strategy, TuningConfig
+from hb_core.config import HyperbandVariant, Objective, Strategy, TuningConfig
 from hb_core.errors import ConfigError
 from hb_core.events import (
     Action,
@@ -83,7 +83,7 @@ from hb_core.events import (
     TrialStopped,
     WarmPoolReleased,
 )
-from hb_core.rungs import bracket_for, bracket_weights, keep_count, keeps, promote_count, rung_levels, stable_unit
+from hb_core.rungs import bracket_for, bracket_weights, keeps, promote_count, rung_levels, stable_unit
 from hb_core.state import (
     PRICE_KEY,
     Decision,
@@ -93,7 +93,6 @@ from hb_core.state import (
     TuningState,
     TuningStatus,
     evolve,
-    signed_key,
     trial_id_for,
     trial_index,
 )
@@ -228,7 +227,7 @@ class _Round:
         self.sampler = sampler
         config = state.config
         self.config = config
-        self.sign = config.objective.sign
+        self.objective = config.objective
         self.hb = config.hyperband if config.strategy is Strategy.HYPERBAND else None
         self.promotion = self.hb is not None and self.hb.variant is HyperbandVariant.PROMOTION
         self.eta = self.hb.reduction_factor if self.hb else 3
@@ -284,8 +283,9 @@ class _Round:
         )
         return state, tuple(self.actions)
 
-    def raw(self, key: float) -> float:
-        return -key / self.sign if math.isfinite(key) else math.nan
+    def raw(self, key: float | None) -> float | None:
+        """The metric value of a key (as a decision shows it)."""
+        return None if key is None else self.objective.value(key)
 
     # ------------------------------------------------------------ events
 
@@ -344,8 +344,8 @@ class _Round:
             return trial  # a duplicate, or a point not beyond what the trial already reported
         value = float(event.value)
         trial = evolve(trial, points=trial.points + ((resource, value, event.time),))
-        key = signed_key(self.sign, value)
-        if self.best_seen is None or key < signed_key(self.sign, self.best_seen):
+        key = self.objective.key(value)
+        if self.best_seen is None or key < self.objective.key(self.best_seen):
             self.best_seen = value
         if self.hb is not None and trial.status is TrialStatus.IN_PROGRESS:
             trial = self._record_rungs(trial, resource, value, key)
@@ -357,10 +357,10 @@ class _Round:
         j = trial.rung_index
         while j < len(bracket) and resource >= bracket[j].level:
             rung = bracket[j]
-            keys = rung.keys.insert(key)
-            bracket[j] = evolve(rung, keys=keys)
-            n, position, kept = len(keys), keys.rank(key) + 1, keep_count(len(keys), self.eta)
-            facts = {"rung": rung.level, "value": value, "cutoff": self.raw(keys[kept - 1]), "rank": position, "n": n}
+            rung = bracket[j] = evolve(rung, keys=rung.keys.insert(key))
+            n, position = len(rung.keys), rung.rank(key)
+            facts = {"rung": rung.level, "value": value, "cutoff": self.raw(rung.cutoff(self.eta)), "rank": position,
+                     "n": n}
             j += 1
             judged = not self.promotion and rung.level < self.hb.max_resource
             if judged and not keeps(position, n, self.eta, self.hb.min_rung_results):
@@ -384,7 +384,7 @@ class _Round:
         j = trial.rung_index - 1
         rung, level = bracket[j], bracket[j].level
         n = len(rung.keys)
-        position = rung.keys.rank(key) + 1
+        position = rung.rank(key)
         paused = self._best_paused()
         if position > promote_count(n, self.eta) or (paused is not None and paused[:2] < (-level, key)):
             self.actions.append(RungVerdict(trial.trial_id, trial.attempt, level, level))  # ends here: it pauses
@@ -392,7 +392,7 @@ class _Round:
         to_level = bracket[j + 1].level
         self.actions.append(RungVerdict(trial.trial_id, trial.attempt, level, to_level))
         self.decide_("promote", trial.trial_id, f"to rung {to_level} in place", rung=level, value=self.raw(key),
-                     cutoff=self.raw(rung.keys[max(promote_count(n, self.eta), 1) - 1]), rank=position, n=n)
+                     cutoff=self.raw(rung.cutoff(self.eta, paused=True)), rank=position, n=n)
         return evolve(trial, budget=to_level)
 
     def _unrecord_rungs(self, trial: Trial) -> None:
@@ -401,11 +401,10 @@ class _Round:
             return
         bracket = self.rungs[trial.bracket]
         for j in range(trial.rung_index):
-            level = bracket[j].level
-            value = next((v for r, v, _ in trial.points if r >= level), None)
+            value = trial.value_at(bracket[j].level)
             if value is None:
                 continue
-            bracket[j] = evolve(bracket[j], keys=bracket[j].keys.remove(signed_key(self.sign, value)))
+            bracket[j] = evolve(bracket[j], keys=bracket[j].keys.remove(self.objective.key(value)))
 
     def _completed(self, index: int, trial: Trial) -> None:
         hb = self.hb
@@ -434,7 +433,7 @@ class _Round:
             return
         j = trial.rung_index - 1
         rung = self.rungs[trial.bracket][j]
-        key = signed_key(self.sign, trial.last_value if trial.last_value is not None else math.nan)
+        key = self.objective.key(trial.last_value if trial.last_value is not None else math.nan)
         self.rungs[trial.bracket][j] = evolve(rung, paused=rung.paused.insert((key, index)))
         self.trials = self.trials.set(index, evolve(trial, status=TrialStatus.PAUSED))
         self.active.remove(index)
@@ -489,7 +488,7 @@ class _Round:
         """A training job ended with a value: update the best and the not-improving count."""
         if trial.last_value is None:
             return
-        key = signed_key(self.sign, trial.last_value)
+        key = self.objective.key(trial.last_value)
         if self.best_key is None or key < self.best_key:
             self.best_index, self.best_key, self.not_improving = index, key, 0
         else:
@@ -509,7 +508,7 @@ class _Round:
     def _criterion_met(self) -> str | None:
         config, criteria = self.config, self.config.completion
         target = criteria.target_objective_metric_value
-        if target is not None and self.best_seen is not None and self.sign * (self.best_seen - target) >= 0:
+        if target is not None and self.best_seen is not None and self.objective.reaches(self.best_seen, target):
             return f"TargetObjectiveMetricValue {target:g} reached ({self.best_seen:.6g})"
         patience = criteria.max_number_of_training_jobs_not_improving
         if patience is not None and self.not_improving >= patience:
@@ -600,7 +599,7 @@ class _Round:
                 if not rung.paused:
                     continue
                 key = rung.paused[0][0]
-                if keeps(rung.keys.rank(key) + 1, len(rung.keys), self.eta, self.hb.min_rung_results, paused=True):
+                if keeps(rung.rank(key), len(rung.keys), self.eta, self.hb.min_rung_results, paused=True):
                     candidate = (-rung.level, key, b, j)
                     best = candidate if best is None or candidate < best else best
         return best
@@ -623,7 +622,7 @@ class _Round:
         n = len(rung.keys)
         self.decide_(
             "promote", trial.trial_id, f"to rung {to_level}", rung=rung.level, value=self.raw(key),
-            cutoff=self.raw(rung.keys[max(promote_count(n, self.eta), 1) - 1]), rank=rung.keys.rank(key) + 1, n=n,
+            cutoff=self.raw(rung.cutoff(self.eta, paused=True)), rank=rung.rank(key), n=n,
         )
         return True
 
@@ -640,7 +639,7 @@ class _Round:
                 self.trials = self.trials.set(index, evolve(trial, status=TrialStatus.STOPPED, stop_reason=reason))
                 self.n_ended += 1
                 self.decide_("stopped", trial.trial_id, reason, value=trial.last_value)
-        best = _best_trial(self.trials, self.sign)
+        best = _best_trial(self.trials, self.objective)
         outcome = self.outcome or TuningStatus.COMPLETED
         reason = self.completion_reason or ""
         if best is None and outcome is TuningStatus.COMPLETED:
@@ -668,14 +667,14 @@ def _stop_reason(position: int, n: int, level: int, eta: int, min_results: int) 
     return f"rank {position} of {n} at rung {level} is outside the top 1/{eta}"
 
 
-def _best_trial(trials: Sequence[Trial], sign: float) -> Trial | None:
+def _best_trial(trials: Sequence[Trial], objective: Objective) -> Trial | None:
     """The trial whose last reported value is best (as AMT picks its best training job); ties go to the earlier."""
     best: Trial | None = None
     best_key = math.inf
     for trial in trials:
         if trial.status is TrialStatus.FAILED or trial.last_value is None:
             continue
-        key = signed_key(sign, trial.last_value)
+        key = objective.key(trial.last_value)
         if best is None or key < best_key:
             best, best_key = trial, key
     return best

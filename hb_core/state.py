@@ -12,7 +12,7 @@ Terms:
   after a retriable failure, or a resume in the promotion variant, is a new
   attempt of the same trial.
 - *key*: a metric value with the objective's direction folded in
-  (``-sign * value``), so that a lower key is always better.
+  (:meth:`hb_core.config.Objective.key`), so that a lower key is always better.
 - *rung*: the values recorded at one rung level of one bracket, kept sorted by
   key; in the promotion variant also the paused trials there that were not yet
   promoted.
@@ -20,7 +20,6 @@ Terms:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
@@ -29,6 +28,7 @@ from typing import Any, NamedTuple, TypeVar
 from hb_core.config import TuningConfig
 from hb_core.errors import StateError
 from hb_core.pstruct import PVector, SortedItems
+from hb_core.rungs import keep_count, promote_count
 from hb_core.space import HyperparameterValue
 
 __all__ = [
@@ -41,6 +41,7 @@ __all__ = [
     "TrialStatus",
     "TuningState",
     "TuningStatus",
+    "evolve",
     "trial_id_for",
     "trial_index",
 ]
@@ -198,6 +199,10 @@ class Trial:
     def last_value(self) -> float | None:
         return self.points[-1][1] if self.points else None
 
+    def value_at(self, level: int) -> float | None:
+        """The trial's value at rung ``level``: its first point at or beyond the level, or None (not reached)."""
+        return next((value for resource, value, _ in self.points if resource >= level), None)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["hyperparameters"] = dict(self.hyperparameters)
@@ -281,6 +286,21 @@ class Rung:
             value = getattr(self, name)
             if not isinstance(value, SortedItems):
                 object.__setattr__(self, name, SortedItems(value))
+
+    def rank(self, key: float) -> int:
+        """The 1-based rank of ``key`` among the recorded keys (:func:`hb_core.rungs.rank`; ties share the better)."""
+        return self.keys.rank(key) + 1
+
+    def cutoff(self, eta: int, *, paused: bool = False) -> float | None:
+        """The key of the worst value the rung rule still passes on, or None while the rung is empty.
+
+        That is the :func:`~hb_core.rungs.keep_count`-th best key (``paused``: the
+        :func:`~hb_core.rungs.promote_count`-th, and at least the best), as :func:`hb_core.rungs.keeps` counts.
+        """
+        n = len(self.keys)
+        if not n:
+            return None
+        return self.keys[max(promote_count(n, eta) if paused else keep_count(n, eta), 1) - 1]
 
     def to_dict(self) -> dict[str, Any]:
         return {"level": self.level, "keys": list(self.keys), "paused": [list(p) for p in self.paused]}
@@ -549,9 +569,3 @@ def evolve(obj: _T, **changes: Any) -> _T:
     new.__dict__.update(changes)
     return new
 
-
-def signed_key(sign: float, value: float) -> float:
-    """The key of a value: lower is better; a non-finite value is the worst key."""
-    if not math.isfinite(value):
-        return math.inf
-    return -sign * value

@@ -37,7 +37,7 @@ from dataclasses import replace
 from hb_core.config import Objective, TuningConfig, WarmStartType
 from hb_core.rungs import rung_levels
 from hb_core.space import HyperparameterValue, SearchSpace
-from hb_core.state import PriorObservation, Trial, TrialStatus, TuningState, evolve, signed_key
+from hb_core.state import PriorObservation, Trial, TrialStatus, TuningState, evolve
 
 __all__ = ["PriorObservation", "prior_observations", "seed_rungs", "warm_prior"]
 
@@ -112,7 +112,7 @@ def seed_rungs(state: TuningState, parent_states: Sequence[TuningState]) -> Tuni
         return state
     if warm is not None and warm.warm_start_type is WarmStartType.TRANSFER_LEARNING:
         return state
-    space, sign = state.config.space, state.config.objective.sign
+    space, objective = state.config.space, state.config.objective
     counted = [
         trial
         for parent in parent_states
@@ -126,7 +126,7 @@ def seed_rungs(state: TuningState, parent_states: Sequence[TuningState]) -> Tuni
         rungs = []
         for rung in bracket:
             values = [_value_at(trial, rung.level) for trial in counted]
-            keys = [signed_key(sign, value) for value in values if value is not None]
+            keys = [objective.key(value) for value in values if value is not None]
             inserted += len(keys)
             merged = type(rung.keys)(sorted([*rung.keys, *keys]))  # the rung's own sorted-sequence type
             rungs.append(replace(rung, keys=merged))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from hb_core.state import Trial, TrialStatus, TuningState, signed_key
+from hb_core.state import Trial, TrialStatus, TuningState
 
 __all__ = ["best_so_far_chart", "learning_curves_chart", "nice_ticks"]
 
@@ -124,10 +124,10 @@ def best_so_far_chart(trace: Sequence[tuple[float, float]], metric: str, *, unti
 def _pick(state: TuningState, trials: list[Trial], limit: int) -> list[Trial]:
     if len(trials) <= limit:
         return trials
-    sign = state.config.objective.sign
+    objective = state.config.objective
     active = [t for t in trials if t.status.active or t.index == state.best_index]
     rest = sorted((t for t in trials if not (t.status.active or t.index == state.best_index)),
-                  key=lambda t: signed_key(sign, t.last_value if t.last_value is not None else math.nan))
+                  key=lambda t: objective.key(t.last_value if t.last_value is not None else math.nan))
     return (active + rest)[:limit]
 
 
