@@ -199,9 +199,14 @@ class Trial:
     def last_value(self) -> float | None:
         return self.points[-1][1] if self.points else None
 
+    def point_at(self, level: int) -> tuple[int, float, float] | None:
+        """The trial's point at rung ``level``: its first (resource, value, time) at or beyond the level, or None."""
+        return next((point for point in self.points if point[0] >= level), None)
+
     def value_at(self, level: int) -> float | None:
-        """The trial's value at rung ``level``: its first point at or beyond the level, or None (not reached)."""
-        return next((value for resource, value, _ in self.points if resource >= level), None)
+        """The trial's value at rung ``level`` (its *rung value*): the value of :meth:`point_at`, or None."""
+        point = self.point_at(level)
+        return None if point is None else point[1]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

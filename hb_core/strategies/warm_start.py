@@ -55,11 +55,6 @@ def _fitting(trial: Trial, space: SearchSpace, transfer: bool) -> dict[str, Hype
     return hps if space.contains(hps) else None
 
 
-def _value_at(trial: Trial, level: int) -> float | None:
-    """The value the trial reported at a rung level: its first point at or beyond the level."""
-    return next((value for resource, value, _ in trial.points if resource >= level), None)
-
-
 def _same_objective(parent: TuningState, objective: Objective | None) -> bool:
     return objective is None or parent.config.objective == objective
 
@@ -92,7 +87,7 @@ def prior_observations(
                 result.append(PriorObservation(hps, trial.points[-1][1], trial.points[-1][0]))
                 continue
             for level in levels:
-                value = _value_at(trial, level)
+                value = trial.value_at(level)
                 if value is not None:
                     result.append(PriorObservation(hps, value, level))
     return result
@@ -125,7 +120,7 @@ def seed_rungs(state: TuningState, parent_states: Sequence[TuningState]) -> Tuni
     for bracket in state.rungs:
         rungs = []
         for rung in bracket:
-            values = [_value_at(trial, rung.level) for trial in counted]
+            values = [trial.value_at(rung.level) for trial in counted]
             keys = [objective.key(value) for value in values if value is not None]
             inserted += len(keys)
             merged = type(rung.keys)(sorted([*rung.keys, *keys]))  # the rung's own sorted-sequence type
