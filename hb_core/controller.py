@@ -66,7 +66,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from hb_core.config import HyperbandVariant, Objective, Strategy, TuningConfig
+from hb_core.config import HyperbandVariant, Strategy, TuningConfig
 from hb_core.errors import ConfigError
 from hb_core.events import (
     Action,
@@ -92,6 +92,7 @@ from hb_core.state import (
     TrialStatus,
     TuningState,
     TuningStatus,
+    best_reported,
     evolve,
     trial_id_for,
     trial_index,
@@ -247,7 +248,7 @@ class _Round:
         self.n_failed = state.n_failed
         self.ended_billable = state.ended_billable_seconds
         self.retained = state.retained_billable_seconds
-        self.finish: dict[str, Any] | None = dict(state.finish) if state.finish is not None else None
+        self.finish: Finish | None = state.finish
         self.fail_reason: str | None = None
         self.exhausted_reason: str | None = None
         self.decisions: list[Decision] = []
@@ -639,7 +640,7 @@ class _Round:
                 self.trials = self.trials.set(index, evolve(trial, status=TrialStatus.STOPPED, stop_reason=reason))
                 self.n_ended += 1
                 self.decide_("stopped", trial.trial_id, reason, value=trial.last_value)
-        best = _best_trial(self.trials, self.objective)
+        best = best_reported(self.trials, self.objective)
         outcome = self.outcome or TuningStatus.COMPLETED
         reason = self.completion_reason or ""
         if best is None and outcome is TuningStatus.COMPLETED:
@@ -654,7 +655,7 @@ class _Round:
             best.last_value if best else None,
             {"trial_counts": counts, "total_resource": sum(t.resource for t in self.trials)},
         )
-        self.status, self.finish = outcome, finish.to_dict()
+        self.status, self.finish = outcome, finish
         self.actions.append(finish)
         self.decide_("finish", None, f"{outcome.value}: {reason}; best trial {finish.best_trial_id}",
                      value=finish.best_objective)
@@ -665,19 +666,6 @@ def _stop_reason(position: int, n: int, level: int, eta: int, min_results: int) 
     if n < min_results:
         return f"rung {level} holds {n} of the MinRungResults={min_results} values it needs before it keeps a trial"
     return f"rank {position} of {n} at rung {level} is outside the top 1/{eta}"
-
-
-def _best_trial(trials: Sequence[Trial], objective: Objective) -> Trial | None:
-    """The trial whose last reported value is best (as AMT picks its best training job); ties go to the earlier."""
-    best: Trial | None = None
-    best_key = math.inf
-    for trial in trials:
-        if trial.status is TrialStatus.FAILED or trial.last_value is None:
-            continue
-        key = objective.key(trial.last_value)
-        if best is None or key < best_key:
-            best, best_key = trial, key
-    return best
 
 
 def _compact(hyperparameters: Any) -> str:

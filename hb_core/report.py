@@ -45,8 +45,7 @@ def summary(state: TuningState) -> dict[str, Any]:
     ``billable_seconds`` is the jobs' billed time plus the warm-pool time
     retained (``retained_seconds``), and ``cost`` prices it.
     """
-    finish = dict(state.finish or {})
-    best = state.trial(finish["best_trial_id"]) if finish.get("best_trial_id") else None
+    best = state.best_trial()
     max_resource = state.config.max_resource
     spent = state.total_resource()
     full = max_resource * len(state.trials) if max_resource else None
@@ -54,7 +53,7 @@ def summary(state: TuningState) -> dict[str, Any]:
     return {
         "tuning_job_name": state.job_name,
         "status": state.status.value,
-        "reason": finish.get("reason") or state.completion_reason,
+        "reason": (state.finish.reason if state.finish else None) or state.completion_reason,
         "strategy": state.config.strategy.value,
         "objective": state.config.objective.metric_name,
         "best_trial_id": best.trial_id if best else None,

@@ -177,9 +177,8 @@ def _result(state: TuningState, elapsed: float, peak_running: int) -> Simulation
         )
         for t in state.trials
     ]
-    finish = state.finish or {}
-    best_id = finish.get("best_trial_id")
-    best = next((r for r in records if r.trial_id == best_id), None)
+    best_trial = state.best_trial()
+    best = records[best_trial.index] if best_trial is not None else None
     best_value = best.last_value if best else None
     return SimulationResult(records, best, best_value, _trace(state), elapsed, state, peak_running)
 

@@ -20,13 +20,15 @@ Terms:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar
 
-from hb_core.config import TuningConfig
+from hb_core.config import Objective, TuningConfig
 from hb_core.errors import StateError
+from hb_core.events import Finish
 from hb_core.pstruct import PVector, SortedItems
 from hb_core.rungs import keep_count, promote_count
 from hb_core.space import HyperparameterValue
@@ -41,6 +43,7 @@ __all__ = [
     "TrialStatus",
     "TuningState",
     "TuningStatus",
+    "best_reported",
     "evolve",
     "trial_id_for",
     "trial_index",
@@ -365,7 +368,7 @@ class TuningState:
     retained_billable_seconds: float = 0.0
     completion_reason: str | None = None
     outcome: TuningStatus | None = None
-    finish: Mapping[str, Any] | None = None
+    finish: Finish | None = None
     decisions: tuple[Decision, ...] = ()
     decision_count: int = 0
     revision: int = 0
@@ -390,6 +393,22 @@ class TuningState:
         if index is None or index >= len(self.trials):
             return None
         return self.trials[index]
+
+    def best_trial(self, *, so_far: bool = False) -> Trial | None:
+        """The job's best trial: the one its :attr:`finish` picked (:func:`best_reported` when it finished).
+
+        Before the finish: None, or with ``so_far`` (what a live view shows) the
+        trial whose ended attempt had the best value so far (``best_index``),
+        else, nothing having ended yet, the running trial with the best last value.
+        """
+        if self.finish is not None:
+            return self.trial(self.finish.best_trial_id) if self.finish.best_trial_id else None
+        if not so_far:
+            return None
+        if self.best_index is not None:
+            ended_best: Trial = self.trials[self.best_index]
+            return ended_best
+        return best_reported(self.trials, self.config.objective)
 
     def with_changes(self, **changes: Any) -> TuningState:
         return replace(self, **changes)
@@ -436,7 +455,7 @@ class TuningState:
             "retained_billable_seconds": self.retained_billable_seconds,
             "completion_reason": self.completion_reason,
             "outcome": self.outcome.value if self.outcome else None,
-            "finish": dict(self.finish) if self.finish is not None else None,
+            "finish": self.finish.to_dict() if self.finish is not None else None,
             "decisions": [d.to_dict() for d in self.decisions],
             "decision_count": self.decision_count,
             "revision": self.revision,
@@ -483,7 +502,7 @@ class TuningState:
                                               "state.retained_billable_seconds"),
             completion_reason=_optional(_text, d.get("completion_reason"), "state.completion_reason"),
             outcome=outcome,
-            finish=None if finish is None else dict(_mapping(finish, "state.finish")),
+            finish=None if finish is None else _finish(finish, "state.finish"),
             decisions=tuple(Decision.from_dict(x) for x in _sequence(d.get("decisions"), "state.decisions")),
             decision_count=_integer(d.get("decision_count"), "state.decision_count"),
             revision=_integer(d.get("revision"), "state.revision"),
@@ -518,6 +537,34 @@ class TuningState:
             for rung in bracket:
                 if any(not 0 <= index < n for _, index in rung.paused):
                     raise StateError(f"rung {rung.level} pauses a trial index outside [0, {n})")
+
+
+def best_reported(trials: Iterable[Trial], objective: Objective) -> Trial | None:
+    """The trial whose last reported value is best, failed ones aside (as AMT picks its best training job).
+
+    Ties go to the earlier trial; a non-finite value is the worst (a trial with one is picked only when no
+    other has a value).
+    """
+    best: Trial | None = None
+    best_key = math.inf
+    for trial in trials:
+        if trial.status is TrialStatus.FAILED or trial.last_value is None:
+            continue
+        key = objective.key(trial.last_value)
+        if best is None or key < best_key:
+            best, best_key = trial, key
+    return best
+
+
+def _finish(value: Any, what: str) -> Finish:
+    d = _mapping(value, what)
+    return Finish(
+        status=_text(d.get("status"), f"{what}.status"),
+        reason=_text(d.get("reason"), f"{what}.reason"),
+        best_trial_id=_optional(_text, d.get("best_trial_id"), f"{what}.best_trial_id"),
+        best_objective=_optional(_number, d.get("best_objective"), f"{what}.best_objective"),
+        extra=dict(_mapping(d.get("extra", {}), f"{what}.extra")),
+    )
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:

@@ -227,20 +227,5 @@ def is_running(state: TuningState | None) -> bool:
 
 
 def best_trial(state: TuningState) -> Trial | None:
-    """The job's best trial: the finished job's pick, else the best ended attempt so far, else (nothing
-    has ended yet) the running trial with the best last reported value."""
-    finish = state.finish or {}
-    if finish.get("best_trial_id"):
-        return state.trial(str(finish["best_trial_id"]))
-    if state.best_index is not None and state.best_index < len(state.trials):
-        ended_best: Trial = state.trials[state.best_index]
-        return ended_best
-    objective = state.config.objective
-    best: tuple[float, Trial] | None = None
-    for trial in state.trials:
-        if trial.last_value is None or trial.status is TrialStatus.FAILED:
-            continue
-        key = objective.key(trial.last_value)
-        if math.isfinite(key) and (best is None or key < best[0]):
-            best = (key, trial)
-    return best[1] if best else None
+    """The trial the dashboard marks best: :meth:`TuningState.best_trial` so far."""
+    return state.best_trial(so_far=True)
