@@ -30,10 +30,15 @@ variant: a kept trial gets a :class:`RungVerdict` to go on to its budget (a
 stop is the usual :class:`Stop`). Promotion variant: a trial reaching its
 budget is promoted *in place* (same job, no checkpoint reload: a
 ``RungVerdict`` to the next rung) when a slot freed now would promote it,
-the rule of :meth:`_Round._promote` with the arriving trial among the
+the rule of :meth:`Promotion.promote <hb_core.variants.Promotion.promote>` with the arriving trial among the
 candidates; else its verdict ends it there and it pauses as without the
 barrier. If its job had already ended (its wait timed out) when an in-place
 promotion was decided, the promotion becomes a ``Resume``.
+
+Where it is written: this module holds the public calls; one round's working
+copy is :class:`hb_core.decision_round.Round`, and what differs between
+Random/Grid/Bayesian, the stopping and the promotion variant is one class each
+in :mod:`hb_core.variants`.
 
 A decision costs O(log n) in the number of trials: rungs are persistent sorted
 multisets with ranks and the trial list a persistent vector
@@ -138,7 +143,7 @@ def abort(
     if round_.status is TuningStatus.STOPPING:
         round_.restop()
     else:
-        round_._begin_stopping(reason, TuningStatus.FAILED)
+        round_.begin_stopping(reason, TuningStatus.FAILED)
     round_.maybe_finish()
     return round_.freeze()
 

@@ -278,7 +278,7 @@ class Round:
             return
         reason = self.fail_reason or self._criterion_met()
         if reason is not None:
-            self._begin_stopping(reason, TuningStatus.FAILED if self.fail_reason else TuningStatus.COMPLETED)
+            self.begin_stopping(reason, TuningStatus.FAILED if self.fail_reason else TuningStatus.COMPLETED)
 
     def _criterion_met(self) -> str | None:
         config, criteria = self.config, self.config.completion
@@ -306,7 +306,7 @@ class Round:
         ended = self.ended_billable_seconds + self.retained_billable_seconds
         return ended + sum(self.now - start for start in running if start is not None)
 
-    def _begin_stopping(self, reason: str, outcome: TuningStatus) -> None:
+    def begin_stopping(self, reason: str, outcome: TuningStatus) -> None:
         self.status, self.outcome, self.completion_reason = TuningStatus.STOPPING, outcome, reason
         self.decide_("stopping", None, reason)
         for index in self.active:
@@ -363,7 +363,7 @@ class Round:
 
     def maybe_finish(self) -> None:
         if self.status is TuningStatus.IN_PROGRESS and not self.active:
-            self._begin_stopping(self.exhausted_reason or "no trial left to run", TuningStatus.COMPLETED)
+            self.begin_stopping(self.exhausted_reason or "no trial left to run", TuningStatus.COMPLETED)
         if self.status is not TuningStatus.STOPPING or self.active:
             return
         for index, trial in enumerate(self.trials):
