@@ -83,6 +83,24 @@ class _ValueSequence(Sequence[T]):
     def __hash__(self) -> int:
         return hash(tuple(self))
 
+    def _at(self, index: int) -> T:
+        """The item at ``0 <= index < len(self)``."""
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return [self._at(i) for i in range(*index.indices(len(self)))]
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError(index)
+        return self._at(position)
+
 
 class SortedItems(_ValueSequence[T]):
     """An immutable sorted multiset; every update returns a new one sharing structure."""
@@ -145,16 +163,8 @@ class SortedItems(_ValueSequence[T]):
     def __len__(self) -> int:
         return _size(self._root)
 
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[T]: ...
-
-    def __getitem__(self, index: int | slice) -> T | list[T]:
-        if isinstance(index, slice):
-            return list(self)[index]
-        return self.kth(index + len(self) if index < 0 else index)
+    def _at(self, index: int) -> T:
+        return self.kth(index)
 
     def __iter__(self) -> Iterator[T]:
         stack: list[_Node] = []
@@ -203,26 +213,12 @@ class PVector(_ValueSequence[T]):
     def __len__(self) -> int:
         return self._len
 
-    def _leaf_get(self, index: int) -> T:
+    def _at(self, index: int) -> T:
         node = self._root
         for shift in range(self._shift, 0, -_BITS):
             node = node[(index >> shift) & _MASK]
         item: T = node[index & _MASK]
         return item
-
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[T]: ...
-
-    def __getitem__(self, index: int | slice) -> T | list[T]:
-        if isinstance(index, slice):
-            return [self._leaf_get(i) for i in range(*index.indices(self._len))]
-        position = index + self._len if index < 0 else index
-        if not 0 <= position < self._len:
-            raise IndexError(index)
-        return self._leaf_get(position)
 
     def set(self, index: int, item: T) -> PVector[T]:
         if index < 0:
@@ -246,7 +242,7 @@ class PVector(_ValueSequence[T]):
 
     def __iter__(self) -> Iterator[T]:
         for index in range(self._len):
-            yield self._leaf_get(index)
+            yield self._at(index)
 
     def __repr__(self) -> str:
         return f"PVector({list(self)!r})"
