@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from functools import cache
 from typing import Any, Self, TypeVar
@@ -37,7 +37,6 @@ __all__ = ["Record", "fields_to_json", "read", "to_json"]
 
 R = TypeVar("R")
 _Reader = Callable[[Any, str], Any]
-_MISSING = object()
 
 
 class Record:
@@ -99,12 +98,22 @@ def _reader(tp: Any) -> _Reader:
         return _enum(tp)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         item = _reader(args[0])
-        return lambda value, what: tuple(item(x, f"{what}[]") for x in _sequence(value, what))
+
+        def read_items(value: Any, what: str) -> tuple[Any, ...]:
+            path = f"{what}[]"
+            return tuple([item(x, path) for x in _sequence(value, what)])
+
+        return read_items
     if origin is tuple:
         return _fixed([_reader(arg) for arg in args])
     if origin in (PVector, SortedItems):
         item, container = _reader(args[0]), origin
-        return lambda value, what: container(item(x, f"{what}[]") for x in _sequence(value, what))
+
+        def read_container(value: Any, what: str) -> Any:
+            path = f"{what}[]"
+            return container([item(x, path) for x in _sequence(value, what)])
+
+        return read_container
     if origin in (Mapping, dict):
         item = _reader(args[1])
         return lambda value, what: {key: item(x, f"{what}.{key}") for key, x in _mapping(value, what).items()}
@@ -132,16 +141,17 @@ def _record(cls: Any) -> _Reader:
         names = list(cls._fields)
         defaults = {name: _constant(value) for name, value in cls._field_defaults.items()}
     plan = [(name, _reader(hints[name]), defaults.get(name)) for name in names]
+    paths: dict[str, list[str]] = {}  # the fields' paths under each ``what`` (items share one: ``trials[]``)
 
     def read_record(value: Any, what: str) -> Any:
         data = _mapping(value, what)
+        field_paths = paths.get(what) or paths.setdefault(what, [f"{what}.{name}" for name in names])
         kwargs = {}
-        for name, read_field, default in plan:
-            raw = data.get(name, _MISSING)
-            if raw is _MISSING and default is not None:
-                kwargs[name] = default()
+        for (name, read_field, default), path in zip(plan, field_paths, strict=True):
+            if name in data:
+                kwargs[name] = read_field(data[name], path)
             else:
-                kwargs[name] = read_field(None if raw is _MISSING else raw, f"{what}.{name}")
+                kwargs[name] = default() if default is not None else read_field(None, path)
         return cls(**kwargs)
 
     return read_record
@@ -198,21 +208,21 @@ def _fixed(readers: list[_Reader]) -> _Reader:
         items = _sequence(value, what)
         if len(items) != len(readers):
             raise StateError(f"{what} must be an array of {len(readers)} items, but got {value!r:.80}")
-        return tuple(read_item(x, what) for read_item, x in zip(readers, items, strict=True))
+        return tuple([read_item(x, what) for read_item, x in zip(readers, items, strict=True)])
 
     return read_fixed
 
 
 def _mapping(value: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
+    if not isinstance(value, dict) and not isinstance(value, Mapping):
         raise StateError(f"{what} must be a JSON object, but got {value!r:.80}")
     return value
 
 
-def _sequence(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list | tuple):
+def _sequence(value: Any, what: str) -> Sequence[Any]:
+    if not isinstance(value, (list, tuple)):
         raise StateError(f"{what} must be a JSON array, but got {value!r:.80}")
-    return list(value)
+    return value
 
 
 def _integer(value: Any, what: str) -> int:
@@ -222,7 +232,7 @@ def _integer(value: Any, what: str) -> int:
 
 
 def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise StateError(f"{what} must be a number, but got {value!r:.80}")
     return float(value)
 

@@ -16,6 +16,13 @@ Terms:
 - *rung*: the values recorded at one rung level of one bracket, kept sorted by
   key; in the promotion variant also the paused trials there that were not yet
   promoted.
+
+Every record here is written to and read from JSON by one serializer driven by
+its fields (:mod:`hb_core.records`): a field is declared once, in its class.
+The module is a little over 400 lines because it is the checkpoint's whole
+schema (each record with the rules that read it: ``Rung.cutoff``,
+``Trial.value_at``, ``TuningState.best_trial``); split, a reader would hold
+several files to see one checkpoint.
 """
 
 from __future__ import annotations
@@ -264,7 +271,8 @@ class TuningState(Record):
     its attempts ended; ``best_keys`` is the recent history of ``best_key``
     (one entry per ended attempt, for the convergence test). Once a completion
     criterion or limit is hit, ``status`` is Stopping, ``completion_reason``
-    says why and ``outcome`` is the status the job ends with. ``revision``
+    says why and ``outcome`` is the status the job ends with; once it has ended,
+    ``finish`` is its :class:`~hb_core.events.Finish` record (best trial, reason, counts). ``revision``
     counts decision rounds. ``retained_billable_seconds`` sums the billed
     warm-pool time reported so far (:class:`~hb_core.events.WarmPoolReleased`).
     Fields added after schema version 1 have defaults, so older states still read.
