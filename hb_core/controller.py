@@ -76,6 +76,7 @@ from hb_core.events import Action, Event, RungVerdict, Stop
 from hb_core.rungs import rung_levels, stable_unit
 from hb_core.state import Rung, TrialStatus, TuningState, TuningStatus
 from hb_core.strategies import Sampler, make_sampler
+from hb_core.variants import variant_for
 
 __all__ = [
     "CONVERGENCE_TOLERANCE",
@@ -152,13 +153,13 @@ def outstanding_actions(state: TuningState) -> tuple[Action, ...]:
     """Actions a restarted controller must (re)issue: launches not known to have
     started, and stops not known to have ended. Backends make both idempotent."""
     actions: list[Action] = []
-    hb = state.config.hyperband if state.config.strategy is Strategy.HYPERBAND else None
+    variant = variant_for(state.config)
     for index in state.active:
         trial = state.trials[index]
         if trial.status is TrialStatus.PENDING:
-            actions.append(launch_action(trial, hb.barrier_levels(trial.bracket) if hb else ()))
+            actions.append(launch_action(trial, variant.barrier_levels(trial.bracket)))
         elif trial.status is TrialStatus.STOPPING:
             actions.append(Stop(trial.trial_id, trial.attempt, trial.stop_reason or "stop requested"))
-        elif hb is not None and trial.budget is not None and trial.resource in hb.barrier_levels(trial.bracket):
+        elif trial.budget is not None and trial.resource in variant.barrier_levels(trial.bracket):
             actions.append(RungVerdict(trial.trial_id, trial.attempt, trial.resource, trial.budget))  # rewritten: same
     return tuple(actions)
