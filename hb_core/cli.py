@@ -366,7 +366,7 @@ class Interrupted(Exception):
 
 
 def _best(state: TuningState) -> tuple[str, int] | None:
-    best = state.trial(str((state.finish or {}).get("best_trial_id") or ""))
+    best = state.best_trial()
     return (best.trial_id, best.attempt) if best is not None else None
 
 

@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -261,6 +262,21 @@ class Objective:
     def sign(self) -> float:
         """+1.0 for Maximize, -1.0 for Minimize: ``sign * value`` is larger when better."""
         return 1.0 if self.type is ObjectiveType.MAXIMIZE else -1.0
+
+    def key(self, value: float) -> float:
+        """The key of a metric value, the direction folded in (``-sign * value``): a lower key is always better.
+
+        A non-finite value (a diverged trial's NaN) is the worst key, ``inf``.
+        """
+        return -self.sign * value if math.isfinite(value) else math.inf
+
+    def value(self, key: float) -> float:
+        """The metric value of a :meth:`key`; NaN for the infinite key of a non-finite value."""
+        return -key / self.sign if math.isfinite(key) else math.nan
+
+    def reaches(self, value: float, target: float) -> bool:
+        """Is ``value`` at least as good as ``target`` (``TargetObjectiveMetricValue``)?"""
+        return self.sign * (value - target) >= 0
 
     @classmethod
     def from_dict(cls, raw: object, path: str) -> Objective:

@@ -1,7 +1,7 @@
 """Events (what backends observed) and actions (what the controller wants done).
 
 Both are frozen dataclasses with an explicit ``to_dict`` (plain JSON; the
-``Finish`` action is kept that way in ``TuningState.finish``). Each event
+``Finish`` action is also the record :attr:`TuningState.finish <hb_core.state.TuningState.finish>` keeps). Each event
 names the trial and the *attempt*: the ordinal of the training job that ran
 for the trial (a retry after a spot interruption, or a resume in the promotion
 variant, is a new attempt). Events of an attempt that is no longer current
@@ -218,7 +218,14 @@ class RungVerdict(_Tagged):
 
 @dataclass(frozen=True)
 class Finish(_Tagged):
-    """The tuning job is over (``status`` is Completed or Failed)."""
+    """The tuning job is over (``status`` is Completed or Failed), and the record of how it ended.
+
+    ``best_trial_id`` is the trial whose last reported value is best (as AMT
+    picks its best training job) and ``best_objective`` that value; ``extra``
+    holds ``trial_counts`` (trials by status) and ``total_resource``. The
+    state keeps it as :attr:`TuningState.finish <hb_core.state.TuningState.finish>`,
+    serialized as :meth:`to_dict` writes it (the JSON of the dict it replaced).
+    """
 
     kind: ClassVar[str] = "Finish"
     status: str
@@ -226,6 +233,12 @@ class Finish(_Tagged):
     best_trial_id: str | None = None
     best_objective: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> Any:
+        """A field by its JSON name, ``finish["best_trial_id"]``: how the dict this record replaced was read."""
+        if name not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(name)
+        return getattr(self, name)
 
 
 Action = Launch | Resume | Stop | RungVerdict | Finish

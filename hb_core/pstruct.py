@@ -19,9 +19,11 @@ same operations give the same trees in every process.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 __all__ = ["PVector", "SortedItems"]
+
+T = TypeVar("T")
 
 # A treap node: (item, priority, left, right, size). None is the empty tree.
 _Node = tuple[Any, int, Any, Any, int]
@@ -68,7 +70,7 @@ def _remove_first(node: _Node | None, item: Any) -> tuple[_Node | None, bool]:
     return _merge(node[2], node[3]), True
 
 
-class _ValueSequence(Sequence[Any]):
+class _ValueSequence(Sequence[T]):
     """Value semantics: equal to any sequence with the same items, hashed as the tuple of them."""
 
     __slots__ = ()
@@ -81,20 +83,38 @@ class _ValueSequence(Sequence[Any]):
     def __hash__(self) -> int:
         return hash(tuple(self))
 
+    def _at(self, index: int) -> T:
+        """The item at ``0 <= index < len(self)``."""
+        raise NotImplementedError
 
-class SortedItems(_ValueSequence):
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return [self._at(i) for i in range(*index.indices(len(self)))]
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError(index)
+        return self._at(position)
+
+
+class SortedItems(_ValueSequence[T]):
     """An immutable sorted multiset; every update returns a new one sharing structure."""
 
     __slots__ = ("_root",)
 
-    def __init__(self, items: Iterable[Any] = ()) -> None:
+    def __init__(self, items: Iterable[T] = ()) -> None:
         root: _Node | None = None
         for item in items:
             root = self._inserted(root, item)
         self._root = root
 
     @classmethod
-    def _wrap(cls, root: _Node | None) -> SortedItems:
+    def _wrap(cls, root: _Node | None) -> SortedItems[T]:
         new = object.__new__(cls)
         new._root = root
         return new
@@ -104,15 +124,15 @@ class SortedItems(_ValueSequence):
         low, high = _split(root, item)
         return _merge(_merge(low, (item, hash((item, _size(root))), None, None, 1)), high)
 
-    def insert(self, item: Any) -> SortedItems:
+    def insert(self, item: T) -> SortedItems[T]:
         return self._wrap(self._inserted(self._root, item))
 
-    def remove(self, item: Any) -> SortedItems:
+    def remove(self, item: T) -> SortedItems[T]:
         """Without one occurrence of ``item`` (unchanged when absent)."""
         root, _ = _remove_first(self._root, item)
         return self._wrap(root)
 
-    def rank(self, item: Any) -> int:
+    def rank(self, item: T) -> int:
         """How many items are strictly smaller than ``item`` (``bisect_left``)."""
         node, count = self._root, 0
         while node is not None:
@@ -123,7 +143,7 @@ class SortedItems(_ValueSequence):
                 node = node[2]
         return count
 
-    def kth(self, k: int) -> Any:
+    def kth(self, k: int) -> T:
         """The item of 0-based rank ``k``."""
         if not 0 <= k < len(self):
             raise IndexError(k)
@@ -133,7 +153,8 @@ class SortedItems(_ValueSequence):
             if k < left:
                 node = node[2]
             elif k == left:
-                return node[0]
+                item: T = node[0]
+                return item
             else:
                 k -= left + 1
                 node = node[3]
@@ -142,18 +163,10 @@ class SortedItems(_ValueSequence):
     def __len__(self) -> int:
         return _size(self._root)
 
-    @overload
-    def __getitem__(self, index: int) -> Any: ...
+    def _at(self, index: int) -> T:
+        return self.kth(index)
 
-    @overload
-    def __getitem__(self, index: slice) -> list[Any]: ...
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return list(self)[index]
-        return self.kth(index + len(self) if index < 0 else index)
-
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[T]:
         stack: list[_Node] = []
         node = self._root
         while stack or node is not None:
@@ -173,23 +186,26 @@ _WIDTH = 1 << _BITS
 _MASK = _WIDTH - 1
 
 
-class PVector(_ValueSequence):
+class PVector(_ValueSequence[T]):
     """An immutable list: ``set`` and ``append`` return new vectors sharing all untouched nodes."""
 
     __slots__ = ("_root", "_len", "_shift")
+    _root: tuple[Any, ...]
+    _len: int
+    _shift: int
 
-    def __init__(self, items: Iterable[Any] = ()) -> None:
-        vector = self._empty()
+    def __init__(self, items: Iterable[T] = ()) -> None:
+        vector: PVector[T] = self._empty()
         for item in items:
             vector = vector.append(item)
         self._root, self._len, self._shift = vector._root, vector._len, vector._shift
 
     @classmethod
-    def _empty(cls) -> PVector:
+    def _empty(cls) -> PVector[T]:
         return cls._wrap((), 0, 0)
 
     @classmethod
-    def _wrap(cls, root: tuple[Any, ...], length: int, shift: int) -> PVector:
+    def _wrap(cls, root: tuple[Any, ...], length: int, shift: int) -> PVector[T]:
         new = object.__new__(cls)
         new._root, new._len, new._shift = root, length, shift
         return new
@@ -197,35 +213,21 @@ class PVector(_ValueSequence):
     def __len__(self) -> int:
         return self._len
 
-    def _leaf_get(self, index: int) -> Any:
+    def _at(self, index: int) -> T:
         node = self._root
         for shift in range(self._shift, 0, -_BITS):
             node = node[(index >> shift) & _MASK]
-        return node[index & _MASK]
+        item: T = node[index & _MASK]
+        return item
 
-    @overload
-    def __getitem__(self, index: int) -> Any: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[Any]: ...
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(self._len))]
-        if index < 0:
-            index += self._len
-        if not 0 <= index < self._len:
-            raise IndexError(index)
-        return self._leaf_get(index)
-
-    def set(self, index: int, item: Any) -> PVector:
+    def set(self, index: int, item: T) -> PVector[T]:
         if index < 0:
             index += self._len
         if not 0 <= index < self._len:
             raise IndexError(index)
         return self._wrap(self._assoc(self._root, self._shift, index, item), self._len, self._shift)
 
-    def append(self, item: Any) -> PVector:
+    def append(self, item: T) -> PVector[T]:
         index = self._len
         root, shift = self._root, self._shift
         if index == _WIDTH << shift:  # full: grow a level
@@ -238,9 +240,9 @@ class PVector(_ValueSequence):
         value = item if shift == 0 else cls._assoc(node[slot] if slot < len(node) else (), shift - _BITS, index, item)
         return node[:slot] + (value,) + node[slot + 1 :]
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[T]:
         for index in range(self._len):
-            yield self._leaf_get(index)
+            yield self._at(index)
 
     def __repr__(self) -> str:
         return f"PVector({list(self)!r})"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from hb_core.rungs import keep_count
 from hb_core.state import PRICE_KEY, TuningState
 
 __all__ = ["format_summary", "rung_table", "summary", "summary_text"]
@@ -19,14 +18,14 @@ def rung_table(state: TuningState) -> str:
     hb = state.config.hyperband
     if hb is None or not state.rungs:
         return "(no rungs: this strategy runs every trial to its full budget)"
-    sign = state.config.objective.sign
+    objective = state.config.objective
     lines = [f"{'bracket':>7} {'rung':>6} {'trials':>6} {'best':>10} {'cutoff':>10}"]
     for b, bracket in enumerate(state.rungs):
         for rung in bracket:
             n = len(rung.keys)
-            if n:
-                best = -rung.keys[0] / sign
-                cutoff = -rung.keys[keep_count(n, hb.reduction_factor) - 1] / sign
+            cutoff = rung.cutoff(hb.reduction_factor)
+            if cutoff is not None:
+                best, cutoff = objective.value(rung.keys[0]), objective.value(cutoff)
                 lines.append(f"{b:>7} {rung.level:>6} {n:>6} {best:>10.4g} {cutoff:>10.4g}")
             else:
                 lines.append(f"{b:>7} {rung.level:>6} {0:>6} {'-':>10} {'-':>10}")
@@ -46,8 +45,7 @@ def summary(state: TuningState) -> dict[str, Any]:
     ``billable_seconds`` is the jobs' billed time plus the warm-pool time
     retained (``retained_seconds``), and ``cost`` prices it.
     """
-    finish = dict(state.finish or {})
-    best = state.trial(finish["best_trial_id"]) if finish.get("best_trial_id") else None
+    best = state.best_trial()
     max_resource = state.config.max_resource
     spent = state.total_resource()
     full = max_resource * len(state.trials) if max_resource else None
@@ -55,7 +53,7 @@ def summary(state: TuningState) -> dict[str, Any]:
     return {
         "tuning_job_name": state.job_name,
         "status": state.status.value,
-        "reason": finish.get("reason") or state.completion_reason,
+        "reason": (state.finish.reason if state.finish else None) or state.completion_reason,
         "strategy": state.config.strategy.value,
         "objective": state.config.objective.metric_name,
         "best_trial_id": best.trial_id if best else None,

@@ -20,7 +20,7 @@ from hb_core.errors import ConfigError
 from hb_core.latency import Latency, profile
 from hb_core.runner import Tuner
 from hb_core.space import HyperparameterValue
-from hb_core.state import TrialStatus, TuningState, signed_key
+from hb_core.state import TrialStatus, TuningState
 
 __all__ = ["SimulationResult", "TrialRecord", "simulate"]
 
@@ -96,9 +96,9 @@ class SimulationResult:
 
     def time_to(self, target: float) -> float | None:
         """Virtual time at which some trial first reported a value at least as good as ``target``."""
-        sign = self.state.config.objective.sign
+        objective = self.state.config.objective
         for time, value in self.trace:
-            if sign * (value - target) >= 0:
+            if objective.reaches(value, target):
                 return time
         return None
 
@@ -177,18 +177,17 @@ def _result(state: TuningState, elapsed: float, peak_running: int) -> Simulation
         )
         for t in state.trials
     ]
-    finish = state.finish or {}
-    best_id = finish.get("best_trial_id")
-    best = next((r for r in records if r.trial_id == best_id), None)
+    best_trial = state.best_trial()
+    best = records[best_trial.index] if best_trial is not None else None
     best_value = best.last_value if best else None
     return SimulationResult(records, best, best_value, _trace(state), elapsed, state, peak_running)
 
 
 def _trace(state: TuningState) -> list[tuple[float, float]]:
-    sign = state.config.objective.sign
+    objective = state.config.objective
     points = sorted((time, value) for t in state.trials if t.status is not TrialStatus.FAILED for _, value, time in t.points)
     trace: list[tuple[float, float]] = []
     for time, value in points:
-        if not trace or signed_key(sign, value) < signed_key(sign, trace[-1][1]):
+        if not trace or objective.key(value) < objective.key(trace[-1][1]):
             trace.append((time, value))
     return trace

@@ -12,23 +12,33 @@ Terms:
   after a retriable failure, or a resume in the promotion variant, is a new
   attempt of the same trial.
 - *key*: a metric value with the objective's direction folded in
-  (``-sign * value``), so that a lower key is always better.
+  (:meth:`hb_core.config.Objective.key`), so that a lower key is always better.
 - *rung*: the values recorded at one rung level of one bracket, kept sorted by
   key; in the promotion variant also the paused trials there that were not yet
   promoted.
+
+Every record here is written to and read from JSON by one serializer driven by
+its fields (:mod:`hb_core.records`): a field is declared once, in its class.
+The module is a little over 400 lines because it is the checkpoint's whole
+schema (each record with the rules that read it: ``Rung.cutoff``,
+``Trial.value_at``, ``TuningState.best_trial``); split, a reader would hold
+several files to see one checkpoint.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar
 
-from hb_core.config import TuningConfig
+from hb_core.config import Objective, TuningConfig
 from hb_core.errors import StateError
+from hb_core.events import Finish
 from hb_core.pstruct import PVector, SortedItems
+from hb_core.records import Record, read, to_json
+from hb_core.rungs import keep_count, promote_count
 from hb_core.space import HyperparameterValue
 
 __all__ = [
@@ -41,6 +51,8 @@ __all__ = [
     "TrialStatus",
     "TuningState",
     "TuningStatus",
+    "best_reported",
+    "evolve",
     "trial_id_for",
     "trial_index",
 ]
@@ -90,7 +102,7 @@ def trial_index(trial_id: str) -> int | None:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(Record):
     """One decision with its reason, as logged (one INFO line) and shown in the UI.
 
     ``action`` is one of launch, continue, stop, pause, promote, retry, fail,
@@ -125,27 +137,9 @@ class Decision:
             parts.append(f"({self.message})")
         return " ".join(parts)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
-        d = _mapping(data, "decision")
-        return cls(
-            time=_number(d.get("time"), "decision.time"),
-            action=_text(d.get("action"), "decision.action"),
-            trial_id=_optional(_text, d.get("trial_id"), "decision.trial_id"),
-            message=_text(d.get("message", ""), "decision.message"),
-            rung=_optional(_integer, d.get("rung"), "decision.rung"),
-            value=_optional(_number, d.get("value"), "decision.value"),
-            cutoff=_optional(_number, d.get("cutoff"), "decision.cutoff"),
-            rank=_optional(_integer, d.get("rank"), "decision.rank"),
-            n=_optional(_integer, d.get("n"), "decision.n"),
-        )
-
 
 @dataclass(frozen=True)
-class Trial:
+class Trial(Record):
     """One configuration and what happened to it.
 
     ``points`` are the (resource, value, time) triples reported, in order, with
@@ -198,47 +192,15 @@ class Trial:
     def last_value(self) -> float | None:
         return self.points[-1][1] if self.points else None
 
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["hyperparameters"] = dict(self.hyperparameters)
-        data["points"] = [list(p) for p in self.points]
-        return data
+    def point_at(self, level: int) -> tuple[int, float, float] | None:
+        """The trial's point at rung ``level``: its first (resource, value, time) at or beyond the level, or None."""
+        return next((point for point in self.points if point[0] >= level), None)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Trial:
-        d = _mapping(data, "trial")
-        what = f"trial {d.get('trial_id')!r}"
-        hyperparameters = _hyperparameters(d.get("hyperparameters"), f"{what}.hyperparameters")
-        points = []
-        for point in _sequence(d.get("points", []), f"{what}.points"):
-            triple = _sequence(point, f"{what}.points[]")
-            if len(triple) != 3:
-                raise StateError(f"{what}.points[] must be [resource, value, time], but got {point!r}")
-            points.append((_integer(triple[0], f"{what}.resource"), _number(triple[1], f"{what}.value"),
-                           _number(triple[2], f"{what}.time")))
-        try:
-            status = TrialStatus(d.get("status"))
-        except ValueError as exc:
-            raise StateError(f"{what}.status must be a trial status, but got {d.get('status')!r}") from exc
-        return cls(
-            trial_id=_text(d.get("trial_id"), "trial.trial_id"),
-            hyperparameters=dict(hyperparameters),
-            bracket=_integer(d.get("bracket"), f"{what}.bracket"),
-            status=status,
-            budget=_optional(_integer, d.get("budget"), f"{what}.budget"),
-            created_time=_number(d.get("created_time"), f"{what}.created_time"),
-            attempt=_integer(d.get("attempt", 1), f"{what}.attempt"),
-            retries=_integer(d.get("retries", 0), f"{what}.retries"),
-            points=tuple(points),
-            rung_index=_integer(d.get("rung_index", 0), f"{what}.rung_index"),
-            start_time=_optional(_number, d.get("start_time"), f"{what}.start_time"),
-            end_time=_optional(_number, d.get("end_time"), f"{what}.end_time"),
-            segment_start=_optional(_number, d.get("segment_start"), f"{what}.segment_start"),
-            billable_seconds=_number(d.get("billable_seconds", 0.0), f"{what}.billable_seconds"),
-            stop_reason=_optional(_text, d.get("stop_reason"), f"{what}.stop_reason"),
-            stop_resource=_optional(_integer, d.get("stop_resource"), f"{what}.stop_resource"),
-            retained_seconds=_number(d.get("retained_seconds", 0.0), f"{what}.retained_seconds"),
-        )
+    def value_at(self, level: int) -> float | None:
+        """The trial's value at rung ``level`` (its *rung value*): the value of :meth:`point_at`, or None."""
+        point = self.point_at(level)
+        return None if point is None else point[1]
+
 
 
 class PriorObservation(NamedTuple):
@@ -253,18 +215,16 @@ class PriorObservation(NamedTuple):
     resource: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"hyperparameters": dict(self.hyperparameters), "value": self.value, "resource": self.resource}
+        as_json: dict[str, Any] = to_json(self)
+        return as_json
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PriorObservation:
-        d = _mapping(data, "state.prior[]")
-        hyperparameters = _hyperparameters(d.get("hyperparameters"), "state.prior[].hyperparameters")
-        return cls(hyperparameters, _number(d.get("value"), "state.prior[].value"),
-                   _integer(d.get("resource"), "state.prior[].resource"))
+    def from_dict(cls, data: Mapping[str, Any], what: str = "state.prior[]") -> PriorObservation:
+        return read(cls, data, what)
 
 
 @dataclass(frozen=True)
-class Rung:
+class Rung(Record):
     """Values recorded at one rung level of one bracket.
 
     ``keys`` are ascending (best first). ``paused`` holds (key, trial index) of
@@ -273,8 +233,8 @@ class Rung:
     """
 
     level: int
-    keys: SortedItems = SortedItems()
-    paused: SortedItems = SortedItems()
+    keys: SortedItems[float] = SortedItems()
+    paused: SortedItems[tuple[float, int]] = SortedItems()
 
     def __post_init__(self) -> None:
         for name in ("keys", "paused"):
@@ -282,27 +242,23 @@ class Rung:
             if not isinstance(value, SortedItems):
                 object.__setattr__(self, name, SortedItems(value))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"level": self.level, "keys": list(self.keys), "paused": [list(p) for p in self.paused]}
+    def rank(self, key: float) -> int:
+        """The 1-based rank of ``key`` among the recorded keys (:func:`hb_core.rungs.rank`; ties share the better)."""
+        return self.keys.rank(key) + 1
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Rung:
-        d = _mapping(data, "rung")
-        paused = []
-        for entry in _sequence(d.get("paused"), "rung.paused"):
-            pair = _sequence(entry, "rung.paused[]")
-            if len(pair) != 2:
-                raise StateError(f"rung.paused[] must be [key, trial index], but got {entry!r}")
-            paused.append((_number(pair[0], "rung.paused[].key"), _integer(pair[1], "rung.paused[].index")))
-        return cls(
-            level=_integer(d.get("level"), "rung.level"),
-            keys=SortedItems(_number(k, "rung.keys[]") for k in _sequence(d.get("keys"), "rung.keys")),
-            paused=SortedItems(paused),
-        )
+    def cutoff(self, eta: int, *, paused: bool = False) -> float | None:
+        """The key of the worst value the rung rule still passes on, or None while the rung is empty.
 
+        That is the :func:`~hb_core.rungs.keep_count`-th best key (``paused``: the
+        :func:`~hb_core.rungs.promote_count`-th, and at least the best), as :func:`hb_core.rungs.keeps` counts.
+        """
+        n = len(self.keys)
+        if not n:
+            return None
+        return self.keys[max(promote_count(n, eta) if paused else keep_count(n, eta), 1) - 1]
 
 @dataclass(frozen=True)
-class TuningState:
+class TuningState(Record):
     """Everything the controller knows about one tuning job.
 
     ``trials`` is a persistent vector indexed by trial index (any sequence
@@ -315,7 +271,8 @@ class TuningState:
     its attempts ended; ``best_keys`` is the recent history of ``best_key``
     (one entry per ended attempt, for the convergence test). Once a completion
     criterion or limit is hit, ``status`` is Stopping, ``completion_reason``
-    says why and ``outcome`` is the status the job ends with. ``revision``
+    says why and ``outcome`` is the status the job ends with; once it has ended,
+    ``finish`` is its :class:`~hb_core.events.Finish` record (best trial, reason, counts). ``revision``
     counts decision rounds. ``retained_billable_seconds`` sums the billed
     warm-pool time reported so far (:class:`~hb_core.events.WarmPoolReleased`).
     Fields added after schema version 1 have defaults, so older states still read.
@@ -326,7 +283,7 @@ class TuningState:
     seed: int
     created_time: float
     status: TuningStatus = TuningStatus.IN_PROGRESS
-    trials: PVector = PVector()
+    trials: PVector[Trial] = PVector()
     active: tuple[int, ...] = ()
     rungs: tuple[tuple[Rung, ...], ...] = ()
     best_index: int | None = None
@@ -340,7 +297,7 @@ class TuningState:
     retained_billable_seconds: float = 0.0
     completion_reason: str | None = None
     outcome: TuningStatus | None = None
-    finish: Mapping[str, Any] | None = None
+    finish: Finish | None = None
     decisions: tuple[Decision, ...] = ()
     decision_count: int = 0
     revision: int = 0
@@ -366,6 +323,22 @@ class TuningState:
             return None
         return self.trials[index]
 
+    def best_trial(self, *, so_far: bool = False) -> Trial | None:
+        """The job's best trial: the one its :attr:`finish` picked (:func:`best_reported` when it finished).
+
+        Before the finish: None, or with ``so_far`` (what a live view shows) the
+        trial whose ended attempt had the best value so far (``best_index``),
+        else, nothing having ended yet, the running trial with the best last value.
+        """
+        if self.finish is not None:
+            return self.trial(self.finish.best_trial_id) if self.finish.best_trial_id else None
+        if not so_far:
+            return None
+        if self.best_index is not None:
+            ended_best: Trial = self.trials[self.best_index]
+            return ended_best
+        return best_reported(self.trials, self.config.objective)
+
     def with_changes(self, **changes: Any) -> TuningState:
         return replace(self, **changes)
 
@@ -389,83 +362,15 @@ class TuningState:
         """Billed time of the ended training jobs plus the time warm pools retained their instances."""
         return self.ended_billable_seconds + self.retained_billable_seconds
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": self.schema_version,
-            "job_name": self.job_name,
-            "config": self.config.to_dict(),
-            "seed": self.seed,
-            "created_time": self.created_time,
-            "status": self.status.value,
-            "trials": [t.to_dict() for t in self.trials],
-            "active": list(self.active),
-            "rungs": [[r.to_dict() for r in bracket] for bracket in self.rungs],
-            "best_index": self.best_index,
-            "best_key": self.best_key,
-            "best_seen": self.best_seen,
-            "best_keys": list(self.best_keys),
-            "not_improving": self.not_improving,
-            "n_ended": self.n_ended,
-            "n_failed": self.n_failed,
-            "ended_billable_seconds": self.ended_billable_seconds,
-            "retained_billable_seconds": self.retained_billable_seconds,
-            "completion_reason": self.completion_reason,
-            "outcome": self.outcome.value if self.outcome else None,
-            "finish": dict(self.finish) if self.finish is not None else None,
-            "decisions": [d.to_dict() for d in self.decisions],
-            "decision_count": self.decision_count,
-            "revision": self.revision,
-            "extra": dict(self.extra),
-            "prior": None if self.prior is None else [p.to_dict() for p in self.prior],
-        }
-
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TuningState:
-        """Read a state written by :meth:`to_dict`; anything else is a :class:`StateError`, never a crash later."""
-        d = _mapping(data, "state")
-        if d.get("schema_version") != SCHEMA_VERSION:
-            raise StateError(f"state schema_version must be {SCHEMA_VERSION}, but got {d.get('schema_version')!r}")
-        try:
-            config = TuningConfig.from_dict(_mapping(d.get("config"), "state.config"))
-        except ValueError as exc:
-            raise StateError(f"state.config is not a valid tuning request: {exc}") from exc
-        try:
-            status = TuningStatus(d.get("status"))
-            outcome = TuningStatus(d["outcome"]) if d.get("outcome") is not None else None
-        except ValueError as exc:
-            raise StateError(f"state.status/outcome must be a tuning status: {exc}") from exc
-        finish = d.get("finish")
-        state = cls(
-            schema_version=SCHEMA_VERSION,
-            job_name=_text(d.get("job_name"), "state.job_name"),
-            config=config,
-            seed=_integer(d.get("seed"), "state.seed"),
-            created_time=_number(d.get("created_time"), "state.created_time"),
-            status=status,
-            trials=PVector(Trial.from_dict(t) for t in _sequence(d.get("trials"), "state.trials")),
-            active=tuple(_integer(i, "state.active[]") for i in _sequence(d.get("active"), "state.active")),
-            rungs=tuple(tuple(Rung.from_dict(r) for r in _sequence(b, "state.rungs[]"))
-                        for b in _sequence(d.get("rungs"), "state.rungs")),
-            best_index=_optional(_integer, d.get("best_index"), "state.best_index"),
-            best_key=_optional(_number, d.get("best_key"), "state.best_key"),
-            best_seen=_optional(_number, d.get("best_seen"), "state.best_seen"),
-            best_keys=tuple(_number(k, "state.best_keys[]") for k in _sequence(d.get("best_keys"), "state.best_keys")),
-            not_improving=_integer(d.get("not_improving"), "state.not_improving"),
-            n_ended=_integer(d.get("n_ended"), "state.n_ended"),
-            n_failed=_integer(d.get("n_failed"), "state.n_failed"),
-            ended_billable_seconds=_number(d.get("ended_billable_seconds"), "state.ended_billable_seconds"),
-            retained_billable_seconds=_number(d.get("retained_billable_seconds", 0.0),
-                                              "state.retained_billable_seconds"),
-            completion_reason=_optional(_text, d.get("completion_reason"), "state.completion_reason"),
-            outcome=outcome,
-            finish=None if finish is None else dict(_mapping(finish, "state.finish")),
-            decisions=tuple(Decision.from_dict(x) for x in _sequence(d.get("decisions"), "state.decisions")),
-            decision_count=_integer(d.get("decision_count"), "state.decision_count"),
-            revision=_integer(d.get("revision"), "state.revision"),
-            extra=dict(_mapping(d.get("extra", {}), "state.extra")),
-            prior=None if d.get("prior") is None else tuple(
-                PriorObservation.from_dict(p) for p in _sequence(d.get("prior"), "state.prior")),
-        )
+    def from_dict(cls, data: Mapping[str, Any], what: str | None = "state") -> TuningState:
+        """Read a state written by :meth:`to_dict` (:mod:`hb_core.records`); anything else is a
+        :class:`StateError`, never a crash later."""
+        what = what or "state"
+        version = data.get("schema_version") if isinstance(data, Mapping) else None
+        if version != SCHEMA_VERSION:
+            raise StateError(f"{what} schema_version must be {SCHEMA_VERSION}, but got {version!r}")
+        state = read(cls, data, what)
         state._check_consistency()
         return state
 
@@ -495,46 +400,21 @@ class TuningState:
                     raise StateError(f"rung {rung.level} pauses a trial index outside [0, {n})")
 
 
-def _mapping(value: Any, what: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise StateError(f"{what} must be a JSON object, but got {value!r:.80}")
-    return value
+def best_reported(trials: Iterable[Trial], objective: Objective) -> Trial | None:
+    """The trial whose last reported value is best, failed ones aside (as AMT picks its best training job).
 
-
-def _hyperparameters(value: Any, what: str) -> dict[str, HyperparameterValue]:
-    hyperparameters = _mapping(value, what)
-    for name, item in hyperparameters.items():
-        if isinstance(item, bool) or not isinstance(item, (int, float, str)):
-            raise StateError(f"{what}.{name} must be a number or a string, but got {item!r}")
-    return dict(hyperparameters)
-
-
-def _sequence(value: Any, what: str) -> list[Any]:
-    if not isinstance(value, list | tuple):
-        raise StateError(f"{what} must be a JSON array, but got {value!r:.80}")
-    return list(value)
-
-
-def _integer(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise StateError(f"{what} must be an integer, but got {value!r:.80}")
-    return value
-
-
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise StateError(f"{what} must be a number, but got {value!r:.80}")
-    return float(value)
-
-
-def _text(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise StateError(f"{what} must be a string, but got {value!r:.80}")
-    return value
-
-
-def _optional(read: Any, value: Any, what: str) -> Any:
-    return None if value is None else read(value, what)
+    Ties go to the earlier trial; a non-finite value is the worst (a trial with one is picked only when no
+    other has a value).
+    """
+    best: Trial | None = None
+    best_key = math.inf
+    for trial in trials:
+        if trial.status is TrialStatus.FAILED or trial.last_value is None:
+            continue
+        key = objective.key(trial.last_value)
+        if best is None or key < best_key:
+            best, best_key = trial, key
+    return best
 
 
 def evolve(obj: _T, **changes: Any) -> _T:
@@ -549,9 +429,3 @@ def evolve(obj: _T, **changes: Any) -> _T:
     new.__dict__.update(changes)
     return new
 
-
-def signed_key(sign: float, value: float) -> float:
-    """The key of a value: lower is better; a non-finite value is the worst key."""
-    if not math.isfinite(value):
-        return math.inf
-    return -sign * value

@@ -82,9 +82,9 @@ DEFAULT_RANDOM_FRACTION = 1.0 / 3.0
 MIN_POINTS = 6
 
 
-def rung_value(trial: Trial, level: int) -> float | None:
-    """The value ``trial`` reported at rung ``level``: its first point at or beyond it, or None."""
-    return next((value for resource, value, _ in trial.points if resource >= level), None)
+#: The value a trial reported at a rung level (:meth:`Trial.value_at <hb_core.state.Trial.value_at>`), by its
+#: name in this module's terms.
+rung_value = Trial.value_at
 
 
 class RungModelSampler:
@@ -127,7 +127,7 @@ class RungModelSampler:
         counted = [t for t in state.trials if t.status is not TrialStatus.FAILED and t.points]
         for level in reversed(self.levels):
             prior_x, prior_values = self._prior[level]
-            reached = [(t, v) for t in counted if (v := rung_value(t, level)) is not None]
+            reached = [(t, v) for t in counted if (v := t.value_at(level)) is not None]
             if len(reached) + len(prior_x) < self.min_points:
                 continue
             xs = prior_x + [encoded(self.space, t.hyperparameters) for t, _ in reached]

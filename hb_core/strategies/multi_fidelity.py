@@ -73,7 +73,7 @@ class JointGPSampler(RungModelSampler):
     so the many cheap rung-1 values inform where the few full-fidelity ones will be good, and the model is usable
     after the first few reports, long before a single rung has ``min_points`` of them (BOHB's model level).
 
-    - *Data*: each non-failed trial's rung values at every rung level it reached (:func:`~hb_core.strategies.model_based.rung_value`), as
+    - *Data*: each non-failed trial's rung values at every rung level it reached (:meth:`~hb_core.state.Trial.value_at`), as
       observations at ``(x, t(level))``; warm-start observations at their rung level. Capped at
       ``max_observations`` (per level from the highest down, each level's share the best half and the most
       recent rest, :func:`hb_core.strategies.gp.capped`).
@@ -129,7 +129,7 @@ class JointGPSampler(RungModelSampler):
             x = encoded(self.space, trial.hyperparameters)
             reached = 0
             for level in self.levels:
-                point = next((p for p in trial.points if p[0] >= level), None)
+                point = trial.point_at(level)
                 if point is None:
                     break
                 rows.append(np.append(x, self._t[level]))

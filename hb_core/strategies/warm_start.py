@@ -37,7 +37,7 @@ from dataclasses import replace
 from hb_core.config import Objective, TuningConfig, WarmStartType
 from hb_core.rungs import rung_levels
 from hb_core.space import HyperparameterValue, SearchSpace
-from hb_core.state import PriorObservation, Trial, TrialStatus, TuningState, evolve, signed_key
+from hb_core.state import PriorObservation, Trial, TrialStatus, TuningState, evolve
 
 __all__ = ["PriorObservation", "prior_observations", "seed_rungs", "warm_prior"]
 
@@ -53,11 +53,6 @@ def _fitting(trial: Trial, space: SearchSpace, transfer: bool) -> dict[str, Hype
     if transfer:
         hps = {name: hps[name] for name in space.names if name in hps}
     return hps if space.contains(hps) else None
-
-
-def _value_at(trial: Trial, level: int) -> float | None:
-    """The value the trial reported at a rung level: its first point at or beyond the level."""
-    return next((value for resource, value, _ in trial.points if resource >= level), None)
 
 
 def _same_objective(parent: TuningState, objective: Objective | None) -> bool:
@@ -92,7 +87,7 @@ def prior_observations(
                 result.append(PriorObservation(hps, trial.points[-1][1], trial.points[-1][0]))
                 continue
             for level in levels:
-                value = _value_at(trial, level)
+                value = trial.value_at(level)
                 if value is not None:
                     result.append(PriorObservation(hps, value, level))
     return result
@@ -112,7 +107,7 @@ def seed_rungs(state: TuningState, parent_states: Sequence[TuningState]) -> Tuni
         return state
     if warm is not None and warm.warm_start_type is WarmStartType.TRANSFER_LEARNING:
         return state
-    space, sign = state.config.space, state.config.objective.sign
+    space, objective = state.config.space, state.config.objective
     counted = [
         trial
         for parent in parent_states
@@ -125,8 +120,8 @@ def seed_rungs(state: TuningState, parent_states: Sequence[TuningState]) -> Tuni
     for bracket in state.rungs:
         rungs = []
         for rung in bracket:
-            values = [_value_at(trial, rung.level) for trial in counted]
-            keys = [signed_key(sign, value) for value in values if value is not None]
+            values = [trial.value_at(rung.level) for trial in counted]
+            keys = [objective.key(value) for value in values if value is not None]
             inserted += len(keys)
             merged = type(rung.keys)(sorted([*rung.keys, *keys]))  # the rung's own sorted-sequence type
             rungs.append(replace(rung, keys=merged))

@@ -146,7 +146,7 @@ class SageMakerTrialOperator(HyperbandTuningOperator):
     def _finish(self, context: Context, spec: TuningSpec, state: TuningState) -> dict[str, Any]:
         trial = state.trials[0] if len(state.trials) else None
         if trial is None or state.status is TuningStatus.FAILED or trial.status.value == "Failed":
-            reason = trial.stop_reason if trial is not None else (state.finish or {}).get("reason")
+            reason = trial.stop_reason if trial is not None else (state.finish.reason if state.finish else None)
             raise AirflowFailException(f"training job of {spec.job_name} failed: {reason}")
         job = training_job_name(spec.job_name, trial.trial_id, trial.attempt)
         metrics = {state.config.objective.metric_name: trial.last_value}

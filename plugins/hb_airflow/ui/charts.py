@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from hb_core.state import Trial, TrialStatus, TuningState, signed_key
+from hb_core.state import Trial, TrialStatus, TuningState
 
 __all__ = ["best_so_far_chart", "learning_curves_chart", "nice_ticks"]
 
@@ -80,12 +80,12 @@ def learning_curves_chart(state: TuningState, *, max_curves: int = 300) -> str:
         px = x(level)
         parts.append(f'<line class="rung" x1="{px:.1f}" x2="{px:.1f}" y1="{MARGIN_TOP}" '
                      f'y2="{HEIGHT - MARGIN_BOTTOM}"><title>rung level {level}</title></line>')
-    best = state.best_index
-    finish_best = (state.finish or {}).get("best_trial_id")
-    ordered = sorted(shown, key=lambda t: (t.trial_id == finish_best or t.index == best, _LAYER[t.status], t.index))
+    best = state.best_trial(so_far=True)
+    best_index = best.index if best is not None else None
+    ordered = sorted(shown, key=lambda t: (t.index == best_index, _LAYER[t.status], t.index))
     parts.append('<g clip-path="url(#plot-curves)">')
     for trial in ordered:
-        parts.append(_curve(trial, x, y, best=trial.trial_id == finish_best or (not finish_best and trial.index == best)))
+        parts.append(_curve(trial, x, y, best=trial.index == best_index))
     parts.append("</g>")
     note = "" if len(shown) == len(trials) else f"showing {len(shown)} of {len(trials)} trials"
     parts.append(_legend(note))
@@ -124,10 +124,10 @@ def best_so_far_chart(trace: Sequence[tuple[float, float]], metric: str, *, unti
 def _pick(state: TuningState, trials: list[Trial], limit: int) -> list[Trial]:
     if len(trials) <= limit:
         return trials
-    sign = state.config.objective.sign
+    objective = state.config.objective
     active = [t for t in trials if t.status.active or t.index == state.best_index]
     rest = sorted((t for t in trials if not (t.status.active or t.index == state.best_index)),
-                  key=lambda t: signed_key(sign, t.last_value if t.last_value is not None else math.nan))
+                  key=lambda t: objective.key(t.last_value if t.last_value is not None else math.nan))
     return (active + rest)[:limit]
 
 

@@ -16,7 +16,7 @@ from hb_core.errors import ConfigError
 from hb_core.naming import training_job_name
 from hb_core.report import summary
 from hb_core.rungs import keep_count
-from hb_core.state import Decision, Trial, TrialStatus, TuningState, TuningStatus, signed_key
+from hb_core.state import Decision, Trial, TrialStatus, TuningState, TuningStatus
 
 __all__ = [
     "TaskLink",
@@ -135,21 +135,21 @@ def rung_rows(state: TuningState) -> list[dict[str, Any]]:
     hb = state.config.hyperband
     if hb is None:
         return []
-    sign = state.config.objective.sign
+    objective = state.config.objective
     rows = []
     for b, bracket in enumerate(state.rungs):
         for j, rung in enumerate(bracket):
             n = len(rung.keys)
-            kept = keep_count(n, hb.reduction_factor) if n else 0
+            cutoff = rung.cutoff(hb.reduction_factor)
             rows.append({
                 "bracket": b,
                 "rung": j,
                 "level": rung.level,
                 "trials": n,
-                "kept": kept,
+                "kept": keep_count(n, hb.reduction_factor) if n else 0,
                 "paused": len(rung.paused),
-                "best": _value(rung.keys[0], sign) if n else None,
-                "cutoff": _value(rung.keys[kept - 1], sign) if n else None,
+                "best": json_safe(objective.value(rung.keys[0])) if n else None,
+                "cutoff": None if cutoff is None else json_safe(objective.value(cutoff)),
             })
     return rows
 
@@ -190,9 +190,9 @@ def trial_rows(state: TuningState, *, order: str = "best", as_of: float | None =
     """
     trials: Sequence[Trial] = list(state.trials)
     if order == "best":
-        sign = state.config.objective.sign
+        objective = state.config.objective
         trials = sorted(trials, key=lambda t: (t.last_value is None,
-                                               signed_key(sign, t.last_value) if t.last_value is not None else 0.0,
+                                               objective.key(t.last_value) if t.last_value is not None else 0.0,
                                                t.index))
     best = best_trial(state)
     return [trial_row(state, t, best, as_of=as_of) for t in trials]
@@ -203,12 +203,12 @@ def best_so_far(state: TuningState) -> list[tuple[float, float]]:
 
     Failed trials' values do not count, as in :func:`hb_core.simulate`'s trace.
     """
-    sign = state.config.objective.sign
+    objective = state.config.objective
     points = sorted((time, value) for t in state.trials if t.status is not TrialStatus.FAILED
                     for _, value, time in t.points if math.isfinite(value))
     trace: list[tuple[float, float]] = []
     for time, value in points:
-        if not trace or signed_key(sign, value) < signed_key(sign, trace[-1][1]):
+        if not trace or objective.key(value) < objective.key(trace[-1][1]):
             trace.append((max(0.0, time - state.created_time), value))
     return trace
 
@@ -226,26 +226,6 @@ def is_running(state: TuningState | None) -> bool:
     return state is not None and state.status in (TuningStatus.IN_PROGRESS, TuningStatus.STOPPING)
 
 
-def _value(key: float, sign: float) -> float | None:
-    """The metric value of a key (keys fold the objective's sign in; an infinite key was a non-finite value)."""
-    return None if not math.isfinite(key) else -key / sign
-
-
 def best_trial(state: TuningState) -> Trial | None:
-    """The job's best trial: the finished job's pick, else the best ended attempt so far, else (nothing
-    has ended yet) the running trial with the best last reported value."""
-    finish = state.finish or {}
-    if finish.get("best_trial_id"):
-        return state.trial(str(finish["best_trial_id"]))
-    if state.best_index is not None and state.best_index < len(state.trials):
-        ended_best: Trial = state.trials[state.best_index]
-        return ended_best
-    sign = state.config.objective.sign
-    best: tuple[float, Trial] | None = None
-    for trial in state.trials:
-        if trial.last_value is None or trial.status is TrialStatus.FAILED:
-            continue
-        key = signed_key(sign, trial.last_value)
-        if math.isfinite(key) and (best is None or key < best[0]):
-            best = (key, trial)
-    return best[1] if best else None
+    """The trial the dashboard marks best: :meth:`TuningState.best_trial` so far."""
+    return state.best_trial(so_far=True)
