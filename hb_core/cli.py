@@ -49,22 +49,23 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hb_core.backends.clock import RealClock
-from hb_core.backends.local import LocalBackend, model_dir, settle_local
+from hb_core.backends.local import model_dir, settle_local
 from hb_core.backends.stores import LocalFileStore
 from hb_core.config import HyperbandVariant, Strategy, TuningConfig
 from hb_core.curves import CURVES, make_curve
 from hb_core.errors import ConfigError, HyperbandError
 from hb_core.naming import default_s3_state_uri, model_artifacts_uri, parent_state_uris, training_job_name
+from hb_core.protocols import Backend, Closable
 from hb_core.report import rung_table, summary, summary_text
 from hb_core.rungs import bracket_weights, rung_levels
 from hb_core.runner import Tuner
 from hb_core.simulate import SimulationResult, simulate
 from hb_core.state import TuningState, TuningStatus
+from hb_core.wiring import BACKENDS, build_store, build_tuner
 
 __all__ = ["main", "plan_text"]
 
@@ -238,54 +239,39 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(misplaced[0], f"`{misplaced[0]} is not given with --backend {args.backend}` must hold",
                           misplaced[1],
                           hint="--job-dir and --gpus-per-trial are for the local backend, --state-uri for sagemaker")
+    base_dir: Path | None = None
     if args.backend == "local":
         job_dir = Path(args.job_dir) if args.job_dir else Path("hyperband_runs") / name
         where = str(job_dir)
-        gpus = {"gpus_per_trial": args.gpus_per_trial,
-                "gpu_devices": args.gpu_devices.split(",") if args.gpu_devices is not None else None}
-        run = _run_local(config, name, job_dir, Path(args.file).resolve().parent, args.poll_interval, gpus)
+        names = config.warm_start.parent_tuning_job_names if config.warm_start else ()
+        parents = [str(job_dir.parent / parent) for parent in names]  # sibling job directories
+        options = {"gpus_per_trial": args.gpus_per_trial,
+                   "gpu_devices": args.gpu_devices.split(",") if args.gpu_devices is not None else None}
+        base_dir = Path(args.file).resolve().parent
     else:
+        if args.metric_source not in ("cloudwatch", "logs"):
+            raise ConfigError("--metric-source", "`--metric-source is cloudwatch or logs` must hold",
+                              args.metric_source)
+        from hb_core.backends.s3_store import parse_s3_uri
+
         where = args.state_uri or default_s3_state_uri(config, name)
-        run = _run_sagemaker(config, name, where, args)
+        parse_s3_uri(where, "--state-uri")  # the SageMaker backend's state is in S3
+        default = None if args.state_uri else (lambda parent: default_s3_state_uri(config, parent))
+        parents = parent_state_uris(config, where, default)
+        options = {"metric_source": args.metric_source, "metric_period": args.metric_period}
+
+    def build() -> Tuner:  # in the event loop: the backend's tasks and clients belong to it
+        return build_tuner(config, args.backend, job_name=name, state_uri=where, parent_state_uris=parents,
+                           base_dir=base_dir, clients=lambda: _aws_clients(args), poll_interval=args.poll_interval,
+                           table_every=TABLE_EVERY, state_field="--state-uri", backend_options=options)
+
     try:
-        return asyncio.run(run)
+        return asyncio.run(_drive(build, where))
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         print(f"interrupted: the running trials were stopped and the tuning job ended Failed; its state is in "
               f"{where}", file=sys.stderr)
         return 128 + int(signum)
-
-
-async def _run_local(config: TuningConfig, name: str, job_dir: Path, base_dir: Path, poll_interval: float,
-                     gpus: dict[str, Any]) -> int:
-    backend = LocalBackend(config, job_dir, job_name=name, base_dir=base_dir, **gpus)
-    names = config.warm_start.parent_tuning_job_names if config.warm_start else ()
-    parents = [LocalFileStore(job_dir.parent / parent) for parent in names]  # sibling job directories
-    state = await _drive(config, name, backend, LocalFileStore(job_dir), parents, poll_interval, str(job_dir))
-    best = _best(state)
-    _print_result(state, str(job_dir), model_dir(job_dir, *best) if best else None)
-    return 0 if state.status is TuningStatus.COMPLETED else 1
-
-
-async def _run_sagemaker(config: TuningConfig, name: str, state_uri: str, args: argparse.Namespace) -> int:
-    from hb_core.backends.sagemaker import SageMakerBackend
-
-    if args.metric_source not in ("cloudwatch", "logs"):
-        raise ConfigError("--metric-source", "`--metric-source is cloudwatch or logs` must hold", args.metric_source)
-    clients = _aws_clients(args)
-    store = s3_store(state_uri, clients)
-    default = None if args.state_uri else (lambda parent: default_s3_state_uri(config, parent))
-    parents = [s3_store(uri, clients) for uri in parent_state_uris(config, state_uri, default)]
-    backend = SageMakerBackend(config, job_name=name, clients=clients, metric_source=args.metric_source,
-                               metric_period=args.metric_period)
-    try:
-        state = await _drive(config, name, backend, store, parents, args.poll_interval, state_uri)
-    finally:
-        for each in (store, *parents):
-            await each.close()
-    best = _best(state)
-    _print_result(state, state_uri, model_artifacts_uri(config, name, *best) if best else None, backend.notes)
-    return 0 if state.status is TuningStatus.COMPLETED else 1
 
 
 def _aws_clients(args: argparse.Namespace) -> Any:
@@ -296,16 +282,8 @@ def _aws_clients(args: argparse.Namespace) -> Any:
                              endpoint_urls={"*": args.endpoint_url} if args.endpoint_url else None)
 
 
-def s3_store(uri: str, clients: Any) -> Any:
-    """The :class:`~hb_core.backends.s3_store.S3Store` at ``s3://bucket[/prefix]``."""
-    from hb_core.backends.s3_store import S3Store
-
-    return S3Store.from_uri(uri, clients, field="--state-uri")
-
-
-async def _drive(config: TuningConfig, name: str, backend: Any, store: Any, parents: list[Any],
-                 poll_interval: float, where: str) -> TuningState:
-    """Run the tuning job to its end: the one loop of every backend.
+async def _drive(build: Callable[[], Tuner], where: str) -> int:
+    """Run the tuning job to its end (the one loop of every backend), print the result, return the exit code.
 
     Ctrl-C (SIGINT) or SIGTERM aborts it through :meth:`Tuner.abort`, the one
     abort path (the Airflow operator's ``on_kill`` takes it too): every running
@@ -314,13 +292,21 @@ async def _drive(config: TuningConfig, name: str, backend: Any, store: Any, pare
     :class:`Interrupted` carries the signal to :func:`main` (exit 128 + its
     number).
     """
-    stored = await store.load()
-    if stored is not None and stored.config != config:
-        rule = f"`FILE holds the request of the tuning job in {where}` must hold"
-        raise ConfigError("<file>", rule, stored.job_name, hint="give another --job-dir, --state-uri or --name "
-                                                                "for a new tuning job")
-    tuner = Tuner(config, backend, store, RealClock(), job_name=name, poll_interval=poll_interval,
-                  table_every=TABLE_EVERY, parents=parents)
+    async with build() as tuner:
+        stored = await tuner.store.load()
+        if stored is not None and stored.config != tuner.config:
+            rule = f"`FILE holds the request of the tuning job in {where}` must hold"
+            raise ConfigError("<file>", rule, stored.job_name, hint="give another --job-dir, --state-uri or --name "
+                                                                    "for a new tuning job")
+        state = await _run_or_abort(tuner)
+        best = _best(state)
+        model = await tuner.backend.model_uri(*best) if best else None
+    _print_result(state, where, model, _notes(tuner.backend))
+    return 0 if state.status is TuningStatus.COMPLETED else 1
+
+
+async def _run_or_abort(tuner: Tuner) -> TuningState:
+    """:meth:`Tuner.run`, or on SIGINT/SIGTERM :meth:`Tuner.abort` and :class:`Interrupted` (:func:`_drive`)."""
     task = asyncio.current_task()
     assert task is not None
     received: list[int] = []
@@ -349,7 +335,15 @@ async def _drive(config: TuningConfig, name: str, backend: Any, store: Any, pare
     finally:
         for number in signals:
             loop.remove_signal_handler(number)
-        await backend.close()
+
+
+def _notes(backend: Backend) -> Sequence[str]:
+    """What the SageMaker backend noted about its metrics (:attr:`SageMakerBackend.notes`); others note nothing."""
+    if "hb_core.backends.sagemaker" not in sys.modules:  # not loaded: not a SageMaker backend
+        return ()
+    from hb_core.backends.sagemaker import SageMakerBackend
+
+    return backend.notes if isinstance(backend, SageMakerBackend) else ()
 
 
 def _again(number: int) -> None:
@@ -397,7 +391,7 @@ def _show(args: argparse.Namespace) -> int:
     job_dir = candidates[-1].parent
     state = asyncio.run(settle_local(job_dir))  # a job left Stopping whose trials all ended is finished first
     assert state is not None
-    best = _best(state)
+    best = _best(state)  # no backend here (the state may be a simulation's): the model's place by its rule
     _print_result(state, str(job_dir), model_dir(job_dir, *best) if best else None)
     return 0 if state.status is not TuningStatus.FAILED else 1
 
@@ -406,13 +400,15 @@ async def _show_s3(args: argparse.Namespace) -> int:
     from hb_core.backends.sagemaker import settle_sagemaker
 
     clients = _aws_clients(args)
-    store = s3_store(args.dir, clients)
+    store = build_store(args.dir, lambda: clients, field="--state-uri")
     try:
         state = await settle_sagemaker(store, clients)  # a job left Stopping whose jobs all ended is finished first
     finally:
-        await store.close()
+        if isinstance(store, Closable):
+            await store.close()
     if state is None:
-        raise ConfigError("<dir>", f"`a tuning job's state prefix (holding {store.STATE})` must be given", args.dir)
+        raise ConfigError("<dir>", f"`a tuning job's state prefix (holding {LocalFileStore.STATE})` must be given",
+                          args.dir)
     best = _best(state)
     _print_result(state, args.dir, model_artifacts_uri(state.config, state.job_name, *best) if best else None)
     return 0 if state.status is not TuningStatus.FAILED else 1
@@ -489,7 +485,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
     run = commands.add_parser("run", help="run the tuning job for real: local processes or SageMaker training jobs")
     run.add_argument("file")
-    run.add_argument("--backend", choices=["local", "sagemaker"], default="local",
+    run.add_argument("--backend", choices=sorted(BACKENDS), default="local",
                      help="where trials run (default: local)")
     run.add_argument("--job-dir", default=None, help="local: state and trials (default: ./hyperband_runs/<job name>)")
     run.add_argument("--state-uri", default=None,

@@ -27,7 +27,7 @@ from hb_airflow.spec import BACKENDS, TuningSpec, build_store, build_tuner, defa
 from hb_airflow.triggers import KILL_REASON, HyperbandControllerTrigger
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
-from hb_core.naming import derived_tuning_job_name, model_artifacts_uri, training_job_name
+from hb_core.naming import derived_tuning_job_name, training_job_name
 from hb_core.report import rung_table, summary, summary_text
 from hb_core.runner import Tuner
 from hb_core.state import Trial, TuningState, TuningStatus
@@ -279,22 +279,16 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
             raise AirflowFailException(f"invalid tuning request for the {spec.backend} backend: {exc}") from exc
 
     async def _start(self, tuner: Tuner) -> TuningState:
-        try:
+        async with tuner:
             return await tuner.start()
-        finally:
-            await tuner.backend.close()
 
     async def _run_here(self, tuner: Tuner) -> TuningState:
-        try:
+        async with tuner:
             return await tuner.run()
-        finally:
-            await tuner.backend.close()
 
     async def _abort(self, tuner: Tuner) -> None:
-        try:
+        async with tuner:
             await tuner.abort(KILL_REASON)
-        finally:
-            await tuner.backend.close()
 
     def _finish(self, context: Context, spec: TuningSpec, state: TuningState) -> dict[str, Any]:
         """Push the results; fail the task (no retry) when the tuning job failed."""
@@ -320,11 +314,12 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
 
     @staticmethod
     def _model_artifacts(spec: TuningSpec, state: TuningState, trial: Trial | None) -> str | None:
-        """Where the trial's last training job saved its model (None without a trial)."""
+        """Where the trial's last training job saved its model, as the backend says (None without a trial)."""
         if trial is None:
             return None
-        if spec.backend == "local":
-            from hb_core.backends.local import model_dir
+        return run_coroutine(_model_uri(spec, trial))
 
-            return str(model_dir(Path(spec.state_uri), trial.trial_id, trial.attempt))
-        return model_artifacts_uri(state.config, spec.job_name, trial.trial_id, trial.attempt)
+
+async def _model_uri(spec: TuningSpec, trial: Trial) -> str | None:
+    async with build_tuner(spec, offload=False) as tuner:
+        return await tuner.backend.model_uri(trial.trial_id, trial.attempt)

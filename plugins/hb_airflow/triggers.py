@@ -85,16 +85,14 @@ class HyperbandControllerTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         spec = TuningSpec.from_dict(self.spec)
-        tuner = build_tuner(spec)
         try:
-            state = await tuner.run()
+            async with build_tuner(spec) as tuner:
+                state = await tuner.run()
         except HyperbandError as exc:
             self.log.error("tuning job %s: controller error: %s", spec.job_name, exc)
             event = {"status": "error", "message": str(exc), "tuning_job_name": spec.job_name, "spec": self.spec}
         else:
             event = completion_event(spec, state)
-        finally:
-            await tuner.backend.close()
         yield TriggerEvent(event)
 
     async def on_kill(self) -> None:
@@ -131,14 +129,12 @@ class HyperbandControllerTrigger(BaseTrigger):
 async def abort_job(spec_dict: dict[str, Any], timeout: float = ABORT_TIMEOUT) -> None:
     """Abort the tuning job of ``spec_dict`` (:meth:`hb_core.runner.Tuner.abort`) and release the backend."""
     spec = TuningSpec.from_dict(spec_dict)
-    tuner = build_tuner(spec)
     try:
-        state = await tuner.abort(KILL_REASON, timeout=timeout)
+        async with build_tuner(spec) as tuner:
+            state = await tuner.abort(KILL_REASON, timeout=timeout)
         log.info("tuning job %s: abort done, status %s", spec.job_name, state.status.value if state else "none")
     except Exception:
         log.exception("tuning job %s: the abort failed; the next controller or reader finishes it", spec.job_name)
-    finally:
-        await tuner.backend.close()
 
 
 def completion_event(spec: TuningSpec, state: TuningState) -> dict[str, Any]:
