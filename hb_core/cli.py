@@ -61,6 +61,7 @@ from hb_core.errors import ConfigError, HyperbandError
 from hb_core.naming import default_s3_state_uri, model_artifacts_uri, parent_state_uris, training_job_name
 from hb_core.protocols import Backend, Closable
 from hb_core.report import rung_table, summary, summary_text
+from hb_core.request import load_request
 from hb_core.rungs import bracket_weights, rung_levels
 from hb_core.runner import Tuner
 from hb_core.simulate import SimulationResult, simulate
@@ -83,11 +84,8 @@ log = logging.getLogger(__name__)
 
 
 def load_config(path: str) -> TuningConfig:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("<file>", "the tuning request file must be readable", f"{path}: {exc.strerror}") from exc
-    return TuningConfig.from_json(text)
+    """The request in the file ``path`` (:func:`hb_core.request.load_request`), validated."""
+    return TuningConfig.from_dict(load_request(Path(path), field="<file>"))
 
 
 def nominal_resource_per_trial(levels: Sequence[int], eta: int) -> float:

@@ -29,14 +29,13 @@ id, and a group prefix's ``.`` is not allowed in a SageMaker job name.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import Param, TaskGroup, TriggerRule, Variable, task
@@ -48,6 +47,7 @@ from hb_airflow.spec import BACKENDS, default_state_uri
 from hb_airflow.trial import SageMakerTrialOperator
 from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import ConfigError
+from hb_core.request import load_request  # re-exported: the DAGs read their requests through it
 
 __all__ = ["configure_request", "load_request", "stage_data", "tuning_params", "tuning_pipeline"]
 
@@ -58,21 +58,6 @@ BACKEND, INSTANCE_TYPE, MAX_PARALLEL, MAX_JOBS = "backend", "instance_type", "ma
 MAX_RESOURCE, OBJECTIVE_METRIC, OBJECTIVE_TYPE = "max_resource", "objective_metric", "objective_type"
 APPROVAL_THRESHOLD, WARM_START_TYPE = "approval_threshold", "warm_start_type"
 WARM_START_TYPES = ("TransferLearning", "IdenticalDataAndAlgorithm")
-
-
-def load_request(tuning_request: Mapping[str, Any] | str | os.PathLike[str]) -> dict[str, Any]:
-    """The request as a dict: a mapping, or the path of a JSON file."""
-    if isinstance(tuning_request, Mapping):
-        return copy.deepcopy(dict(tuning_request))
-    path = Path(tuning_request)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError("tuning_request", "`the request is a readable JSON file` must hold", str(path),
-                          hint=str(exc)) from exc
-    if not isinstance(data, dict):
-        raise ConfigError("tuning_request", "`the request is a JSON object` must hold", type(data).__name__)
-    return data
 
 
 def _definition(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -318,7 +303,8 @@ def tuning_pipeline(
                 raise AirflowFailException(f"invalid tuning request for this run: {exc}") from exc
             return {**result, "backend": chosen, "approval_threshold": run_params.get(APPROVAL_THRESHOLD)}
 
-        configured = configure(channels, retrain_channels, static_hyperparameters)
+        # The task decorator's types say XComArg; these are its mapped outputs, read by key.
+        configured: Any = configure(channels, retrain_channels, static_hyperparameters)
         conf_id = configured.operator.task_id
 
         def pull(key: str, suffix: str = "") -> str:
@@ -351,7 +337,7 @@ def tuning_pipeline(
             return {"metric": evaluation_metric, "value": float(value), "metrics": metrics,
                     "training_job_name": trained["training_job_name"], "model_artifacts": trained["model_artifacts"]}
 
-        evaluation = evaluate_model(retrain.output)
+        evaluation: Any = evaluate_model(cast(Any, retrain.output))
         ends = [evaluation]
         if model_package_group:
             ends = _registry_tasks(
@@ -386,7 +372,7 @@ def tuning_pipeline(
                      evaluation["value"], decision.get("reason", "not configured"))
             return result
 
-        done = summary(tune.output["summary"], evaluation)
+        done = summary(cast(Any, tune.output)["summary"], evaluation)
         for end in ends:
             end >> done
     return group
@@ -453,6 +439,6 @@ def _registry_tasks(evaluation: Any, configured: Any, tune: Any, *, group: str, 
             tuning_job=ti.xcom_pull(task_ids=tune.task_id, key="tuning_job_name"), content_types=content_types,
             response_types=response_types, evaluation_uri=report)
 
-    decided = compare(evaluation, configured["approval_threshold"])
+    decided: Any = compare(evaluation, configured["approval_threshold"])
     registered = register(decided, evaluation, configured["s3_output_path"])
     return [registered]

@@ -77,7 +77,7 @@ class HyperbandControllerTrigger(BaseTrigger):
     """
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         self.spec = spec
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -93,7 +93,7 @@ class HyperbandControllerTrigger(BaseTrigger):
             event = {"status": "error", "message": str(exc), "tuning_job_name": spec.job_name, "spec": self.spec}
         else:
             event = completion_event(spec, state)
-        yield TriggerEvent(event)
+        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
 
     async def on_kill(self) -> None:
         """A user acted on the task: abort the tuning job if they ended the task, else leave it to the new try."""
@@ -184,7 +184,7 @@ class TuningStateTrigger(BaseTrigger):
     """
 
     def __init__(self, spec: dict[str, Any], condition: dict[str, Any], poll_interval: float = 30.0) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         self.spec = spec
         self.condition = condition
         self.poll_interval = poll_interval
@@ -198,6 +198,6 @@ class TuningStateTrigger(BaseTrigger):
         while True:
             met, payload = condition_met(await store.load(), self.condition)
             if met:
-                yield TriggerEvent({**payload, "condition": self.condition})
+                yield TriggerEvent({**payload, "condition": self.condition})  # type: ignore[no-untyped-call]
                 return
             await asyncio.sleep(self.poll_interval)
