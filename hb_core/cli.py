@@ -39,6 +39,12 @@ the command exits 130 (143).
 ``plan --latency PROFILE --resource-seconds S`` also says what the platform's
 latency costs a trial stopped at its first rung, and warns when the first rung
 is shorter than that (``S``: seconds one resource unit trains).
+
+Size: about 450 lines, over the house's ~400, because it is one thing, the
+command line: the parser (its help texts are the commands' documentation) and
+one short function per command. What the commands compute lives elsewhere:
+:mod:`hb_core.plan`, :mod:`hb_core.simulate`, :mod:`hb_core.report`, and the
+wiring of ``run`` in :mod:`hb_core.wiring`.
 """
 
 from __future__ import annotations
@@ -55,20 +61,20 @@ from typing import Any
 
 from hb_core.backends.local import model_dir, settle_local
 from hb_core.backends.stores import LocalFileStore
-from hb_core.config import HyperbandVariant, Strategy, TuningConfig
+from hb_core.config import TuningConfig
 from hb_core.curves import CURVES, make_curve
 from hb_core.errors import ConfigError, HyperbandError
 from hb_core.naming import default_s3_state_uri, model_artifacts_uri, parent_state_uris, training_job_name
+from hb_core.plan import nominal_resource_per_trial, plan_text
 from hb_core.protocols import Backend, Closable
 from hb_core.report import rung_table, summary, summary_text
 from hb_core.request import load_request
-from hb_core.rungs import bracket_weights, rung_levels
 from hb_core.runner import Tuner
 from hb_core.simulate import SimulationResult, simulate
 from hb_core.state import TuningState, TuningStatus
 from hb_core.wiring import BACKENDS, build_store, build_tuner
 
-__all__ = ["main", "plan_text"]
+__all__ = ["main", "nominal_resource_per_trial", "plan_text"]  # the plan's two from hb_core.plan
 
 EXIT_INVALID = 2
 #: Seconds between rounds on SageMaker: a rung decision lands about half of it after the line is printed. Each
@@ -86,112 +92,6 @@ log = logging.getLogger(__name__)
 def load_config(path: str) -> TuningConfig:
     """The request in the file ``path`` (:func:`hb_core.request.load_request`), validated."""
     return TuningConfig.from_dict(load_request(Path(path), field="<file>"))
-
-
-def nominal_resource_per_trial(levels: Sequence[int], eta: int) -> float:
-    """Mean resource of a trial under successive halving: each rung keeps 1/eta of the one before."""
-    total, previous = 0.0, 0
-    for k, level in enumerate(levels):
-        total += (level - previous) / eta**k
-        previous = level
-    return total
-
-
-def plan_text(config: TuningConfig, latency: str | None = None, resource_seconds: float | None = None) -> str:
-    """What a tuning job will do: rungs, brackets, trials, and the total resource it may spend.
-
-    For Hyperband, also what the platform's latency (a profile of
-    :data:`hb_core.latency.PROFILES`; default: the product's SageMaker
-    defaults when the request defines a SageMaker training job, else local
-    processes) costs a trial stopped at its first rung, and, given the
-    seconds one resource unit trains (``resource_seconds``), a warning with a
-    suggested MinResource when the first rung is shorter than that
-    (:func:`hb_core.latency.first_rung_advice`).
-    """
-    limits = config.resource_limits
-    trials = limits.max_number_of_training_jobs
-    if trials is None and config.strategy is Strategy.GRID:
-        trials = config.space.grid_size()
-    lines = [
-        f"Tuning job {config.name or '(unnamed)'}: {config.strategy.value}, objective "
-        f"{config.objective.metric_name} ({config.objective.type.value})",
-        f"Trials: {trials}, {limits.max_parallel_training_jobs} in parallel",
-    ]
-    max_resource = config.max_resource
-    hb = config.hyperband if config.strategy is Strategy.HYPERBAND else None
-    if hb is None:
-        if max_resource is not None and trials is not None:
-            lines.append(f"Every trial runs to {max_resource}: total resource {trials * max_resource}")
-        return "\n".join(lines)
-    levels = rung_levels(hb.min_resource, hb.max_resource, hb.reduction_factor)
-    n_brackets = min(hb.number_of_brackets, len(levels))
-    weights = bracket_weights(len(levels), n_brackets, hb.reduction_factor)
-    lines.insert(1, f"Variant: {hb.variant.value}, reduction factor eta={hb.reduction_factor}, "
-                    f"resource {hb.min_resource}..{hb.max_resource}")
-    lines.append(f"Rung levels: {', '.join(map(str, levels))}")
-    nominal = 0.0
-    for b in range(n_brackets):
-        per_trial = nominal_resource_per_trial(levels[b:], hb.reduction_factor)
-        nominal += weights[b] * per_trial
-        first = "launched to" if hb.variant is HyperbandVariant.PROMOTION else "first judged at"
-        lines.append(f"  bracket {b}: rungs {', '.join(map(str, levels[b:]))}; {first} {levels[b]}; "
-                     f"share of trials {weights[b]:.2f}; nominal resource per trial {per_trial:.2f}")
-    if trials is not None:
-        worst = trials * hb.max_resource
-        lines.append(f"Worst-case total resource: {trials} x {hb.max_resource} = {worst} (no trial stopped)")
-        lines.append(f"Nominal total resource: {trials * nominal:.0f} "
-                     f"({100 * (1 - nominal / hb.max_resource):.0f}% less than running every trial to the end)")
-    lines += _latency_lines(config, latency, resource_seconds)
-    return "\n".join(lines)
-
-
-def _latency_lines(config: TuningConfig, name: str | None, resource_seconds: float | None) -> list[str]:
-    from hb_core.latency import DEFAULT_SAGEMAKER_PROFILE, first_rung_advice, profile
-
-    hb = config.hyperband
-    assert hb is not None
-    if resource_seconds is not None and not resource_seconds > 0:
-        raise ConfigError("--resource-seconds", "`--resource-seconds > 0` must hold", resource_seconds)
-    if name is None:
-        algorithm = (config.training_job_definition.raw.get("AlgorithmSpecification") or {}
-                     if config.training_job_definition is not None else {})
-        on_sagemaker = isinstance(algorithm, dict) and bool(algorithm.get("TrainingImage")
-                                                           or algorithm.get("AlgorithmName"))
-        name = DEFAULT_SAGEMAKER_PROFILE if on_sagemaker else "local"
-    latency = profile(name)
-    keep_alive = config.keep_alive_seconds(
-        startup_seconds=latency.startup_seconds,
-        first_rung_seconds=None if resource_seconds is None else hb.min_resource * resource_seconds)
-    warm = keep_alive > 0 and latency.warm_startup_seconds is not None
-    advice = first_rung_advice(latency, min_resource=hb.min_resource, max_resource=hb.max_resource,
-                               eta=hb.reduction_factor, resource_seconds=resource_seconds or 0.0, warm=warm)
-    pools = f"warm pools kept {keep_alive} s" if warm else "no warm pool"
-    lines = [f"Latency ({name}): start-up {latency.startup(warm):g} s ({pools}), metric delay "
-             f"{latency.metric_delay_seconds:g} s, stop delay {latency.stop_delay_seconds:g} s, rounds every "
-             f"{latency.poll_interval_seconds:g} s: a trial stopped at its first rung costs about "
-             f"{advice.overhead_seconds:.0f} s beyond its training"]
-    if resource_seconds is None:
-        lines.append("  (give --resource-seconds, the seconds one resource unit trains, to check MinResource)")
-    elif advice.short:
-        share = advice.overhead_seconds / (advice.overhead_seconds + advice.rung_seconds)
-        lines.append(f"WARNING: training to MinResource={hb.min_resource} takes {advice.rung_seconds:.0f} s, less "
-                     f"than the {advice.overhead_seconds:.0f} s a trial pays before its stop lands: "
-                     f"{100 * share:.0f}% of what a trial stopped at the first rung costs is latency, and it trains "
-                     f"on (billed) until the stop lands. MinResource={advice.suggested_min_resource} would make the "
-                     f"first rung outweigh it, at the price of fewer trials in the same time: compare both in "
-                     f"simulation before changing (on NAS-Bench-201 MinResource=1 stays faster, "
-                     f"benchmarks/results/LATENCY.md); a rung barrier in the training script or a lower-latency "
-                     f"metric source attack the latency itself.")
-    else:
-        lines.append(f"  training to MinResource={hb.min_resource} takes {advice.rung_seconds:.0f} s: "
-                     f"the first rung outweighs the latency")
-    restart = latency.startup(warm) + latency.metric_delay_seconds + latency.poll_interval_seconds / 2
-    if hb.variant is HyperbandVariant.PROMOTION and restart >= 10:
-        lines.append(f"NOTE: the promotion variant runs every rung step as a new training job: each promotion "
-                     f"waits about {restart:.0f} s (the rung value's delay and a start-up). Under SageMaker "
-                     f"latency the stopping variant was faster on NAS-Bench-201 CIFAR (benchmarks/results/"
-                     f"LATENCY.md).")
-    return lines
 
 
 def _trace_text(result: SimulationResult, limit: int = 12) -> str:

@@ -83,13 +83,12 @@ allowed keys, limits), :mod:`~hb_core.config.enums` (``Strategy``,
 
 from __future__ import annotations
 
-# Every public name of the submodules is importable from here, as when this was one module; __all__ lists the
-# request's types.
-from hb_core.config.definition import (  # noqa: F401
+# Every public name of the submodules is importable from here, as when this was one module.
+from hb_core.config.definition import (
     MetricDefinition,
     TrainingJobDefinition,
 )
-from hb_core.config.enums import (  # noqa: F401
+from hb_core.config.enums import (
     EarlyStoppingType,
     HyperbandVariant,
     ObjectiveType,
@@ -97,7 +96,7 @@ from hb_core.config.enums import (  # noqa: F401
     Strategy,
     WarmStartType,
 )
-from hb_core.config.keys import (  # noqa: F401
+from hb_core.config.keys import (
     CONFIG,
     CONFIG_KEYS,
     CRITERIA,
@@ -125,7 +124,7 @@ from hb_core.config.keys import (  # noqa: F401
     WARM_START_KEYS,
     resource_hyperparameter,
 )
-from hb_core.config.sections import (  # noqa: F401
+from hb_core.config.sections import (
     CompletionCriteria,
     Extensions,
     HyperbandConfig,
@@ -133,24 +132,50 @@ from hb_core.config.sections import (  # noqa: F401
     ResourceLimits,
     WarmStartConfig,
 )
-from hb_core.config.tuning import (  # noqa: F401
+from hb_core.config.tuning import (
     TuningConfig,
 )
 
 __all__ = [
+    "CONFIG",
+    "CONFIG_KEYS",
+    "CRITERIA",
+    "CRITERIA_KEYS",
     "CompletionCriteria",
+    "DEFINITION",
+    "DEFINITION_KEYS",
+    "EPOCH_KEYS",
+    "EXTENSIONS",
+    "EXTENSION_KEYS",
     "EarlyStoppingType",
     "Extensions",
+    "HOMES",
+    "HYPERBAND",
+    "HYPERBAND_KEYS",
     "HyperbandConfig",
     "HyperbandVariant",
+    "INT_MAX",
+    "JOB_NAME",
+    "LIFTED_KEYS",
+    "LIMITS",
+    "LIMIT_KEYS",
+    "MAX_BARRIER_SECONDS",
+    "MAX_HYPERPARAMETERS",
+    "MAX_RESOURCE_LIMIT",
     "MetricDefinition",
     "Objective",
     "ObjectiveType",
+    "RANGES",
+    "RANGE_KEYS",
     "ResourceLimits",
+    "STRATEGY_CONFIG",
     "SamplerType",
     "Strategy",
+    "TOP_KEYS",
     "TrainingJobDefinition",
     "TuningConfig",
+    "WARM_START_KEYS",
     "WarmStartConfig",
     "WarmStartType",
+    "resource_hyperparameter",
 ]
