@@ -91,6 +91,10 @@ class Tuner:
     them at its next start, once. ``sampler`` (default: the config's, built
     from the state's prior) proposes the configurations; the reasons it falls
     back to random proposals are logged once each.
+
+    ``async with tuner:`` closes the backend and the closable stores on the
+    way out (:meth:`close`); the training jobs keep running. Outside the
+    simulator, tuners are built by :func:`hb_core.wiring.build_tuner`.
     """
 
     MAX_CONFLICTS = 5
