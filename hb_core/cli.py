@@ -39,6 +39,12 @@ the command exits 130 (143).
 ``plan --latency PROFILE --resource-seconds S`` also says what the platform's
 latency costs a trial stopped at its first rung, and warns when the first rung
 is shorter than that (``S``: seconds one resource unit trains).
+
+Size: about 450 lines, over the house's ~400, because it is one thing, the
+command line: the parser (its help texts are the commands' documentation) and
+one short function per command. What the commands compute lives elsewhere:
+:mod:`hb_core.plan`, :mod:`hb_core.simulate`, :mod:`hb_core.report`, and the
+wiring of ``run`` in :mod:`hb_core.wiring`.
 """
 
 from __future__ import annotations
@@ -49,24 +55,26 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hb_core.backends.clock import RealClock
-from hb_core.backends.local import LocalBackend, model_dir, settle_local
+from hb_core.backends.local import model_dir, settle_local
 from hb_core.backends.stores import LocalFileStore
-from hb_core.config import HyperbandVariant, Strategy, TuningConfig
+from hb_core.config import TuningConfig
 from hb_core.curves import CURVES, make_curve
 from hb_core.errors import ConfigError, HyperbandError
 from hb_core.naming import default_s3_state_uri, model_artifacts_uri, parent_state_uris, training_job_name
+from hb_core.plan import nominal_resource_per_trial, plan_text
+from hb_core.protocols import Backend, Closable
 from hb_core.report import rung_table, summary, summary_text
-from hb_core.rungs import bracket_weights, rung_levels
+from hb_core.request import load_request
 from hb_core.runner import Tuner
 from hb_core.simulate import SimulationResult, simulate
 from hb_core.state import TuningState, TuningStatus
+from hb_core.wiring import BACKENDS, build_store, build_tuner
 
-__all__ = ["main", "plan_text"]
+__all__ = ["main", "nominal_resource_per_trial", "plan_text"]  # the plan's two from hb_core.plan
 
 EXIT_INVALID = 2
 #: Seconds between rounds on SageMaker: a rung decision lands about half of it after the line is printed. Each
@@ -82,117 +90,8 @@ log = logging.getLogger(__name__)
 
 
 def load_config(path: str) -> TuningConfig:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError("<file>", "the tuning request file must be readable", f"{path}: {exc.strerror}") from exc
-    return TuningConfig.from_json(text)
-
-
-def nominal_resource_per_trial(levels: Sequence[int], eta: int) -> float:
-    """Mean resource of a trial under successive halving: each rung keeps 1/eta of the one before."""
-    total, previous = 0.0, 0
-    for k, level in enumerate(levels):
-        total += (level - previous) / eta**k
-        previous = level
-    return total
-
-
-def plan_text(config: TuningConfig, latency: str | None = None, resource_seconds: float | None = None) -> str:
-    """What a tuning job will do: rungs, brackets, trials, and the total resource it may spend.
-
-    For Hyperband, also what the platform's latency (a profile of
-    :data:`hb_core.latency.PROFILES`; default: the product's SageMaker
-    defaults when the request defines a SageMaker training job, else local
-    processes) costs a trial stopped at its first rung, and, given the
-    seconds one resource unit trains (``resource_seconds``), a warning with a
-    suggested MinResource when the first rung is shorter than that
-    (:func:`hb_core.latency.first_rung_advice`).
-    """
-    limits = config.resource_limits
-    trials = limits.max_number_of_training_jobs
-    if trials is None and config.strategy is Strategy.GRID:
-        trials = config.space.grid_size()
-    lines = [
-        f"Tuning job {config.name or '(unnamed)'}: {config.strategy.value}, objective "
-        f"{config.objective.metric_name} ({config.objective.type.value})",
-        f"Trials: {trials}, {limits.max_parallel_training_jobs} in parallel",
-    ]
-    max_resource = config.max_resource
-    hb = config.hyperband if config.strategy is Strategy.HYPERBAND else None
-    if hb is None:
-        if max_resource is not None and trials is not None:
-            lines.append(f"Every trial runs to {max_resource}: total resource {trials * max_resource}")
-        return "\n".join(lines)
-    levels = rung_levels(hb.min_resource, hb.max_resource, hb.reduction_factor)
-    n_brackets = min(hb.number_of_brackets, len(levels))
-    weights = bracket_weights(len(levels), n_brackets, hb.reduction_factor)
-    lines.insert(1, f"Variant: {hb.variant.value}, reduction factor eta={hb.reduction_factor}, "
-                    f"resource {hb.min_resource}..{hb.max_resource}")
-    lines.append(f"Rung levels: {', '.join(map(str, levels))}")
-    nominal = 0.0
-    for b in range(n_brackets):
-        per_trial = nominal_resource_per_trial(levels[b:], hb.reduction_factor)
-        nominal += weights[b] * per_trial
-        first = "launched to" if hb.variant is HyperbandVariant.PROMOTION else "first judged at"
-        lines.append(f"  bracket {b}: rungs {', '.join(map(str, levels[b:]))}; {first} {levels[b]}; "
-                     f"share of trials {weights[b]:.2f}; nominal resource per trial {per_trial:.2f}")
-    if trials is not None:
-        worst = trials * hb.max_resource
-        lines.append(f"Worst-case total resource: {trials} x {hb.max_resource} = {worst} (no trial stopped)")
-        lines.append(f"Nominal total resource: {trials * nominal:.0f} "
-                     f"({100 * (1 - nominal / hb.max_resource):.0f}% less than running every trial to the end)")
-    lines += _latency_lines(config, latency, resource_seconds)
-    return "\n".join(lines)
-
-
-def _latency_lines(config: TuningConfig, name: str | None, resource_seconds: float | None) -> list[str]:
-    from hb_core.latency import DEFAULT_SAGEMAKER_PROFILE, first_rung_advice, profile
-
-    hb = config.hyperband
-    assert hb is not None
-    if resource_seconds is not None and not resource_seconds > 0:
-        raise ConfigError("--resource-seconds", "`--resource-seconds > 0` must hold", resource_seconds)
-    if name is None:
-        algorithm = (config.training_job_definition.raw.get("AlgorithmSpecification") or {}
-                     if config.training_job_definition is not None else {})
-        on_sagemaker = isinstance(algorithm, dict) and bool(algorithm.get("TrainingImage")
-                                                           or algorithm.get("AlgorithmName"))
-        name = DEFAULT_SAGEMAKER_PROFILE if on_sagemaker else "local"
-    latency = profile(name)
-    keep_alive = config.keep_alive_seconds(
-        startup_seconds=latency.startup_seconds,
-        first_rung_seconds=None if resource_seconds is None else hb.min_resource * resource_seconds)
-    warm = keep_alive > 0 and latency.warm_startup_seconds is not None
-    advice = first_rung_advice(latency, min_resource=hb.min_resource, max_resource=hb.max_resource,
-                               eta=hb.reduction_factor, resource_seconds=resource_seconds or 0.0, warm=warm)
-    pools = f"warm pools kept {keep_alive} s" if warm else "no warm pool"
-    lines = [f"Latency ({name}): start-up {latency.startup(warm):g} s ({pools}), metric delay "
-             f"{latency.metric_delay_seconds:g} s, stop delay {latency.stop_delay_seconds:g} s, rounds every "
-             f"{latency.poll_interval_seconds:g} s: a trial stopped at its first rung costs about "
-             f"{advice.overhead_seconds:.0f} s beyond its training"]
-    if resource_seconds is None:
-        lines.append("  (give --resource-seconds, the seconds one resource unit trains, to check MinResource)")
-    elif advice.short:
-        share = advice.overhead_seconds / (advice.overhead_seconds + advice.rung_seconds)
-        lines.append(f"WARNING: training to MinResource={hb.min_resource} takes {advice.rung_seconds:.0f} s, less "
-                     f"than the {advice.overhead_seconds:.0f} s a trial pays before its stop lands: "
-                     f"{100 * share:.0f}% of what a trial stopped at the first rung costs is latency, and it trains "
-                     f"on (billed) until the stop lands. MinResource={advice.suggested_min_resource} would make the "
-                     f"first rung outweigh it, at the price of fewer trials in the same time: compare both in "
-                     f"simulation before changing (on NAS-Bench-201 MinResource=1 stays faster, "
-                     f"benchmarks/results/LATENCY.md); a rung barrier in the training script or a lower-latency "
-                     f"metric source attack the latency itself.")
-    else:
-        lines.append(f"  training to MinResource={hb.min_resource} takes {advice.rung_seconds:.0f} s: "
-                     f"the first rung outweighs the latency")
-    restart = latency.startup(warm) + latency.metric_delay_seconds + latency.poll_interval_seconds / 2
-    if hb.variant is HyperbandVariant.PROMOTION and restart >= 10:
-        lines.append(f"NOTE: the promotion variant runs every rung step as a new training job: each promotion "
-                     f"waits about {restart:.0f} s (the rung value's delay and a start-up). Under SageMaker "
-                     f"latency the stopping variant was faster on NAS-Bench-201 CIFAR (benchmarks/results/"
-                     f"LATENCY.md).")
-    return lines
+    """The request in the file ``path`` (:func:`hb_core.request.load_request`), validated."""
+    return TuningConfig.from_dict(load_request(Path(path), field="<file>"))
 
 
 def _trace_text(result: SimulationResult, limit: int = 12) -> str:
@@ -238,54 +137,39 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(misplaced[0], f"`{misplaced[0]} is not given with --backend {args.backend}` must hold",
                           misplaced[1],
                           hint="--job-dir and --gpus-per-trial are for the local backend, --state-uri for sagemaker")
+    base_dir: Path | None = None
     if args.backend == "local":
         job_dir = Path(args.job_dir) if args.job_dir else Path("hyperband_runs") / name
         where = str(job_dir)
-        gpus = {"gpus_per_trial": args.gpus_per_trial,
-                "gpu_devices": args.gpu_devices.split(",") if args.gpu_devices is not None else None}
-        run = _run_local(config, name, job_dir, Path(args.file).resolve().parent, args.poll_interval, gpus)
+        names = config.warm_start.parent_tuning_job_names if config.warm_start else ()
+        parents = [str(job_dir.parent / parent) for parent in names]  # sibling job directories
+        options = {"gpus_per_trial": args.gpus_per_trial,
+                   "gpu_devices": args.gpu_devices.split(",") if args.gpu_devices is not None else None}
+        base_dir = Path(args.file).resolve().parent
     else:
+        if args.metric_source not in ("cloudwatch", "logs"):
+            raise ConfigError("--metric-source", "`--metric-source is cloudwatch or logs` must hold",
+                              args.metric_source)
+        from hb_core.backends.s3_store import parse_s3_uri
+
         where = args.state_uri or default_s3_state_uri(config, name)
-        run = _run_sagemaker(config, name, where, args)
+        parse_s3_uri(where, "--state-uri")  # the SageMaker backend's state is in S3
+        default = None if args.state_uri else (lambda parent: default_s3_state_uri(config, parent))
+        parents = parent_state_uris(config, where, default)
+        options = {"metric_source": args.metric_source, "metric_period": args.metric_period}
+
+    def build() -> Tuner:  # in the event loop: the backend's tasks and clients belong to it
+        return build_tuner(config, args.backend, job_name=name, state_uri=where, parent_state_uris=parents,
+                           base_dir=base_dir, clients=lambda: _aws_clients(args), poll_interval=args.poll_interval,
+                           table_every=TABLE_EVERY, state_field="--state-uri", backend_options=options)
+
     try:
-        return asyncio.run(run)
+        return asyncio.run(_drive(build, where))
     except (Interrupted, KeyboardInterrupt) as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         print(f"interrupted: the running trials were stopped and the tuning job ended Failed; its state is in "
               f"{where}", file=sys.stderr)
         return 128 + int(signum)
-
-
-async def _run_local(config: TuningConfig, name: str, job_dir: Path, base_dir: Path, poll_interval: float,
-                     gpus: dict[str, Any]) -> int:
-    backend = LocalBackend(config, job_dir, job_name=name, base_dir=base_dir, **gpus)
-    names = config.warm_start.parent_tuning_job_names if config.warm_start else ()
-    parents = [LocalFileStore(job_dir.parent / parent) for parent in names]  # sibling job directories
-    state = await _drive(config, name, backend, LocalFileStore(job_dir), parents, poll_interval, str(job_dir))
-    best = _best(state)
-    _print_result(state, str(job_dir), model_dir(job_dir, *best) if best else None)
-    return 0 if state.status is TuningStatus.COMPLETED else 1
-
-
-async def _run_sagemaker(config: TuningConfig, name: str, state_uri: str, args: argparse.Namespace) -> int:
-    from hb_core.backends.sagemaker import SageMakerBackend
-
-    if args.metric_source not in ("cloudwatch", "logs"):
-        raise ConfigError("--metric-source", "`--metric-source is cloudwatch or logs` must hold", args.metric_source)
-    clients = _aws_clients(args)
-    store = s3_store(state_uri, clients)
-    default = None if args.state_uri else (lambda parent: default_s3_state_uri(config, parent))
-    parents = [s3_store(uri, clients) for uri in parent_state_uris(config, state_uri, default)]
-    backend = SageMakerBackend(config, job_name=name, clients=clients, metric_source=args.metric_source,
-                               metric_period=args.metric_period)
-    try:
-        state = await _drive(config, name, backend, store, parents, args.poll_interval, state_uri)
-    finally:
-        for each in (store, *parents):
-            await each.close()
-    best = _best(state)
-    _print_result(state, state_uri, model_artifacts_uri(config, name, *best) if best else None, backend.notes)
-    return 0 if state.status is TuningStatus.COMPLETED else 1
 
 
 def _aws_clients(args: argparse.Namespace) -> Any:
@@ -296,16 +180,8 @@ def _aws_clients(args: argparse.Namespace) -> Any:
                              endpoint_urls={"*": args.endpoint_url} if args.endpoint_url else None)
 
 
-def s3_store(uri: str, clients: Any) -> Any:
-    """The :class:`~hb_core.backends.s3_store.S3Store` at ``s3://bucket[/prefix]``."""
-    from hb_core.backends.s3_store import S3Store
-
-    return S3Store.from_uri(uri, clients, field="--state-uri")
-
-
-async def _drive(config: TuningConfig, name: str, backend: Any, store: Any, parents: list[Any],
-                 poll_interval: float, where: str) -> TuningState:
-    """Run the tuning job to its end: the one loop of every backend.
+async def _drive(build: Callable[[], Tuner], where: str) -> int:
+    """Run the tuning job to its end (the one loop of every backend), print the result, return the exit code.
 
     Ctrl-C (SIGINT) or SIGTERM aborts it through :meth:`Tuner.abort`, the one
     abort path (the Airflow operator's ``on_kill`` takes it too): every running
@@ -314,13 +190,21 @@ async def _drive(config: TuningConfig, name: str, backend: Any, store: Any, pare
     :class:`Interrupted` carries the signal to :func:`main` (exit 128 + its
     number).
     """
-    stored = await store.load()
-    if stored is not None and stored.config != config:
-        rule = f"`FILE holds the request of the tuning job in {where}` must hold"
-        raise ConfigError("<file>", rule, stored.job_name, hint="give another --job-dir, --state-uri or --name "
-                                                                "for a new tuning job")
-    tuner = Tuner(config, backend, store, RealClock(), job_name=name, poll_interval=poll_interval,
-                  table_every=TABLE_EVERY, parents=parents)
+    async with build() as tuner:
+        stored = await tuner.store.load()
+        if stored is not None and stored.config != tuner.config:
+            rule = f"`FILE holds the request of the tuning job in {where}` must hold"
+            raise ConfigError("<file>", rule, stored.job_name, hint="give another --job-dir, --state-uri or --name "
+                                                                    "for a new tuning job")
+        state = await _run_or_abort(tuner)
+        best = _best(state)
+        model = await tuner.backend.model_uri(*best) if best else None
+    _print_result(state, where, model, _notes(tuner.backend))
+    return 0 if state.status is TuningStatus.COMPLETED else 1
+
+
+async def _run_or_abort(tuner: Tuner) -> TuningState:
+    """:meth:`Tuner.run`, or on SIGINT/SIGTERM :meth:`Tuner.abort` and :class:`Interrupted` (:func:`_drive`)."""
     task = asyncio.current_task()
     assert task is not None
     received: list[int] = []
@@ -349,7 +233,15 @@ async def _drive(config: TuningConfig, name: str, backend: Any, store: Any, pare
     finally:
         for number in signals:
             loop.remove_signal_handler(number)
-        await backend.close()
+
+
+def _notes(backend: Backend) -> Sequence[str]:
+    """What the SageMaker backend noted about its metrics (:attr:`SageMakerBackend.notes`); others note nothing."""
+    if "hb_core.backends.sagemaker" not in sys.modules:  # not loaded: not a SageMaker backend
+        return ()
+    from hb_core.backends.sagemaker import SageMakerBackend
+
+    return backend.notes if isinstance(backend, SageMakerBackend) else ()
 
 
 def _again(number: int) -> None:
@@ -397,7 +289,7 @@ def _show(args: argparse.Namespace) -> int:
     job_dir = candidates[-1].parent
     state = asyncio.run(settle_local(job_dir))  # a job left Stopping whose trials all ended is finished first
     assert state is not None
-    best = _best(state)
+    best = _best(state)  # no backend here (the state may be a simulation's): the model's place by its rule
     _print_result(state, str(job_dir), model_dir(job_dir, *best) if best else None)
     return 0 if state.status is not TuningStatus.FAILED else 1
 
@@ -406,13 +298,15 @@ async def _show_s3(args: argparse.Namespace) -> int:
     from hb_core.backends.sagemaker import settle_sagemaker
 
     clients = _aws_clients(args)
-    store = s3_store(args.dir, clients)
+    store = build_store(args.dir, lambda: clients, field="--state-uri")
     try:
         state = await settle_sagemaker(store, clients)  # a job left Stopping whose jobs all ended is finished first
     finally:
-        await store.close()
+        if isinstance(store, Closable):
+            await store.close()
     if state is None:
-        raise ConfigError("<dir>", f"`a tuning job's state prefix (holding {store.STATE})` must be given", args.dir)
+        raise ConfigError("<dir>", f"`a tuning job's state prefix (holding {LocalFileStore.STATE})` must be given",
+                          args.dir)
     best = _best(state)
     _print_result(state, args.dir, model_artifacts_uri(state.config, state.job_name, *best) if best else None)
     return 0 if state.status is not TuningStatus.FAILED else 1
@@ -489,7 +383,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", action="store_true", help="print the summary as JSON")
     run = commands.add_parser("run", help="run the tuning job for real: local processes or SageMaker training jobs")
     run.add_argument("file")
-    run.add_argument("--backend", choices=["local", "sagemaker"], default="local",
+    run.add_argument("--backend", choices=sorted(BACKENDS), default="local",
                      help="where trials run (default: local)")
     run.add_argument("--job-dir", default=None, help="local: state and trials (default: ./hyperband_runs/<job name>)")
     run.add_argument("--state-uri", default=None,

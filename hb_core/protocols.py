@@ -31,8 +31,8 @@ A :class:`StateStore` checkpoints the state; ``save`` is a compare-and-set
 on its ``revision`` (:mod:`hb_core.backends.stores`). The runner never calls
 ``time`` or ``asyncio.sleep``: it asks its :class:`Clock`.
 
-Two optional abilities, each its own protocol (a backend without one works
-as before):
+Three optional abilities, each its own protocol (a backend or store without
+one works as before):
 
 - :class:`EventSource`, ``wait_for_event(timeout)``: returns as soon as an
   event is ready for ``poll`` (a trial printed a metric line, a job started
@@ -46,6 +46,9 @@ as before):
   :class:`~hb_core.events.RungVerdict` to a job that may be waiting at a rung
   (:mod:`hb_core.barrier`); ``stop`` also delivers the stop verdict to a job
   launched with ``rung_levels``. Writing a verdict twice is harmless.
+- :class:`Closable`, ``close()``: a store that holds clients (the S3 store)
+  releases them; used again, it reopens them. :meth:`hb_core.runner.Tuner.close`
+  (``async with tuner:``) closes the backend and every closable store.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ if TYPE_CHECKING:
     from hb_core.events import Event, Launch, Resume, RungVerdict
     from hb_core.state import Decision, TuningState
 
-__all__ = ["Backend", "Clock", "EventSource", "StateStore", "VerdictSink"]
+__all__ = ["Backend", "Clock", "Closable", "EventSource", "StateStore", "VerdictSink"]
 
 
 @runtime_checkable
@@ -100,3 +103,8 @@ class EventSource(Protocol):
 @runtime_checkable
 class VerdictSink(Protocol):
     async def verdict(self, action: RungVerdict) -> None: ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    async def close(self) -> None: ...

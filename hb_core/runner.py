@@ -35,7 +35,7 @@ from hb_core.config import TuningConfig
 from hb_core.controller import abort, decide, new_state, outstanding_actions
 from hb_core.errors import ConfigError, HyperbandError
 from hb_core.events import Action, Event, Finish, Launch, Resume, RungVerdict, Stop
-from hb_core.protocols import Backend, Clock, EventSource, StateStore, VerdictSink
+from hb_core.protocols import Backend, Clock, Closable, EventSource, StateStore, VerdictSink
 from hb_core.report import rung_table
 from hb_core.state import PRICE_KEY, TrialStatus, TuningState, TuningStatus
 from hb_core.strategies import Sampler, make_sampler, seed_rungs, warm_prior
@@ -91,6 +91,10 @@ class Tuner:
     them at its next start, once. ``sampler`` (default: the config's, built
     from the state's prior) proposes the configurations; the reasons it falls
     back to random proposals are logged once each.
+
+    ``async with tuner:`` closes the backend and the closable stores on the
+    way out (:meth:`close`); the training jobs keep running. Outside the
+    simulator, tuners are built by :func:`hb_core.wiring.build_tuner`.
     """
 
     MAX_CONFLICTS = 5
@@ -125,6 +129,25 @@ class Tuner:
         self.offload = offload
         self.state: TuningState | None = None
         self._pushes = isinstance(backend, EventSource)
+
+    async def __aenter__(self) -> Tuner:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Release the backend's and the (:class:`~hb_core.protocols.Closable`) stores' resources (clients,
+        tails); ``async with tuner:`` calls it.
+
+        Training jobs keep running: closing is not stopping (:meth:`abort` stops them).
+        """
+        try:
+            await self.backend.close()
+        finally:
+            for store in (self.store, *self.parents):
+                if isinstance(store, Closable):
+                    await store.close()
 
     async def start(self) -> TuningState:
         """Create the tuning job, or reattach to the one in the store; run the first round."""
@@ -346,7 +369,8 @@ async def settle_stored(store: StateStore, backend_for: Callable[[TuningState], 
 
     ``backend_for(state)`` makes the backend that reconciles a stopping job
     (None when it cannot: the state is returned as stored); it is made only
-    for a stopping job and closed after. Any other state is returned as stored.
+    for a stopping job and closed after (with ``store``, whose clients reopen if it is used again). Any other
+    state is returned as stored.
     The one path of :func:`hb_core.backends.local.settle_local` and
     :func:`hb_core.backends.sagemaker.settle_sagemaker`.
     """
@@ -356,7 +380,5 @@ async def settle_stored(store: StateStore, backend_for: Callable[[TuningState], 
     backend = backend_for(state)
     if backend is None:
         return state
-    try:
-        return await Tuner(state.config, backend, store, clock, job_name=state.job_name).settle()
-    finally:
-        await backend.close()
+    async with Tuner(state.config, backend, store, clock, job_name=state.job_name) as tuner:
+        return await tuner.settle()

@@ -478,7 +478,9 @@ class SageMakerBackend:
         name = self.training_job_name(trial_id, attempt)
         described = await self._describe(name)
         artifacts = ((described or {}).get("ModelArtifacts") or {}).get("S3ModelArtifacts")
-        return str(artifacts) if artifacts else f"{self._output_path()}/{name}/output/model.tar.gz"
+        if artifacts:
+            return str(artifacts)
+        return naming.model_artifacts_uri(self.config, self.job_name, trial_id, attempt)
 
     # ------------------------------------------------------------ statuses
 

@@ -1,4 +1,5 @@
-"""AWS for the Airflow layer: the SageMaker backend and the S3 state store, on an Airflow AWS connection.
+"""AWS for the Airflow layer: the clients of the SageMaker backend and the S3 state store, on an Airflow AWS
+connection (:mod:`hb_airflow.spec` hands them to the core's builder, :mod:`hb_core.wiring`).
 
 Clients come from the Amazon provider's ``AwsBaseHook`` (``aws_conn_id``,
 ``region_name``), exactly as its deferrable operators get theirs
@@ -24,22 +25,18 @@ from typing import Any, Protocol
 
 from hb_core.backends.aws import default_client_config
 from hb_core.backends.s3_store import S3Store
-from hb_core.backends.sagemaker import SageMakerBackend
-from hb_core.config import TuningConfig
 
-__all__ = ["AwsTarget", "HookClients", "s3_store", "sagemaker_backend"]
+__all__ = ["AwsTarget", "HookClients", "s3_store"]
 
 
 class AwsTarget(Protocol):
     """What this module reads of a :class:`hb_airflow.spec.TuningSpec` (which builds through it, so
-    this module does not import it): the connection, the region, the job and where its state lives."""
+    this module does not import it): the connection, the region and where its state lives."""
 
     @property
     def aws_conn_id(self) -> str | None: ...
     @property
     def region_name(self) -> str | None: ...
-    @property
-    def job_name(self) -> str: ...
     @property
     def state_uri(self) -> str: ...
 
@@ -67,13 +64,6 @@ class HookClients:
         hook = AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, client_type=service_name)
         config = hook.config.merge(self.config)  # the connection's botocore config, our retries and timeouts on top
         return hook.get_client_type(region_name=hook.region_name, config=config, deferrable=True)
-
-
-def sagemaker_backend(spec: AwsTarget, config: TuningConfig, **options: Any) -> SageMakerBackend:
-    """The SageMaker backend of ``spec``'s tuning job; ``options`` go to :class:`SageMakerBackend`
-    (``metric_source``, ``price_table``, ...)."""
-    clients = HookClients(spec.aws_conn_id, spec.region_name)
-    return SageMakerBackend(config, job_name=spec.job_name, clients=clients, **options)
 
 
 def s3_store(spec: AwsTarget) -> S3Store:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -27,8 +27,9 @@ from hb_airflow.spec import BACKENDS, TuningSpec, build_store, build_tuner, defa
 from hb_airflow.triggers import KILL_REASON, HyperbandControllerTrigger
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
-from hb_core.naming import derived_tuning_job_name, model_artifacts_uri, training_job_name
+from hb_core.naming import derived_tuning_job_name, training_job_name
 from hb_core.report import rung_table, summary, summary_text
+from hb_core.request import load_request, request_path
 from hb_core.runner import Tuner
 from hb_core.state import Trial, TuningState, TuningStatus
 
@@ -177,34 +178,14 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
     # ------------------------------------------------------------ request and spec
 
     def _dag_folder(self) -> Path:
-        fileloc = getattr(getattr(self, "dag", None), "fileloc", None) if self.has_dag() else None
+        fileloc = getattr(self.get_dag(), "fileloc", None)
         return Path(fileloc).parent if fileloc else Path.cwd()
 
     def _request_path(self) -> Path | None:
-        request = self.tuning_request
-        if isinstance(request, str) and not request.lstrip().startswith("{"):
-            path = Path(request)
-            return path if path.is_absolute() else self._dag_folder() / path
-        return None
+        return request_path(self.tuning_request, self._dag_folder())
 
     def _load_request(self) -> dict[str, Any]:
-        request = self.tuning_request
-        path = self._request_path()
-        if path is not None:
-            try:
-                request = path.read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError("tuning_request", "the tuning request file must be readable",
-                                  f"{path}: {exc.strerror}") from exc
-        if isinstance(request, str):
-            try:
-                request = json.loads(request)
-            except json.JSONDecodeError as exc:
-                raise ConfigError("tuning_request", "the tuning request must be JSON",
-                                  f"{exc.msg} at line {exc.lineno} column {exc.colno}") from exc
-        if not isinstance(request, Mapping):
-            raise ConfigError("tuning_request", "the tuning request must be a JSON object", type(request).__name__)
-        return dict(request)
+        return load_request(self.tuning_request, base_dir=self._dag_folder())
 
     def _load_config(self) -> tuple[dict[str, Any], TuningConfig]:
         request = self._load_request()
@@ -279,22 +260,16 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
             raise AirflowFailException(f"invalid tuning request for the {spec.backend} backend: {exc}") from exc
 
     async def _start(self, tuner: Tuner) -> TuningState:
-        try:
+        async with tuner:
             return await tuner.start()
-        finally:
-            await tuner.backend.close()
 
     async def _run_here(self, tuner: Tuner) -> TuningState:
-        try:
+        async with tuner:
             return await tuner.run()
-        finally:
-            await tuner.backend.close()
 
     async def _abort(self, tuner: Tuner) -> None:
-        try:
+        async with tuner:
             await tuner.abort(KILL_REASON)
-        finally:
-            await tuner.backend.close()
 
     def _finish(self, context: Context, spec: TuningSpec, state: TuningState) -> dict[str, Any]:
         """Push the results; fail the task (no retry) when the tuning job failed."""
@@ -320,11 +295,12 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
 
     @staticmethod
     def _model_artifacts(spec: TuningSpec, state: TuningState, trial: Trial | None) -> str | None:
-        """Where the trial's last training job saved its model (None without a trial)."""
+        """Where the trial's last training job saved its model, as the backend says (None without a trial)."""
         if trial is None:
             return None
-        if spec.backend == "local":
-            from hb_core.backends.local import model_dir
+        return run_coroutine(_model_uri(spec, trial))
 
-            return str(model_dir(Path(spec.state_uri), trial.trial_id, trial.attempt))
-        return model_artifacts_uri(state.config, spec.job_name, trial.trial_id, trial.attempt)
+
+async def _model_uri(spec: TuningSpec, trial: Trial) -> str | None:
+    async with build_tuner(spec, offload=False) as tuner:
+        return await tuner.backend.model_uri(trial.trial_id, trial.attempt)

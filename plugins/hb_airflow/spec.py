@@ -2,30 +2,37 @@
 
 The operator builds the spec once; the trigger receives it as its only
 serialized kwarg and rebuilds the backend, the store and the
-:class:`~hb_core.runner.Tuner` from it in the triggerer, after every restart.
-Credentials never travel in it: AWS clients come from the Airflow connection
-named by ``aws_conn_id``, through the Amazon provider's ``AwsBaseHook``.
+:class:`~hb_core.runner.Tuner` from it in the triggerer, after every restart,
+through the core's one builder (:mod:`hb_core.wiring`, which ``hb-tune run``
+uses too). Credentials never travel in it: AWS clients come from the Airflow
+connection named by ``aws_conn_id``, through the Amazon provider's
+``AwsBaseHook`` (:class:`hb_airflow.aws.HookClients`): the one thing this
+layer adds to the core's wiring.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hb_core import naming
-from hb_core.backends.clock import RealClock
-from hb_core.backends.stores import LocalFileStore
+from hb_core import naming, wiring
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
 from hb_core.naming import JOB_NAME_PATTERN, default_s3_state_uri
 from hb_core.protocols import Backend, StateStore
 from hb_core.runner import Tuner
+from hb_core.wiring import BACKENDS
 
-__all__ = ["BACKENDS", "TuningSpec", "build_store", "build_tuner", "default_state_uri", "local_state_uri", "parent_state_uris"]
+if TYPE_CHECKING:
+    from hb_core.backends.aws import AwsClients
 
-BACKENDS = ("sagemaker", "local")
+__all__ = [
+    "BACKENDS", "TuningSpec", "build_backend", "build_store", "build_tuner", "default_state_uri", "local_state_uri",
+    "parent_state_uris",
+]
 
 
 @dataclass(frozen=True)
@@ -97,36 +104,31 @@ def parent_state_uris(backend: str, state_uri: str, default: bool, config: Tunin
         config, state_uri, (lambda name: default_state_uri(backend, name, config)) if default else None)
 
 
-def build_store(spec: TuningSpec) -> StateStore:
-    if spec.state_uri.startswith("s3://"):
-        from hb_airflow.aws import s3_store
+def _clients(spec: TuningSpec) -> Callable[[], AwsClients]:
+    """AWS clients on the spec's Airflow connection (:class:`hb_airflow.aws.HookClients`), made when needed."""
+    def make() -> AwsClients:
+        from hb_airflow.aws import HookClients
 
-        return s3_store(spec)
-    return LocalFileStore(spec.state_uri)
+        return HookClients(spec.aws_conn_id, spec.region_name)
+
+    return make
+
+
+def build_store(spec: TuningSpec) -> StateStore:
+    """The spec's state store (:func:`hb_core.wiring.build_store`), on its connection for ``s3://``."""
+    return wiring.build_store(spec.state_uri, _clients(spec))
 
 
 def build_backend(spec: TuningSpec, config: TuningConfig) -> Backend:
-    if spec.backend == "local":
-        from hb_core.backends.local import LocalBackend
-
-        return LocalBackend(config, Path(spec.state_uri), job_name=spec.job_name,
-                            base_dir=Path(spec.base_dir or os.getcwd()), **spec.backend_options)
-    from hb_airflow.aws import sagemaker_backend
-
-    return sagemaker_backend(spec, config, **spec.backend_options)
+    """The spec's backend (:func:`hb_core.wiring.build_backend`), on its connection for SageMaker."""
+    return wiring.build_backend(spec.backend, config, job_name=spec.job_name, state_uri=spec.state_uri,
+                                base_dir=spec.base_dir, clients=_clients(spec), **spec.backend_options)
 
 
 def build_tuner(spec: TuningSpec, *, offload: bool = True, table_every: int = 20) -> Tuner:
-    """The one tuning loop, wired to this spec's backend and store on the real clock."""
-    config = spec.config()
-    return Tuner(
-        config,
-        build_backend(spec, config),
-        build_store(spec),
-        RealClock(),
-        job_name=spec.job_name,
-        poll_interval=spec.poll_interval,
-        offload=offload,
-        table_every=table_every,
-        parents=[build_store(replace(spec, state_uri=uri)) for uri in spec.parent_state_uris],
-    )
+    """The one tuning loop (:func:`hb_core.wiring.build_tuner`), wired to this spec's backend and stores."""
+    return wiring.build_tuner(
+        spec.config(), spec.backend, job_name=spec.job_name, state_uri=spec.state_uri,
+        parent_state_uris=spec.parent_state_uris, base_dir=spec.base_dir, clients=_clients(spec),
+        poll_interval=spec.poll_interval, offload=offload, table_every=table_every,
+        backend_options=spec.backend_options)

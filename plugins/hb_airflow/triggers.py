@@ -77,7 +77,7 @@ class HyperbandControllerTrigger(BaseTrigger):
     """
 
     def __init__(self, spec: dict[str, Any]) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         self.spec = spec
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -85,17 +85,15 @@ class HyperbandControllerTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         spec = TuningSpec.from_dict(self.spec)
-        tuner = build_tuner(spec)
         try:
-            state = await tuner.run()
+            async with build_tuner(spec) as tuner:
+                state = await tuner.run()
         except HyperbandError as exc:
             self.log.error("tuning job %s: controller error: %s", spec.job_name, exc)
             event = {"status": "error", "message": str(exc), "tuning_job_name": spec.job_name, "spec": self.spec}
         else:
             event = completion_event(spec, state)
-        finally:
-            await tuner.backend.close()
-        yield TriggerEvent(event)
+        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
 
     async def on_kill(self) -> None:
         """A user acted on the task: abort the tuning job if they ended the task, else leave it to the new try."""
@@ -131,14 +129,12 @@ class HyperbandControllerTrigger(BaseTrigger):
 async def abort_job(spec_dict: dict[str, Any], timeout: float = ABORT_TIMEOUT) -> None:
     """Abort the tuning job of ``spec_dict`` (:meth:`hb_core.runner.Tuner.abort`) and release the backend."""
     spec = TuningSpec.from_dict(spec_dict)
-    tuner = build_tuner(spec)
     try:
-        state = await tuner.abort(KILL_REASON, timeout=timeout)
+        async with build_tuner(spec) as tuner:
+            state = await tuner.abort(KILL_REASON, timeout=timeout)
         log.info("tuning job %s: abort done, status %s", spec.job_name, state.status.value if state else "none")
     except Exception:
         log.exception("tuning job %s: the abort failed; the next controller or reader finishes it", spec.job_name)
-    finally:
-        await tuner.backend.close()
 
 
 def completion_event(spec: TuningSpec, state: TuningState) -> dict[str, Any]:
@@ -188,7 +184,7 @@ class TuningStateTrigger(BaseTrigger):
     """
 
     def __init__(self, spec: dict[str, Any], condition: dict[str, Any], poll_interval: float = 30.0) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         self.spec = spec
         self.condition = condition
         self.poll_interval = poll_interval
@@ -202,6 +198,6 @@ class TuningStateTrigger(BaseTrigger):
         while True:
             met, payload = condition_met(await store.load(), self.condition)
             if met:
-                yield TriggerEvent({**payload, "condition": self.condition})
+                yield TriggerEvent({**payload, "condition": self.condition})  # type: ignore[no-untyped-call]
                 return
             await asyncio.sleep(self.poll_interval)

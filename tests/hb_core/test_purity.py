@@ -50,6 +50,17 @@ PURE_MODULES = [
     "hb_core.strategies.warm_start",
     "hb_core.pstruct",
     "hb_core.naming",
+    "hb_core.decision_round",
+    "hb_core.variants",
+    "hb_core.records",
+    "hb_core.request",
+    "hb_core.plan",
+    "hb_core.wiring",
+    "hb_core.config.keys",
+    "hb_core.config.enums",
+    "hb_core.config.sections",
+    "hb_core.config.definition",
+    "hb_core.config.tuning",
 ]
 
 BLOCKED = ["airflow", "boto3", "botocore", "aiobotocore", "sagemaker", "hb_emulator", "moto"]

@@ -1,0 +1,72 @@
+"""The request's enumerations: strategy, objective type, Hyperband variant and sampler, early stopping, warm start.
+
+Part of :mod:`hb_core.config` (its docstring has the terms and the rules); import from there."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Strategy(StrEnum):
+    """How configurations are chosen."""
+
+    BAYESIAN = "Bayesian"
+    RANDOM = "Random"
+    HYPERBAND = "Hyperband"
+    GRID = "Grid"
+
+
+class ObjectiveType(StrEnum):
+    """Whether larger or smaller objective values are better."""
+
+    MAXIMIZE = "Maximize"
+    MINIMIZE = "Minimize"
+
+
+class HyperbandVariant(StrEnum):
+    """What happens to a trial at a rung; see the module docstring."""
+
+    STOPPING = "Stopping"
+    PROMOTION = "Promotion"
+
+
+class SamplerType(StrEnum):
+    """How Hyperband draws new configurations (``HyperbandStrategyConfig.Sampler``).
+
+    - ``Random``: uniform draws under each parameter's scaling (Hyperband as published).
+    - ``KDE``: model-based, as BOHB: a good/bad density ratio over the rung
+      values at the highest rung with enough of them (:mod:`hb_core.strategies.model_based`).
+    - ``Bayesian``: model-based: a Gaussian process with expected improvement
+      over those rung values (:mod:`hb_core.strategies.model_based`, :mod:`hb_core.strategies.gp`).
+    - ``MultiFidelityGP``: model-based, as MOBSTER: one Gaussian process over
+      (configuration, rung level) fitted to every rung value, pending trials
+      fantasised, expected improvement at the highest rung with enough values
+      (:class:`hb_core.strategies.multi_fidelity.JointGPSampler`).
+
+    The model-based samplers propose at random a share ``RandomFraction`` of
+    the time, and whenever the rungs hold too few values for a model.
+    """
+
+    RANDOM = "Random"
+    KDE = "KDE"
+    BAYESIAN = "Bayesian"
+    MULTI_FIDELITY_GP = "MultiFidelityGP"
+
+
+class EarlyStoppingType(StrEnum):
+    """AMT's ``TrainingJobEarlyStoppingType``: ``Auto`` is its median rule; Hyperband needs ``Off``."""
+
+    OFF = "Off"
+    AUTO = "Auto"
+
+
+class WarmStartType(StrEnum):
+    """What a warm start may assume about its parent tuning jobs."""
+
+    IDENTICAL_DATA_AND_ALGORITHM = "IdenticalDataAndAlgorithm"
+    TRANSFER_LEARNING = "TransferLearning"
+
+
+class _Toggle(StrEnum):
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
