@@ -12,7 +12,7 @@ Two comparisons, each over ``--seeds`` seeds (RandomSeed = 0, 1, ...):
    the virtual time until a reported value reaches the target, with a
    learning-curve objective whose value at MaxResource is the benchmark
    function (:func:`functions.learning_curve`, 1 second per epoch), for the
-   KDE and Bayesian samplers against the random one.
+   MultiFidelityGP and Bayesian (rung-GP) samplers against the random one.
 
 Runs stop at their tightest target (``TargetObjectiveMetricValue``); looser
 targets are read from the same run's trace. The table (median,
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for case in hb_cases:
             name = case.benchmark.name
             print(f"{name} learning curves: virtual seconds to f <= {case.targets()}", flush=True)
-            for sampler in ("Random", "KDE", "Bayesian"):
+            for sampler in ("Random", "MultiFidelityGP", "Bayesian"):
                 values, elapsed = run(pool, sampler, times_to_targets, (name, sampler, case.targets()), seeds)
                 for regret, per_target in zip(case.regrets, values, strict=True):
                     rows_hb.append((case, regret, sampler, summary(per_target, None), elapsed))
@@ -234,7 +234,7 @@ def report(command: str, seeds: int, jobs: int, rows_full: list[Any], rows_hb: l
         f"ASHA stopping variant, MinResource 1, MaxResource {MAX_RESOURCE}, eta 3, one bracket, at most "
         f"{HB_MAX_JOBS} trials (AMT's limit), 1 s per epoch; learning curves from `benchmarks/functions.py` "
         "(value at MaxResource = the function; fast and slow learners). Sampler Random is plain Hyperband; "
-        "KDE and Bayesian propose at random a third of the time (RandomFraction). "
+        "MultiFidelityGP and Bayesian propose at random a third of the time (RandomFraction). "
         f'"n.r." (not reached): the run used its {HB_MAX_JOBS} trials without reaching the target; such runs '
         "count as slower than any other in the median and IQR."
     )

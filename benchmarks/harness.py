@@ -110,7 +110,6 @@ OURS: dict[str, dict[str, Any]] = {
     "Bayesian": {"Strategy": "Bayesian"},
     "HB-stop": {"Strategy": "Hyperband"},
     "HB-promo": {"Strategy": "Hyperband", "Variant": "Promotion"},
-    "HB-KDE": {"Strategy": "Hyperband", "Sampler": "KDE"},
     "HB-MFGP": {"Strategy": "Hyperband", "Sampler": "MultiFidelityGP"},
     # the simulated scripts wait at rungs for their verdict (hb_core.barrier), at most BARRIER_TIMEOUT seconds
     "HB-stop-barrier": {"Strategy": "Hyperband", "RungBarrierTimeoutSeconds": 600},

@@ -11,7 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from harness import RunResult
-from report import OURS_ORDER, Block, headline_table, method_table, pairs_table, peer_table, plot, ratio_cell
+from report import (
+    OURS_ORDER,
+    REMOVED_METHODS,
+    Block,
+    headline_table,
+    method_table,
+    pairs_table,
+    peer_table,
+    plot,
+    ratio_cell,
+)
 
 HERE = Path(__file__).resolve().parent
 SEED_RANDOM, SEED_BAYESIAN = 1.72, 1.57  # the seed article: Random/Hyperband and Bayesian/Hyperband at 0.96
@@ -126,12 +136,12 @@ def from_raw(body: dict[str, Any]) -> dict[str, Any]:
     data = {k: body.get(k) for k in ("profile", "started", "machine", "python", "timings", "total", "nas_caps",
                                      "command", "rerendered", "nas_tops")}
     data["timings"] = data["timings"] or {}
-    data["real"] = [run(r) for r in body.get("real") or []]
-    data["mlp"] = [run(r) for r in body.get("mlp") or []]
+    data["real"] = [run(r) for r in body.get("real") or [] if r["method"] not in REMOVED_METHODS]
+    data["mlp"] = [run(r) for r in body.get("mlp") or [] if r["method"] not in REMOVED_METHODS]
     nas = {}
     for key, per in (body.get("nas") or {}).items():
         dataset, workers = key.split("/")
-        nas[(dataset, int(workers))] = {m: [run(r) for r in rs] for m, rs in per.items()}
+        nas[(dataset, int(workers))] = {m: [run(r) for r in rs] for m, rs in per.items() if m not in REMOVED_METHODS}
     data["nas"] = nas
     data["cost"] = [Cost(**c) for c in body.get("cost") or []]
     return data
@@ -175,7 +185,7 @@ def _seed_section(blocks: Sequence[Block]) -> list[str]:
         hard = max(block.targets)
         lines += [(f"Against the seed article (Random/Hyperband {SEED_RANDOM}x, Bayesian/Hyperband {SEED_BAYESIAN}x "
                   f"at its 0.96 target), at {hard:g}:"), ""]
-        for hb in ("HB-stop", "HB-promo", "HB-KDE"):
+        for hb in ("HB-stop", "HB-promo", "HB-MFGP"):
             if hb in block.runs:
                 parts = [_verdict(block, "Random", hb, hard), _verdict(block, "Bayesian", hb, hard)]
                 lines.append(f"- {hb}: " + "; ".join(p for p in parts if p))
@@ -248,8 +258,8 @@ def results_markdown(profile: Any, data: dict[str, Any], cache: Any, *, command:
     if len(pairs) > 2:
         lines += ["## Our variants, seed by seed", "",
                   ("The delayed rung rule (`MinRungResults`: HB-delayed is HB-stop with 3 = eta, HB-promo-delayed "
-                   "is HB-promo with 9 = eta^2), and the samplers (HB-KDE, HB-MFGP) against each other, on the same "
-                   "seeds. `A/B` above 1 means B is faster."), "", *pairs, ""]
+                   "is HB-promo with 9 = eta^2), and the model-based sampler (HB-MFGP) against random sampling, on the "
+                   "same seeds. `A/B` above 1 means B is faster."), "", *pairs, ""]
     lines += [
         "## 1. The seed's first experiment: examples/mlp, 5 parallel trials",
         "",
@@ -322,7 +332,7 @@ def results_markdown(profile: Any, data: dict[str, Any], cache: Any, *, command:
                   "From `benchmarks/peers.py`:", "",
                   *[_markdown(line) for line in (peers.__doc__ or "").splitlines()[2:]], "",
                   ("Peer/ours at the hard target: above 1 means ours is faster. `vs` is our method with the same "
-                  "scheduling rule and sampler family (HB-KDE for the TPE-based Optuna runs); the last two columns "
+                  "scheduling rule and sampler family (HB-MFGP for the model-based ones); the last two columns "
                   "compare with plain HB-stop and HB-promo."), "",
                   *peer_table(blocks), ""]
     if data.get("cost"):

@@ -85,12 +85,12 @@ class Profile:
     seed_offset: int = 0
 
 
-def _nas(dataset: str, cheap: int, kde: int, tpe: dict[int, int], bayes: dict[int, int],
+def _nas(dataset: str, cheap: int, model: int, tpe: dict[int, int], bayes: dict[int, int],
          workers: Sequence[int] = (5, 16, 64)) -> NasPlan:
     seeds: dict[str, dict[int, int]] = {}
     for method in (*CHEAP_OURS, *CHEAP_PEERS):
         seeds[method] = {w: cheap for w in workers}
-    seeds["HB-KDE"] = {w: kde for w in workers}
+    seeds["HB-MFGP"] = {w: model for w in workers}
     for method in MODEL_PEERS:
         seeds[method] = {w: tpe.get(w, 0) for w in workers}
     seeds["Bayesian"] = {w: bayes.get(w, 0) for w in workers}
@@ -100,7 +100,7 @@ def _nas(dataset: str, cheap: int, kde: int, tpe: dict[int, int], bayes: dict[in
 ALL_OURS = tuple(m for m in OURS if m != "HB-MFGP")  # the bench profile's methods; HB-MFGP: the models profile
 #: The model-based comparison (``--profile models``): our model-based Hyperband against HB-stop, the strongest
 #: random-sampling peers and Syne Tune's model-based ones, at the top-1% and top-0.1% targets, 5 and 16 workers.
-MODEL_METHODS = ("HB-stop", "HB-KDE", "HB-MFGP", "HB-delayed", "optuna-SHA", "synetune-ASHA", "raytune-ASHA",
+MODEL_METHODS = ("HB-stop", "HB-MFGP", "HB-delayed", "optuna-SHA", "synetune-ASHA", "raytune-ASHA",
                  "synetune-MOBSTER", "synetune-HyperTune", "synetune-PASHA")
 #: The delayed rung rule at high parallelism (``--profile delayed``): ASHA as today against ``MinRungResults``,
 #: both variants, at 16 and 64 workers.
@@ -116,7 +116,8 @@ def _models(dataset: str, seeds: int, costly: int) -> NasPlan:
     return NasPlan(dataset, plan)
 
 
-#: The issue's plan on every data set and worker count: 50 seeds for the cheap methods, 20 for Bayesian and TPE.
+#: The issue's plan on every data set and worker count: 50 seeds for the cheap methods and HB-MFGP, 20 for Bayesian
+#: and TPE.
 NAS_ISSUE_PLAN = tuple(_nas(d, 50, 50, {5: 20, 16: 20, 64: 20}, {5: 20, 16: 20, 64: 20})
                        for d in ("cifar10", "cifar100", "imagenet"))
 PROFILES = {
@@ -267,7 +268,7 @@ def part_nas(profile: Profile, jobs: int,
             for workers, seeds in per_workers.items():
                 cap = CAP_TIMES_ORACLE[workers] * oracle
                 caps[f"{plan.dataset}/{workers}"] = cap
-                weight = {"Bayesian": 40.0, "optuna-HB": 10.0, "optuna-SHA": 8.0, "HB-KDE": 4.0, "HB-MFGP": 6.0,
+                weight = {"Bayesian": 40.0, "optuna-HB": 10.0, "optuna-SHA": 8.0, "HB-MFGP": 6.0,
                           "synetune-MOBSTER": 60.0, "synetune-HyperTune": 60.0, "synetune-PASHA": 15.0,
                           }.get(method, 1.0)
                 weight *= 1 + workers / 16

@@ -12,8 +12,8 @@ Each run is the pipeline of `hyperband_tuning_pipeline` with three differences:
 - **warm start**: the tuning request gets a `WarmStartConfig` whose parent is the
   tuning job of the last successful run of either DAG (recorded in the Variable
   `hyperband_mlp_last_run` by their `summary` task). `TransferLearning` by default, since
-  the data has usually changed. The parent's trials feed the KDE sampler (BOHB), so the
-  new job proposes from what the last one learned; each run draws its own seed. With no
+  the data has usually changed. The parent's trials feed the MultiFidelityGP sampler, so
+  the new job proposes from what the last one learned; each run draws its own seed. With no
   previous run (or one on another backend) the job starts cold.
 - **a smaller budget**: 20 training jobs instead of 60.
 - **compare with production**: the new model is registered only when its held-out
@@ -54,7 +54,7 @@ MODEL = Asset(f"sagemaker://model-package-group/{MODEL_PACKAGE_GROUP}")  # updat
 def mlp_request(**limits: int) -> dict[str, Any]:
     """``examples/mlp/tuning.json`` with this deployment's role, output path and resource limits.
 
-    For retraining, configurations come from the KDE sampler (BOHB), which the warm start feeds
+    For retraining, configurations come from the MultiFidelityGP sampler, which the warm start feeds
     with the parent's trials (the Random sampler would ignore them), and ``RandomSeed`` is
     dropped, so each run draws its own seed (a stable hash of its tuning job's name) instead of
     re-proposing the parent's configurations.
@@ -65,7 +65,7 @@ def mlp_request(**limits: int) -> dict[str, Any]:
     definition["OutputDataConfig"]["S3OutputPath"] = S3_OUTPUT
     job = request["HyperParameterTuningJobConfig"]
     job["ResourceLimits"].update(limits)
-    job["StrategyConfig"]["HyperbandStrategyConfig"]["Sampler"] = "KDE"
+    job["StrategyConfig"]["HyperbandStrategyConfig"]["Sampler"] = "MultiFidelityGP"
     job.pop("RandomSeed", None)
     return request
 

@@ -32,8 +32,8 @@ Our extensions, in AMT's CamelCase style:
   ``ReductionFactor`` (int >= 2, default 3), ``NumberOfBrackets`` (int >= 1, at
   most the number of rungs, default 1), ``Variant``, ``Sampler``,
   ``ResourceMetricName``, next to AMT's ``MinResource`` (default 1) and
-  ``MaxResource``; ``Sampler`` is ``Random`` (default), ``MultiFidelityGP``, ``KDE`` or ``Bayesian``
-  (see :class:`SamplerType`); ``RandomFraction`` (a number in [0, 1], default
+  ``MaxResource``; ``Sampler`` is ``Random`` (default), ``MultiFidelityGP`` or ``Bayesian``
+  (see :class:`SamplerType`; ``KDE`` is refused, :data:`REMOVED_SAMPLERS`); ``RandomFraction`` (a number in [0, 1], default
   1/3 as in BOHB) is the share of a model-based sampler's proposals drawn at
   random. ``RungBarrierTimeoutSeconds`` (a number in (0, 3600]; absent: the
   barrier is off) turns the rung barrier on: a training script that opts in
@@ -91,6 +91,7 @@ from hb_core.config.definition import (
 from hb_core.config.enums import (
     EarlyStoppingType,
     HyperbandVariant,
+    REMOVED_SAMPLERS,
     ObjectiveType,
     SamplerType,
     Strategy,
@@ -167,6 +168,7 @@ __all__ = [
     "ObjectiveType",
     "RANGES",
     "RANGE_KEYS",
+    "REMOVED_SAMPLERS",
     "ResourceLimits",
     "STRATEGY_CONFIG",
     "SamplerType",

@@ -12,6 +12,7 @@ from typing import Any
 from hb_core import _validate as v
 from hb_core.config.enums import (
     HyperbandVariant,
+    REMOVED_SAMPLERS,
     ObjectiveType,
     SamplerType,
     WarmStartType,
@@ -133,6 +134,11 @@ class HyperbandConfig:
             rule = f"`NumberOfBrackets <= {rungs}, the number of rungs from MinResource to MaxResource` must hold"
             raise ConfigError(f.at("NumberOfBrackets"), rule, brackets)
         variant = f.choice("Variant", HyperbandVariant, default=HyperbandVariant.STOPPING)
+        removed = next((k for k in REMOVED_SAMPLERS if str(f.get("Sampler")).casefold() == k.casefold()), None)
+        if removed is not None:
+            names = ", ".join(member.value for member in SamplerType)
+            raise ConfigError(f.at("Sampler"), f"`Sampler is one of {names}` must hold", f.get("Sampler"),
+                              hint=REMOVED_SAMPLERS[removed])
         sampler = f.choice("Sampler", SamplerType, default=SamplerType.RANDOM)
         fraction_raw = f.get("RandomFraction")
         fraction = cls.random_fraction

@@ -8,8 +8,8 @@ circles, :file:`tests/test_import_graph.py`):
 - :mod:`~hb_core.strategies.gp`: Gaussian-process maths (kernel, fit, fit memo,
   expected improvement and its maximizer).
 - :mod:`~hb_core.strategies.bayesian`: :class:`BayesianSampler` (``Strategy: Bayesian``).
-- :mod:`~hb_core.strategies.model_based`: the model-based Hyperband samplers on one
-  rung level (:class:`KDESampler`, :class:`RungGPSampler`) and their base class.
+- :mod:`~hb_core.strategies.model_based`: the model-based Hyperband sampler on one
+  rung level (:class:`RungGPSampler`) and the base class of both model-based ones.
 - :mod:`~hb_core.strategies.multi_fidelity`: :class:`JointGPSampler`, one GP over
   every rung level.
 - :mod:`~hb_core.strategies.warm_start`: what warm-start parents teach a new job
@@ -21,7 +21,7 @@ from hb_core.state import PriorObservation
 from hb_core.strategies.base import Fallbacks, GridSampler, RandomSampler, Sampler, trial_rng
 from hb_core.strategies.bayesian import BayesianSampler
 from hb_core.strategies.factory import make_sampler
-from hb_core.strategies.model_based import KDESampler, RungGPSampler
+from hb_core.strategies.model_based import RungGPSampler
 from hb_core.strategies.multi_fidelity import JointGPSampler
 from hb_core.strategies.warm_start import prior_observations, seed_rungs, warm_prior
 
@@ -30,7 +30,6 @@ __all__ = [
     "Fallbacks",
     "GridSampler",
     "JointGPSampler",
-    "KDESampler",
     "PriorObservation",
     "RandomSampler",
     "RungGPSampler",

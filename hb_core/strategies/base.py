@@ -29,8 +29,8 @@ Config = dict[str, HyperparameterValue]
 #: ``trial_rng`` streams, one home so no two uses share one. 0 is the plain random proposal (the Random
 #: strategy's draw, which every model-based sampler falls back to); EI: the acquisition's candidates; FIT: a GP
 #: fit's restarts (drawn with index 0: a fit depends on the data, not on the trial); COIN: a model-based
-#: Hyperband sampler's ``RandomFraction`` coin; KDE: the KDE sampler's candidates.
-STREAM_RANDOM, STREAM_EI, STREAM_FIT, STREAM_COIN, STREAM_KDE = 0, 1, 2, 3, 4
+#: Hyperband sampler's ``RandomFraction`` coin. (4 was the removed KDE sampler's; do not reuse it.)
+STREAM_RANDOM, STREAM_EI, STREAM_FIT, STREAM_COIN = 0, 1, 2, 3
 
 
 class Sampler(Protocol):

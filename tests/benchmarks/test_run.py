@@ -9,7 +9,7 @@ def test_the_bench_profile_runs_the_issues_nas_plan_on_every_data_set_and_worker
     profile = run.PROFILES["bench"]
     assert {plan.dataset for plan in profile.nas} == {"cifar10", "cifar100", "imagenet"}
     for plan in profile.nas:
-        for method in (*run.CHEAP_OURS, *run.CHEAP_PEERS, "HB-KDE"):
+        for method in (*run.CHEAP_OURS, *run.CHEAP_PEERS, "HB-MFGP"):
             assert plan.seeds[method] == {5: 50, 16: 50, 64: 50}, (plan.dataset, method)
         for method in ("Bayesian", *run.MODEL_PEERS):
             assert plan.seeds[method] == {5: 20, 16: 20, 64: 20}, (plan.dataset, method)

@@ -17,7 +17,7 @@ def test_the_state_holds_the_asked_rung_observations_and_running_trials():
 
 def test_measure_reports_warm_and_cold_proposals(tmp_path):
     out = tmp_path / "cost.md"
-    assert sampler_cost.main(["--observations", "60", "--repeats", "1", "--samplers", "MultiFidelityGP,KDE",
+    assert sampler_cost.main(["--observations", "60", "--repeats", "1", "--samplers", "MultiFidelityGP,Bayesian",
                               "--out", str(out)]) == 0
     text = out.read_text()
-    assert "| MultiFidelityGP | 60 |" in text and "| KDE | 60 |" in text
+    assert "| MultiFidelityGP | 60 |" in text and "| Bayesian | 60 |" in text

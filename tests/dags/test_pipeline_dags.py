@@ -133,7 +133,7 @@ def test_retraining_warm_starts_and_keeps_a_better_production_model(
     request = result.xcom("configure", "tuning_request")
     assert request["WarmStartConfig"] == {"ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": parent}],
                                           "WarmStartType": "TransferLearning"}
-    assert request["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"]["Sampler"] == "KDE"
+    assert request["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"]["Sampler"] == "MultiFidelityGP"
     tuning = result.xcom("tune", "summary")
     assert tuning["status"] == "Completed" and tuning["tuning_job_name"] != parent
     assert tuning["best_hyperparameters"] != first_run.xcom("tune", "summary")["best_hyperparameters"]  # own seed

@@ -22,7 +22,7 @@ from hb_core.events import Launch, MetricReported, TrialCompleted, TrialStarted
 from hb_core.runner import Tuner
 from hb_core.space import ContinuousParameter, SearchSpace
 from hb_core.state import Trial, TrialStatus, TuningState
-from hb_core.strategies import BayesianSampler, KDESampler, RandomSampler, RungGPSampler, make_sampler, trial_rng
+from hb_core.strategies import BayesianSampler, JointGPSampler, RandomSampler, RungGPSampler, make_sampler, trial_rng
 from hb_core.strategies.gp import GPProposer, Layout, _factor, _neg_log_likelihood, _sqdist, capped, fit_gp, folded
 from tests.helpers import config
 
@@ -156,7 +156,7 @@ def test_make_sampler_dispatches_on_strategy_and_sampler() -> None:
     assert isinstance(make_sampler(config("Bayesian")), BayesianSampler)
     assert isinstance(make_sampler(config("Random")), RandomSampler)
     assert isinstance(make_sampler(config("Hyperband")), RandomSampler)
-    for sampler, kind in (("KDE", KDESampler), ("Bayesian", RungGPSampler)):
+    for sampler, kind in (("MultiFidelityGP", JointGPSampler), ("Bayesian", RungGPSampler)):
         cfg = TuningConfig.from_dict(_with_sampler(sampler))
         assert isinstance(make_sampler(cfg), kind) and make_sampler(cfg).uses_history
 

@@ -28,7 +28,7 @@ STRATEGIES = [
     ("Hyperband", {"variant": "Promotion"}),
     ("Hyperband", {"brackets": 3}),
     ("Bayesian", {}),
-    ("Hyperband", {"sampler": "KDE"}),
+    ("Hyperband", {"sampler": "MultiFidelityGP"}),
     ("Hyperband", {"sampler": "Bayesian", "variant": "Promotion"}),
 ]
 

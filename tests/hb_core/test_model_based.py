@@ -1,4 +1,4 @@
-"""Model-based Hyperband: rung values, the KDE and GP samplers, RandomFraction, and end-to-end runs."""
+"""Model-based Hyperband: rung values, the GP samplers, RandomFraction, the removed KDE, and end-to-end runs."""
 
 from __future__ import annotations
 
@@ -14,11 +14,9 @@ from hb_core.controller import decide, new_state
 from hb_core.curves import make_curve
 from hb_core.errors import ConfigError
 from hb_core.events import Launch
-from hb_core.space import CategoricalParameter, ContinuousParameter, SearchSpace
 from hb_core.state import Trial, TrialStatus, TuningState
 from hb_core.strategies import RandomSampler, make_sampler
-from hb_core.strategies.gp import Layout
-from hb_core.strategies.model_based import DEFAULT_RANDOM_FRACTION, KDESampler, ProductKDE, rung_value
+from hb_core.strategies.model_based import DEFAULT_RANDOM_FRACTION, RungGPSampler, rung_value
 from hb_core.strategies.multi_fidelity import JointGPSampler, refit_size
 from tests.helpers import request
 
@@ -26,7 +24,7 @@ LEVELS = (1, 3, 9, 27)
 OPTIMUM = np.array([0.3, 0.3, 0.3, 0.3])
 
 
-def hb_config(sampler: str = "KDE", **extra: Any) -> TuningConfig:
+def hb_config(sampler: str = "Bayesian", **extra: Any) -> TuningConfig:
     body = request("Hyperband", parallel=4, max_jobs=60)
     body["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"].update(Sampler=sampler, **extra)
     return TuningConfig.from_dict(body)
@@ -58,7 +56,7 @@ def test_rung_value_is_the_first_point_at_or_beyond_the_level(level: int, expect
 
 def test_model_level_is_the_highest_with_enough_values() -> None:
     cfg = hb_config()
-    sampler = KDESampler.from_config(cfg)
+    sampler = RungGPSampler.from_config(cfg)
     assert sampler.min_points == 6  # four hyperparameters: max(4 + 2, 6)
     assert sampler.rung_data(rung_state(cfg, 5)) is None
     data = sampler.rung_data(rung_state(cfg, 7, reach=9, running=2))
@@ -69,7 +67,7 @@ def test_model_level_is_the_highest_with_enough_values() -> None:
     assert data is not None and data.level == 27
 
 
-@pytest.mark.parametrize("kind", ["KDE", "Bayesian", "MultiFidelityGP"])
+@pytest.mark.parametrize("kind", ["Bayesian", "MultiFidelityGP"])
 def test_too_few_observations_fall_back_to_random(kind: str) -> None:
     cfg = hb_config(kind, RandomFraction=0.0)
     state = rung_state(cfg, 5)
@@ -77,19 +75,19 @@ def test_too_few_observations_fall_back_to_random(kind: str) -> None:
     assert all(sampler.propose(state, i) == random.propose(state, i) for i in range(5, 25))
 
 
-@pytest.mark.parametrize(("kind", "fraction"), [("KDE", 0.0), ("KDE", 0.5), ("KDE", 1.0), ("Bayesian", 0.25),
+@pytest.mark.parametrize(("kind", "fraction"), [("Bayesian", 0.0), ("Bayesian", 1.0), ("Bayesian", 0.25),
                                                    ("MultiFidelityGP", 0.25)])
 def test_random_fraction_is_honored(kind: str, fraction: float) -> None:
     cfg = hb_config(kind, RandomFraction=fraction)
     state = rung_state(cfg, 20)
     sampler, random = make_sampler(cfg), RandomSampler(cfg.space)
-    n = 200 if kind == "KDE" else 60
+    n = 60
     share = np.mean([sampler.propose(state, i) == random.propose(state, i) for i in range(20, 20 + n)])
     spread = 3 * math.sqrt(fraction * (1 - fraction) / n)  # three binomial standard deviations
     assert abs(share - fraction) <= spread + 1e-12
 
 
-@pytest.mark.parametrize("kind", ["KDE", "Bayesian", "MultiFidelityGP"])
+@pytest.mark.parametrize("kind", ["Bayesian", "MultiFidelityGP"])
 def test_model_proposals_concentrate_near_the_good_region(kind: str) -> None:
     cfg = hb_config(kind, RandomFraction=0.0)
     state = rung_state(cfg, 30)
@@ -100,7 +98,7 @@ def test_model_proposals_concentrate_near_the_good_region(kind: str) -> None:
     assert all(cfg.space.contains(sampler.propose(state, i)) for i in range(30, 35))  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("kind", ["KDE", "Bayesian", "MultiFidelityGP"])
+@pytest.mark.parametrize("kind", ["Bayesian", "MultiFidelityGP"])
 def test_same_state_and_index_give_the_same_proposal(kind: str) -> None:
     cfg = hb_config(kind)
     state = rung_state(cfg, 12, running=2)
@@ -122,42 +120,14 @@ def test_gp_samplers_spread_simultaneous_launches(kind: str) -> None:
     assert np.min(gaps) > 1e-4
 
 
-def test_product_kde_is_a_density() -> None:
-    space = SearchSpace((ContinuousParameter("x", 0.0, 1.0), CategoricalParameter("c", ("a", "b", "c"))))
-    layout = Layout.of(space)
-    data = np.array([space.encode({"x": x, "c": c}) for x, c in [(0.4, "a"), (0.5, "a"), (0.6, "b")]])
-    kde = ProductKDE(data, layout, min_bandwidth=1e-3)
-    grid = np.linspace(-1.0, 2.0, 3001)
-    total = 0.0
-    for c in ("a", "b", "c"):
-        points = np.array([[x, *space.encode({"x": 0.5, "c": c})[1:]] for x in grid])
-        total += float(np.trapezoid(np.exp(kde.logpdf(points)), grid)) / math.sqrt(2 * math.pi)
-    assert total == pytest.approx(1.0, abs=1e-3)  # Gaussian kernels are unnormalized by sqrt(2 pi) only
-    draws = kde.sample(np.random.default_rng(0), 500, bandwidth_factor=3.0)
-    assert np.all((draws >= 0.0) & (draws <= 1.0))
-    assert np.all(np.isin(draws[:, 1:], (0.0, 1.0))) and np.all(draws[:, 1:].sum(axis=1) == 1.0)
-
-
-def test_kde_bandwidth_floor_keeps_identical_points_usable() -> None:
-    space = SearchSpace((ContinuousParameter("x", 0.0, 1.0),))
-    kde = ProductKDE(np.full((4, 1), 0.3), Layout.of(space), min_bandwidth=0.01)
-    assert kde.bandwidths[0] == 0.01 and np.all(np.isfinite(kde.logpdf(np.array([[0.3], [0.9]]))))
-
-
-def test_kde_sampler_rejects_a_bad_gamma() -> None:
-    cfg = hb_config()
-    with pytest.raises(ConfigError, match="gamma"):
-        KDESampler(cfg.space, LEVELS, 1.0, gamma=0.9)
-
-
 # --- configuration ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     ("extra", "sampler", "fraction"),
-    [({}, SamplerType.RANDOM, 1 / 3), ({"Sampler": "KDE"}, SamplerType.KDE, 1 / 3),
+    [({}, SamplerType.RANDOM, 1 / 3), ({"Sampler": "Bayesian"}, SamplerType.BAYESIAN, 1 / 3),
      ({"Sampler": "Bayesian", "RandomFraction": "0.2"}, SamplerType.BAYESIAN, 0.2),
-     ({"Sampler": "KDE", "RandomFraction": 0}, SamplerType.KDE, 0.0),
+     ({"Sampler": "MultiFidelityGP", "RandomFraction": 0}, SamplerType.MULTI_FIDELITY_GP, 0.0),
      ({"Sampler": "MultiFidelityGP"}, SamplerType.MULTI_FIDELITY_GP, 1 / 3)],
 )
 def test_sampler_and_random_fraction_round_trip(extra: dict[str, Any], sampler: SamplerType, fraction: float) -> None:
@@ -184,15 +154,28 @@ def test_random_fraction_is_checked(value: object, rule: str) -> None:
 
 def test_an_unknown_sampler_names_the_choices() -> None:
     body = request("Hyperband")
-    body["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"]["Sampler"] = "kde"
-    with pytest.raises(ConfigError, match="Did you mean 'KDE'"):
+    body["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"]["Sampler"] = "multifidelitygp"
+    with pytest.raises(ConfigError, match="Did you mean 'MultiFidelityGP'"):
         TuningConfig.from_dict(body)
+
+
+@pytest.mark.parametrize("value", ["KDE", "kde"])
+def test_the_removed_kde_sampler_is_refused_with_its_reason_and_the_alternatives(value: str) -> None:
+    body = request("Hyperband")
+    body["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"]["Sampler"] = value
+    with pytest.raises(ConfigError) as raised:
+        TuningConfig.from_dict(body)
+    error = raised.value
+    assert error.path.endswith("HyperbandStrategyConfig.Sampler") and error.found == value
+    assert error.rule == "`Sampler is one of Random, Bayesian, MultiFidelityGP` must hold"
+    assert str(error).startswith(f"{error.path}: {error.rule}, but got {value!r}. Sampler KDE (BOHB) was removed")
+    assert "level with Random" in str(error) and "use Random, or MultiFidelityGP" in str(error)
 
 
 # --- end to end -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["KDE", "Bayesian", "MultiFidelityGP"])
+@pytest.mark.parametrize("kind", ["Bayesian", "MultiFidelityGP"])
 @pytest.mark.parametrize("extra", [{}, {"NumberOfBrackets": 2, "Variant": "Promotion"}])
 def test_simulated_model_based_hyperband(kind: str, extra: dict[str, Any]) -> None:
     cfg = hb_config(kind, **extra)
@@ -207,14 +190,15 @@ def test_simulated_model_based_hyperband(kind: str, extra: dict[str, Any]) -> No
     assert result.best_objective > plain.best_objective  # type: ignore[operator]
 
 
-def test_kde_never_reproposes_a_configuration_already_tried_on_a_categorical_space() -> None:
-    """On all-categorical spaces a collapsed density kept proposing the same cell (found by benchmarks/)."""
+@pytest.mark.parametrize("kind", ["Bayesian", "MultiFidelityGP"])
+def test_never_reproposes_a_configuration_already_tried_on_a_categorical_space(kind: str) -> None:
+    """On all-categorical spaces a collapsed model kept proposing the same cell (found by benchmarks/)."""
     from hb_core import simulate
     from tests.helpers import config
 
     ranges = {"CategoricalParameterRanges": [
         {"Name": f"op{i}", "Values": ["a", "b", "c", "d", "e"]} for i in range(4)]}
-    cfg = config("Hyperband", parallel=4, max_jobs=120, sampler="KDE", ranges=ranges)
+    cfg = config("Hyperband", parallel=4, max_jobs=120, sampler=kind, ranges=ranges)
 
     def objective(hps: dict, resource: int) -> float:
         return sum(ord(v) for v in hps.values()) / 400 * (1 - 0.5**resource)

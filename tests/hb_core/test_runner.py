@@ -94,7 +94,7 @@ def finished_parent(name: str) -> MemoryStore:
 
 def warm_child(parents: list[str], warm_type: str = "IdenticalDataAndAlgorithm") -> TuningConfig:
     body = request("Hyperband", name="child", parallel=4, max_jobs=20)
-    body["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"]["Sampler"] = "KDE"
+    body["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"]["Sampler"] = "MultiFidelityGP"
     body["WarmStartConfig"] = {
         "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": p} for p in parents],
         "WarmStartType": warm_type,

@@ -22,7 +22,7 @@ from hb_core.errors import StateError
 from hb_core.events import MetricReported, Stop, TrialStarted
 from hb_core.runner import Tuner
 from hb_core.state import Trial, TrialStatus, TuningState
-from hb_core.strategies import BayesianSampler, KDESampler, RandomSampler, RungGPSampler, make_sampler
+from hb_core.strategies import BayesianSampler, JointGPSampler, RandomSampler, RungGPSampler, make_sampler
 from hb_core.strategies.warm_start import SEEDED_KEY, PriorObservation, prior_observations, seed_rungs, warm_prior
 from tests.helpers import DEFAULT_RANGES, request
 
@@ -148,13 +148,13 @@ def test_seeded_rungs_judge_the_first_trials() -> None:
 # --- samplers with a prior ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["Bayesian", "KDE", "HyperbandBayesian"])
+@pytest.mark.parametrize("kind", ["Bayesian", "MultiFidelityGP", "HyperbandBayesian"])
 def test_warm_start_changes_the_first_proposals(kind: str) -> None:
     """With enough prior points the model is active from trial 0 and proposes near the parents' best."""
     if kind == "Bayesian":
         cfg = child_config("Bayesian")
     else:
-        cfg = child_config("Hyperband", Sampler="KDE" if kind == "KDE" else "Bayesian", RandomFraction=0.0)
+        cfg = child_config("Hyperband", Sampler="MultiFidelityGP" if kind == "MultiFidelityGP" else "Bayesian", RandomFraction=0.0)
     parent = parent_state(30)
     prior = prior_observations([parent], cfg.space)
     cold, warm = make_sampler(cfg), make_sampler(cfg, prior=prior)
@@ -185,11 +185,11 @@ def test_bayesian_prior_keeps_the_observations_at_the_largest_resource() -> None
 
 
 def test_rung_samplers_place_prior_observations_at_their_rung() -> None:
-    cfg = child_config("Hyperband", Sampler="KDE")
+    cfg = child_config("Hyperband", Sampler="Bayesian")
     space = cfg.space
     hps = [space.sample(np.random.default_rng(i)) for i in range(8)]
     prior = [PriorObservation(h, float(i), 27 if i < 6 else 5) for i, h in enumerate(hps)]
-    for kind in (KDESampler, RungGPSampler):
+    for kind in (JointGPSampler, RungGPSampler):
         sampler = kind.from_config(cfg, prior)
         data = sampler.rung_data(new_state(cfg, now=0.0))
         assert data is not None and data.level == 27 and len(data.y) == 6
@@ -244,7 +244,7 @@ async def _warm_run(cfg: TuningConfig, curve: Any, parents: MemoryStore, *, rest
     return state
 
 
-@pytest.mark.parametrize(("strategy", "hb"), [("Hyperband", {"Sampler": "KDE"}), ("Bayesian", {})])
+@pytest.mark.parametrize(("strategy", "hb"), [("Hyperband", {"Sampler": "MultiFidelityGP"}), ("Bayesian", {})])
 def test_a_restart_after_the_parent_changed_replays_the_same_proposals(strategy: str, hb: dict[str, Any]) -> None:
     """``decide`` on a checkpoint is the whole truth: the parents' observations were copied into the state when
     the job was created, so a controller restarted after a parent changed proposes what one that never
@@ -269,7 +269,7 @@ def test_a_restart_after_the_parent_changed_replays_the_same_proposals(strategy:
 
 
 def test_the_prior_round_trips_through_a_checkpoint_and_an_older_one_reads_its_parents_once() -> None:
-    cfg = child_config("Hyperband", Sampler="KDE")
+    cfg = child_config("Hyperband", Sampler="MultiFidelityGP")
     parent = parent_state(6)
     prior = warm_prior(cfg, [parent])
     assert len(prior) == 6 * 4 and all(isinstance(p, PriorObservation) for p in prior)
