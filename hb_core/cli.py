@@ -7,7 +7,7 @@
     hb-tune run FILE [--backend local] [--job-dir DIR] [--poll-interval S] [--name NAME]
                      [--gpus-per-trial N [--gpu-devices 0,1,...]]
     hb-tune run FILE --backend sagemaker [--state-uri S3URI] [--endpoint-url URL] [--region R]
-                     [--metric-source logs|cloudwatch] [--metric-period S] [--poll-interval S] [--name NAME]
+                     [--metric-source live|logs|cloudwatch] [--metric-period S] [--poll-interval S] [--name NAME]
     hb-tune show DIR|S3URI             the summary of the tuning job there (or the newest job under DIR)
     hb-tune package DIR --s3 S3URI [--channel NAME=DIR ...] [--create-bucket]
                                        upload DIR as S3URI/sourcedir.tar.gz and each channel under S3URI/data/NAME/
@@ -147,10 +147,12 @@ def _run(args: argparse.Namespace) -> int:
                    "gpu_devices": args.gpu_devices.split(",") if args.gpu_devices is not None else None}
         base_dir = Path(args.file).resolve().parent
     else:
-        if args.metric_source not in ("cloudwatch", "logs"):
-            raise ConfigError("--metric-source", "`--metric-source is cloudwatch or logs` must hold",
-                              args.metric_source)
         from hb_core.backends.s3_store import parse_s3_uri
+        from hb_core.backends.sagemaker import METRIC_SOURCES
+
+        if args.metric_source not in METRIC_SOURCES:
+            raise ConfigError("--metric-source", f"`--metric-source in {METRIC_SOURCES}` must hold",
+                              args.metric_source)
 
         where = args.state_uri or default_s3_state_uri(config, name)
         parse_s3_uri(where, "--state-uri")  # the SageMaker backend's state is in S3
@@ -388,9 +390,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--job-dir", default=None, help="local: state and trials (default: ./hyperband_runs/<job name>)")
     run.add_argument("--state-uri", default=None,
                      help="sagemaker: s3://bucket/prefix of the state (default: <S3OutputPath>/<job name>/hyperband)")
-    run.add_argument("--metric-source", default="logs",
-                     help="sagemaker: logs (default: each printed line, exact) or cloudwatch (exact periods only: "
-                          "needs ResourceMetricName, falls back to the logs)")
+    run.add_argument("--metric-source", default="live",
+                     help="sagemaker: live (default: each printed line, pushed by a CloudWatch Logs Live Tail "
+                          "stream; polls the logs when StartLiveTail is refused), logs (each printed line, polled) "
+                          "or cloudwatch (exact periods only: needs ResourceMetricName, falls back to the logs)")
     run.add_argument("--metric-period", type=int, default=60,
                      help="sagemaker, cloudwatch: seconds per CloudWatch period (default 60, standard resolution)")
     run.add_argument("--poll-interval", type=float, default=None,

@@ -33,6 +33,10 @@ class Faults:
     - ``duplicate_metrics``: publish every CloudWatch datapoint twice.
     - ``metric_lag_seconds``: publish every CloudWatch datapoint this long
       after its timestamp (late arrival; the log line is not delayed).
+    - ``live_tail_error``: answer every ``StartLiveTail`` with this error
+      code (HTTP 400), e.g. ``AccessDeniedException`` (a role without
+      ``logs:StartLiveTail``) or ``LimitExceededException`` (too many
+      sessions); None serves the sessions.
     """
 
     throttle: dict[str, float] = field(default_factory=dict)
@@ -41,6 +45,7 @@ class Faults:
     fail_first: int = 0
     duplicate_metrics: bool = False
     metric_lag_seconds: float = 0.0
+    live_tail_error: str | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -66,13 +71,13 @@ class Faults:
                 self._streak[operation] = 0
                 return None
             draw = self._rng.random()
-            kind = "throttle" if draw < throttle else "5xx" if draw < throttle + errors else None
-            if kind is None:
+            drawn = "throttle" if draw < throttle else "5xx" if draw < throttle + errors else None
+            if drawn is None:
                 self._streak[operation] = 0
                 return None
             self._streak[operation] += 1
-            self.injected[f"{operation}:{kind}"] += 1
-            return kind
+            self.injected[f"{operation}:{drawn}"] += 1
+            return drawn
 
 
 def error_response(protocol: str, kind: str, code: str | None = None, message: str = "") -> tuple[int, dict[str, str],

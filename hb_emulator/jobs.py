@@ -11,7 +11,8 @@ Lifecycle (TrainingJobStatus / SecondaryStatus), as SageMaker reports it:
   local backend's detached supervisor (:mod:`hb_core.backends.process`),
   with the same script-mode environment. Every log line goes to CloudWatch
   Logs (group ``/aws/sagemaker/TrainingJobs``, stream
-  ``<job>/algo-1-<epoch seconds>``); every ``MetricDefinitions`` match to
+  ``<job>/algo-1-<epoch seconds>``, and to the open Live Tail sessions,
+  :mod:`hb_emulator.live_tail`); every ``MetricDefinitions`` match to
   CloudWatch (namespace ``/aws/sagemaker/TrainingJobs``, dimension
   ``Host=<job>/algo-1``, timestamp = the time the line was read). The
   checkpoint directory is uploaded every ``checkpoint_sync_seconds`` and at
@@ -53,6 +54,7 @@ from typing import Any
 
 from hb_core.backends import process as proc
 from hb_emulator.faults import Faults
+from hb_emulator.live_tail import LiveTailHub
 
 __all__ = ["EmulatedJob", "JobFailure", "JobRunner", "Settings"]
 
@@ -124,6 +126,7 @@ class EmulatedJob:
     interrupt_status: str = "Failed"
     hold_outcome: tuple[str, str | None] | None = None
     log_stream: str | None = None
+    last_stamp: int = 0  # the newest log event time (ms): a stream's timestamps never go back
     process: proc.Supervised | None = None
     synced: dict[Path, tuple[int, int]] = field(default_factory=dict)  # checkpoint file -> (mtime_ns, size) uploaded
 
@@ -230,8 +233,10 @@ class MotoClients:
 class JobRunner:
     """Runs the lifecycle of each job on the emulator's engine loop (module docstring)."""
 
-    def __init__(self, aws: MotoClients, settings: Settings, faults: Faults, lock: threading.Lock) -> None:
+    def __init__(self, aws: MotoClients, settings: Settings, faults: Faults, lock: threading.Lock,
+                 live_tail: LiveTailHub | None = None) -> None:
         self.aws = aws
+        self.live_tail = live_tail
         self.settings = settings
         self.faults = faults
         self.lock = lock
@@ -450,13 +455,17 @@ class JobRunner:
     def _publish(self, job: EmulatedJob, lines: list[str]) -> None:
         """Send the lines to CloudWatch Logs and their metric matches to CloudWatch."""
         now = time.time()
-        stamps = [now - (len(lines) - 1 - i) * 0.001 for i in range(len(lines))]  # distinct, in order
+        first = max(int(now * 1000) - (len(lines) - 1), job.last_stamp + 1)
+        job.last_stamp = first + len(lines) - 1
+        stamps = [(first + i) / 1000.0 for i in range(len(lines))]  # distinct ms, in order, after the last batch's
         if job.log_stream is not None:
             for start in range(0, len(lines), 1000):
-                events = [{"timestamp": int(t * 1000), "message": line}
+                events = [{"timestamp": round(t * 1000), "message": line}
                           for t, line in zip(stamps[start:start + 1000], lines[start:start + 1000])]
                 self.aws("logs").put_log_events(logGroupName=LOG_GROUP, logStreamName=job.log_stream,
                                                 logEvents=events)
+                if self.live_tail is not None:
+                    self.live_tail.publish(LOG_GROUP, job.log_stream, events)
         definitions = [(d["Name"], re.compile(d["Regex"]))
                        for d in (job.request.get("AlgorithmSpecification") or {}).get("MetricDefinitions", [])]
         data = []

@@ -14,6 +14,9 @@ One endpoint serves two things:
   DescribeTrainingJob really answers, although botocore's model lists
   ``ResourceNotFound``); stopping an ended job is a ``ValidationException``
   naming its status.
+- ``Logs_20140328.StartLiveTail``: a CloudWatch Logs Live Tail session
+  (:mod:`hb_emulator.live_tail`; moto has none), streaming the log events
+  the jobs publish and the ``PutLogEvents`` proxied to moto.
 - every other request (S3, CloudWatch, CloudWatch Logs, and the SageMaker
   operations it does not emulate, such as the Model Registry's, or tags of a
   resource that is not a training job) is forwarded unchanged to the moto
@@ -23,7 +26,13 @@ One endpoint serves two things:
 
 Before either, :class:`~hb_emulator.faults.Faults` may answer the call
 with a throttling error or a 500 in the caller's protocol (JSON for
-SageMaker and Logs, CBOR for CloudWatch, XML for S3).
+SageMaker and Logs, CBOR for CloudWatch, XML for S3), and
+``Faults.live_tail_error`` refuses every ``StartLiveTail``.
+
+Size: about 550 lines, over the project's 400: the SageMaker API, the proxy
+and the HTTP handler share one request path; the job lifecycle
+(:mod:`hb_emulator.jobs`) and the Live Tail sessions
+(:mod:`hb_emulator.live_tail`) live apart.
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from typing import Any
 from hb_core.backends import process as proc
 from hb_emulator.faults import Faults, error_response
 from hb_emulator.jobs import INTERRUPTED, EmulatedJob, JobRunner, MotoClients, Settings
+from hb_emulator.live_tail import CONTENT_TYPE, LiveTailHub, RequestError, SessionRequest
 
 __all__ = ["Emulator"]
 
@@ -78,11 +88,14 @@ class Emulator:
     ``work_dir/jobs/<name>/``; ``tick`` is how often (seconds) running jobs
     are followed; ``stage_seconds`` how long Starting and Downloading last;
     ``run_processes=False`` makes every job a fake that runs nothing;
-    ``env`` is added to every job's environment; ``faults`` is what to break.
+    ``env`` is added to every job's environment; ``faults`` is what to break;
+    ``live_tail_update_seconds`` and ``live_tail_session_seconds`` pace the
+    Live Tail sessions (AWS: an update a second, sessions of 3 hours).
 
     For tests: ``created`` lists the names of the jobs created, in order;
     ``stop_requests`` the names StopTrainingJob was called with (accepted or
-    not), in order; ``calls`` counts the calls per operation; :meth:`interrupt`,
+    not), in order; ``calls`` counts the calls per operation; ``live_tail`` is
+    the Live Tail hub (``sessions`` opened, ``open`` now); :meth:`interrupt`,
     :meth:`complete` and :meth:`fail` end jobs as SageMaker would.
     """
 
@@ -103,6 +116,8 @@ class Emulator:
         checkpoint_sync_seconds: float = 1.0,
         env: Mapping[str, str] | None = None,
         faults: Faults | None = None,
+        live_tail_update_seconds: float = 1.0,
+        live_tail_session_seconds: float = 3 * 3600.0,
     ) -> None:
         parsed = urllib.parse.urlsplit(moto_endpoint)
         if parsed.scheme != "http" or parsed.hostname not in LOOPBACK or parsed.port is None:
@@ -123,7 +138,9 @@ class Emulator:
         self.calls: Counter[str] = Counter()
         self._jobs: dict[str, EmulatedJob] = {}
         self._lock = threading.Lock()
-        self._runner = JobRunner(MotoClients(self.moto_endpoint, region), self.settings, self.faults, self._lock)
+        self.live_tail = LiveTailHub(update_seconds=live_tail_update_seconds, session_seconds=live_tail_session_seconds)
+        self._runner = JobRunner(MotoClients(self.moto_endpoint, region), self.settings, self.faults, self._lock,
+                                 self.live_tail)
         self._server: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -159,6 +176,7 @@ class Emulator:
         """Stop serving, kill every job process still running, stop the engine."""
         if self._server is None:
             return
+        self.live_tail.close()
         self._server.shutdown()
         self._server.server_close()
         with self._lock:
@@ -250,13 +268,40 @@ class Emulator:
             cloudwatch = "GraniteServiceVersion" in target or "GraniteServiceVersion" in request.path
             request.reply(*error_response(protocol, fault, "Throttling" if cloudwatch else None))
             return
-        self._forward(request, method, body)
+        if target.endswith(".StartLiveTail"):
+            self._live_tail(request, body)
+            return
+        status = self._forward(request, method, body)
+        if target.endswith(".PutLogEvents") and status == 200:
+            sent = json.loads(body or b"{}")
+            self.live_tail.publish(str(sent.get("logGroupName")), str(sent.get("logStreamName")),
+                                   sent.get("logEvents") or [])
+
+    def _live_tail(self, request: _Handler, body: bytes) -> None:
+        """A Live Tail session on this request's connection, until it ends (:mod:`hb_emulator.live_tail`)."""
+        if self.faults.live_tail_error:
+            code = self.faults.live_tail_error
+            request.reply(*error_response("json", "client", code, f"StartLiveTail refused: {code} (injected)"))
+            return
+        try:
+            session = SessionRequest.parse(json.loads(body or b"{}"))
+        except RequestError as exc:
+            request.reply(*error_response("json", "client", exc.code, exc.message))
+            return
+        except ValueError as exc:
+            request.reply(*error_response("json", "client", "SerializationException", str(exc)))
+            return
+        request.start_stream({"Content-Type": CONTENT_TYPE})
+        self.live_tail.serve(session, request.write_chunk)
+        with contextlib.suppress(OSError):
+            request.write_chunk(b"")  # the last chunk: the stream is over
+        request.close_connection = True
 
     def _count(self, operation: str) -> None:
         with self._lock:
             self.calls[operation] += 1
 
-    def _forward(self, request: _Handler, method: str, body: bytes) -> None:
+    def _forward(self, request: _Handler, method: str, body: bytes) -> int:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         if body or method in ("PUT", "POST"):
             headers["Content-Length"] = str(len(body))
@@ -268,6 +313,7 @@ class Emulator:
             reply = {k: v for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP}
             length = response.getheader("Content-Length") if method == "HEAD" else None
             request.reply(response.status, reply, data, length=length)
+            return response.status
         finally:
             connection.close()
 
@@ -487,6 +533,21 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD" and body:
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 self.wfile.write(body)
+
+    def start_stream(self, headers: Mapping[str, str]) -> None:
+        """A 200 whose body follows in HTTP chunks (:meth:`write_chunk`)."""
+        self.send_response(200)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-amzn-RequestId", f"emulator-{time.monotonic_ns()}")
+        self.end_headers()
+        self.wfile.flush()
+
+    def write_chunk(self, data: bytes) -> None:
+        """One HTTP chunk (``b""``: the last one); OSError when the client went away."""
+        self.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("emulator: " + format, *args)

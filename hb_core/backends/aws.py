@@ -69,6 +69,7 @@ __all__ = [
     "default_client_config",
     "epoch",
     "get_metric_data",
+    "without_host_prefix",
 ]
 
 log = logging.getLogger(__name__)
@@ -104,12 +105,21 @@ def default_client_config(**overrides: Any) -> Any:
     return AioConfig(**options)
 
 
+def without_host_prefix(config: Any) -> Any:
+    """``config`` with botocore's host prefixes off: an explicit endpoint URL names the whole host, and an
+    operation's ``hostPrefix`` (``StartLiveTail``'s ``stream-``) would turn ``127.0.0.1`` into an unknown host."""
+    from aiobotocore.config import AioConfig
+
+    return config.merge(AioConfig(inject_host_prefix=False))
+
+
 class AioSessionClients:
     """:class:`AwsClients` on an aiobotocore session.
 
     ``endpoint_urls`` maps a boto service name (``sagemaker``, ``cloudwatch``,
     ``logs``, ``s3``) to its endpoint; a ``"*"`` entry applies to the services
-    not listed. ``config`` defaults to :func:`default_client_config`.
+    not listed. A service with an endpoint gets no host prefix
+    (:func:`without_host_prefix`). ``config`` defaults to :func:`default_client_config`.
     """
 
     def __init__(
@@ -132,9 +142,10 @@ class AioSessionClients:
         return self.endpoint_urls.get(service_name, self.endpoint_urls.get("*"))
 
     def client(self, service_name: str) -> AbstractAsyncContextManager[Any]:
+        endpoint = self.endpoint_url(service_name)
         cm: AbstractAsyncContextManager[Any] = self.session.create_client(
-            service_name, region_name=self.region_name, endpoint_url=self.endpoint_url(service_name),
-            config=self.config,
+            service_name, region_name=self.region_name, endpoint_url=endpoint,
+            config=self.config if endpoint is None else without_host_prefix(self.config),
         )
         return cm
 
@@ -500,7 +511,8 @@ class LogLines:
 
     The stream is found once (DescribeLogStreams), then each :meth:`read`
     follows ``GetLogEvents`` forward tokens from where the last one stopped:
-    every line once, in order.
+    every line once, in order. :meth:`since` reads the events from a time on
+    (a Live Tail catch-up, :mod:`hb_core.backends.live_tail`).
     """
 
     def __init__(self, pool: ClientPool, group: str) -> None:
@@ -508,32 +520,54 @@ class LogLines:
         self.group = group
 
     async def read(self, cursor: MetricCursor) -> list[str]:
-        name = cursor.job_name
+        """The lines after ``cursor``'s forward token (from the stream's head at first); the token moves on."""
+        if await self.stream(cursor) is None:
+            return []
+        lines: list[str] = []
+        for events, token in await self._pages(cursor, {"nextToken": cursor.log_token} if cursor.log_token else {}):
+            for event in events:
+                lines.extend(str(event.get("message", "")).splitlines())
+            cursor.log_token = token or cursor.log_token
+        return lines
+
+    async def since(self, cursor: MetricCursor, start_ms: int | None) -> list[tuple[int, str]]:
+        """(timestamp ms, message) of every event of the stream at or after ``start_ms`` (all when None), in
+        order; ``cursor``'s forward token is left alone. [] when the stream does not exist yet."""
+        if await self.stream(cursor) is None:
+            return []
+        found: list[tuple[int, str]] = []
+        for events, _ in await self._pages(cursor, {"startTime": start_ms} if start_ms is not None else {}):
+            found.extend((int(e.get("timestamp", 0)), str(e.get("message", ""))) for e in events)
+        return found
+
+    async def stream(self, cursor: MetricCursor) -> str | None:
+        """The job's stream (found once with DescribeLogStreams, the first ``<job>/algo-1-``), or None yet."""
         if cursor.log_stream is None:
+            name = cursor.job_name
             try:
                 response = await self.pool.call("logs", "DescribeLogStreams", subject=name, logGroupName=self.group,
                                                 logStreamNamePrefix=f"{name}/algo-1-")
             except AwsCallError as exc:
                 if exc.code in NOT_FOUND:
-                    return []  # no log group yet
+                    return None  # no log group yet
                 raise
             streams = sorted(s["logStreamName"] for s in response.get("logStreams", []))
             if not streams:
-                return []
+                return None
             cursor.log_stream = streams[0]
-        lines: list[str] = []
+        return cursor.log_stream
+
+    async def _pages(self, cursor: MetricCursor, first: Mapping[str, Any]) -> list[tuple[list[dict[str, Any]], str]]:
+        """GetLogEvents pages forward from ``first`` (a token or a start time) until one brings nothing new."""
+        pages: list[tuple[list[dict[str, Any]], str]] = []
+        base: dict[str, Any] = {"logGroupName": self.group, "logStreamName": cursor.log_stream,
+                                "startFromHead": True, **first}
+        params = base
         for _ in range(MAX_PAGES):
-            params: dict[str, Any] = {"logGroupName": self.group, "logStreamName": cursor.log_stream,
-                                      "startFromHead": True}
-            if cursor.log_token:
-                params["nextToken"] = cursor.log_token
-            response = await self.pool.call("logs", "GetLogEvents", subject=name, **params)
-            events = response.get("events", [])
-            for event in events:
-                lines.extend(str(event.get("message", "")).splitlines())
-            token = response.get("nextForwardToken")
-            unchanged = token == cursor.log_token
-            cursor.log_token = token or cursor.log_token
-            if not events or unchanged:
+            response = await self.pool.call("logs", "GetLogEvents", subject=cursor.job_name, **params)
+            events, token = response.get("events", []), str(response.get("nextForwardToken") or "")
+            pages.append((events, token))
+            if not events or not token or token == params.get("nextToken"):
                 break
-        return lines
+            params = {**base, "nextToken": token}  # a start time stays: the token is a position among its events
+        return pages

@@ -13,7 +13,9 @@ connection's ``endpoint_url``. The service names are boto's: ``sagemaker``,
 {"endpoint_url": "http://127.0.0.1:5001"}}}`` sends SageMaker calls to the
 emulator and the rest to moto. The connection's botocore config is kept;
 retries are turned off on top of it, so the backend's own backoff is the one
-that runs.
+that runs. On a custom endpoint the operations' host prefixes are off (as in
+:class:`hb_core.backends.aws.AioSessionClients`): ``StartLiveTail`` would
+otherwise call ``stream-<endpoint host>``.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
-from hb_core.backends.aws import default_client_config
+from hb_core.backends.aws import default_client_config, without_host_prefix
 from hb_core.backends.s3_store import S3Store
 
 __all__ = ["AwsTarget", "HookClients", "s3_store"]
@@ -63,6 +65,8 @@ class HookClients:
 
         hook = AwsBaseHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, client_type=service_name)
         config = hook.config.merge(self.config)  # the connection's botocore config, our retries and timeouts on top
+        if hook.conn_config.get_service_endpoint_url(service_name) is not None:
+            config = without_host_prefix(config)  # a custom endpoint (an emulator) has no stream-<host> for Live Tail
         return hook.get_client_type(region_name=hook.region_name, config=config, deferrable=True)
 
 

@@ -99,9 +99,9 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         Default: the request file's folder, else the DAG file's.
     :param poll_interval: seconds between two decision rounds (default 30, > 0).
     :param backend_options: keyword arguments of the backend, JSON only (they travel to
-        the triggerer). SageMaker: ``metric_source`` (``"logs"``, the values the jobs
-        printed, from CloudWatch Logs, or ``"cloudwatch"``, CloudWatch metrics; the
-        default is the backend's), ``price_table`` (USD per instance-hour),
+        the triggerer). SageMaker: ``metric_source`` (``"live"``, the
+        default: the values the jobs printed, pushed by a CloudWatch Logs Live Tail
+        stream; ``"logs"``: the same lines, polled; ``"cloudwatch"``: CloudWatch metrics), ``price_table`` (USD per instance-hour),
         ``metric_period``, ``metric_dimension``, ``metric_delay_seconds``,
         ``describe_concurrency``. Local: ``stop_grace_seconds``, ``tail_interval``, ``env``,
         ``python``.

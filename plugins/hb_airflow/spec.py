@@ -50,7 +50,7 @@ class TuningSpec:
     - ``poll_interval``: seconds between decision rounds.
     - ``parent_state_uris``: the state stores of the ``WarmStartConfig`` parents, in order.
     - ``backend_options``: keyword arguments of the backend (SageMaker: ``metric_source``
-      ``"logs"`` (default) or ``"cloudwatch"``, ``price_table``, ``metric_period``, ...). JSON only, no secrets.
+      ``"live"`` (default), ``"logs"`` or ``"cloudwatch"``, ``price_table``, ``metric_period``, ...). JSON only, no secrets.
     """
 
     request: dict[str, Any]

@@ -72,3 +72,24 @@ def test_s3_store_needs_an_s3_uri() -> None:
     with pytest.raises(ConfigError, match="state_uri"):
         s3_store(spec("/local/dir"))
     assert HookClients("aws_default").config.retries == {"total_max_attempts": 1, "mode": "standard"}
+
+
+async def test_live_tail_reaches_a_custom_logs_endpoint_without_the_stream_host_prefix(
+    emulator: Callable[..., Emulator], aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """StartLiveTail's ``stream-`` host prefix would send the call to ``stream-127.0.0.1``: on a connection with
+    an endpoint (an emulator, a VPC endpoint) the operation must reach that endpoint as it is."""
+    emu = emulator(run_processes=False)
+    extra = {"endpoint_url": aws, "service_config": {"logs": {"endpoint_url": emu.endpoint}}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_HB_TEST", json.dumps(
+        {"conn_type": "aws", "login": "testing", "password": "testing", "extra": extra}))
+    group = "/aws/sagemaker/TrainingJobs"
+    async with HookClients("aws_hb_test", "us-east-1").client("logs") as logs:
+        await logs.create_log_group(logGroupName=group)
+        arn = (await logs.describe_log_groups(logGroupNamePrefix=group))["logGroups"][0]["logGroupArn"]
+        response = await logs.start_live_tail(logGroupIdentifiers=[arn], logStreamNamePrefixes=["hooked-"])
+        async for event in response["responseStream"]:
+            assert event["sessionStart"]["logStreamNamePrefixes"] == ["hooked-"]
+            break
+        response["responseStream"].close()
+    assert emu.live_tail.sessions == 1
