@@ -22,7 +22,8 @@ it runs ``tests/deployment/test_accounting.py``, whose fixture starts the
 deployment and whose test triggers the small variant of the local demo DAG
 without and with the barrier through the REST API, compares the summary XCom's
 trained epochs with the trials' logs and writes its :class:`Accounting` figures
-to the file ``HB_ACCOUNTING_FIGURES`` names; this prints them.
+to the file ``HB_ACCOUNTING_FIGURES`` names; this prints them (recorded in
+``benchmarks/results/ACCOUNTING.md``).
 
 ``sim`` is :mod:`latency` (NAS-Bench-201, 5 workers, top-1% target) for
 Random, HB-stop and HB-promo with and without the barrier, under ``ideal``
