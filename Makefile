@@ -76,7 +76,8 @@ emulator: $(STAMP)
 # Benchmarks against Random, Bayesian and the peers (benchmarks/run.py); one BLAS thread per process.
 # bench-quick: a few minutes, prints the table, writes benchmarks/results/quick/.
 # bench: ~70 minutes (plus 30-45 the first time, for the MLP curve cache), regenerates
-# benchmarks/results/RESULTS.md and the plots.
+# benchmarks/results/RESULTS.md and the plots; its latency part (about 2 minutes) puts every 5-worker NAS block
+# under ideal, the product's default SageMaker profile and the issue's target side by side, ours and the peers.
 # bench-latency: every NAS block (3 data sets, 5 workers) under ideal and the SageMaker profiles, ours and the
 # peers side by side (benchmarks/latency.py); about 15 minutes on 2 cores; writes benchmarks/results/LATENCY.md.
 .PHONY: bench bench-quick bench-latency

@@ -77,6 +77,25 @@ def one(dataset: str, method: str, seed: int, workers: int, profile: str) -> tup
     return dataset, method, seed, profile, min(run.time_to(task.hard_target), cap), extra
 
 
+#: ``make bench``'s latency part (``benchmarks/run.py``, ``--parts latency``): ideal, the product's default
+#: SageMaker profile and the issue's target, ours and the peers under each.
+BENCH_PROFILES = ("ideal", DEFAULT_SAGEMAKER_PROFILE, "target")
+
+Result = tuple[str, str, int, str, float, dict[str, Any]]
+
+
+def measure(datasets: Sequence[str], profiles: Sequence[str], methods: Sequence[str], workers: int, seeds: int,
+            jobs: int, peer_profiles: set[str] | None = None) -> tuple[list[Result], float]:
+    """Every (data set, profile, method, seed) run, the peers only under ``peer_profiles`` (None: every
+    profile), in ``jobs`` processes; (results, seconds)."""
+    work = [(d, m, s, workers, p) for d in datasets for p in profiles for m in methods for s in range(seeds)
+            if m in OURS or peer_profiles is None or p in peer_profiles]
+    started = time.perf_counter()
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(one, *zip(*work), chunksize=4))
+    return results, time.perf_counter() - started
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=8)
@@ -97,12 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for p in profiles:
         latency_of(p)  # a bad name fails now, not in a worker
     peer_profiles = set(args.peer_profiles.split(","))
-    work = [(d, m, s, args.workers, p) for d in datasets for p in profiles for m in methods for s in range(args.seeds)
-            if m in OURS or p in peer_profiles]
-    started = time.perf_counter()
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(one, *zip(*work), chunksize=4))
-    seconds = time.perf_counter() - started
+    results, seconds = measure(datasets, profiles, methods, args.workers, args.seeds, args.jobs, peer_profiles)
     command = "python benchmarks/latency.py " + " ".join(argv if argv is not None else sys.argv[1:])
     text = report(results, datasets, profiles, methods, args.workers, args.seeds, seconds, command)
     print(text)
@@ -112,8 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def report(results: list[tuple[str, str, int, str, float, dict[str, Any]]], datasets: list[str], profiles: list[str],
-           methods: list[str], workers: int, seeds: int, seconds: float, command: str) -> str:
+def report(results: Sequence[Sequence[Any]], datasets: Sequence[str], profiles: Sequence[str],
+           methods: Sequence[str], workers: int, seeds: int, seconds: float, command: str, heading: str = "#") -> str:
+    """The Markdown report; ``heading`` is its title's level (``##`` inside ``RESULTS.md``), data sets one below."""
     import nasbench
     from tta import speedup, summarize
 
@@ -123,7 +138,7 @@ def report(results: list[tuple[str, str, int, str, float, dict[str, Any]]], data
         times.setdefault((dataset, profile, method), []).append(t)
         extras.setdefault((dataset, profile, method), []).append(extra)
     lines = [
-        "# Hyperband under latency: NAS-Bench-201, ours and the peers under the same delays",
+        f"{heading} Hyperband under latency: NAS-Bench-201, ours and the peers under the same delays",
         "",
         f"Command: `{command}` ({seconds:.0f} s on {os.cpu_count()} CPUs). {workers} workers, {seeds} seeds per cell,",
         "paired by seed. Time-to-target (top-1% accuracy) in virtual seconds: median [95% bootstrap interval];",
@@ -140,7 +155,7 @@ def report(results: list[tuple[str, str, int, str, float, dict[str, Any]]], data
                      f"{lat.stop_delay_seconds:g} / {lat.poll_interval_seconds:g}")
     for dataset in datasets:
         cap = CAP_TIMES_ORACLE * nasbench.oracle(dataset)[0]
-        lines += ["", f"## {nasbench.DATASETS[dataset][0]}", ""]
+        lines += ["", f"{heading}# {nasbench.DATASETS[dataset][0]}", ""]
         header = ["profile", *methods]
         pairs = (("Random", "HB-stop"), ("Random", "HB-promo"), ("HB-promo", "HB-stop"),
                  ("Random", "HB-stop-barrier"), ("Random", "HB-promo-barrier"))

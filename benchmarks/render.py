@@ -113,7 +113,7 @@ def raw(data: dict[str, Any]) -> dict[str, Any]:
     mlp_exact = mlp_real.EASY - 0.01
 
     keys = ("profile", "started", "machine", "python", "timings", "total", "command", "nas_caps", "rerendered",
-            "nas_tops")
+            "nas_tops", "latency")
     out: dict[str, Any] = {k: data.get(k) for k in keys}
     out["real"] = [run(r, mlp_exact) for r in data.get("real") or []]
     out["mlp"] = [run(r, mlp_exact) for r in data.get("mlp") or []]
@@ -134,7 +134,7 @@ def from_raw(body: dict[str, Any]) -> dict[str, Any]:
                          r["trials"], r["epochs"], r.get("extra") or {})
 
     data = {k: body.get(k) for k in ("profile", "started", "machine", "python", "timings", "total", "nas_caps",
-                                     "command", "rerendered", "nas_tops")}
+                                     "command", "rerendered", "nas_tops", "latency")}
     data["timings"] = data["timings"] or {}
     data["real"] = [run(r) for r in body.get("real") or [] if r["method"] not in REMOVED_METHODS]
     data["mlp"] = [run(r) for r in body.get("mlp") or [] if r["method"] not in REMOVED_METHODS]
@@ -216,6 +216,22 @@ def _cost_section(costs: Sequence[Any]) -> list[str]:
         lines.append(f"| {c.trials:,} | {c.workers} | {c.rounds:,} | {c.rounds_per_second:,.0f} | "
                      f"{c.cpu_per_round_us:.0f} | {c.state_bytes:,} | {c.rung_decision_us:.0f} |")
     return lines
+
+
+def _latency_section(part: dict[str, Any], profile: str) -> list[str]:
+    """The ``latency`` part (``benchmarks/run.py``): :func:`latency.report`, one level down."""
+    import latency
+
+    command = f"benchmarks/run.py --profile {profile} --parts latency --latency-seeds {part['seeds']}"
+    text = latency.report(part["results"], part["datasets"], part["profiles"], part["methods"], part["workers"],
+                          part["seeds"], part["seconds"], command, heading="##")
+    head, _, rest = text.strip().partition("\n")
+    note = ("The runs of `make bench-latency` (`benchmarks/latency.py`: `latency.measure`, the same code), under "
+            f"{', '.join(f'`{p}`' for p in part['profiles'])}, with {part['seeds']} seeds per cell; "
+            f"`{latency.DEFAULT_SAGEMAKER_PROFILE}` is the product's default SageMaker profile, `target` the issue's "
+            "(180 s cold start, 20 s warm start, 60 s metric delay, 30 s stop delay). More profiles (the same figures "
+            "where they overlap): `benchmarks/results/LATENCY.md`.")
+    return [head, "", note, rest, ""]
 
 
 def results_markdown(profile: Any, data: dict[str, Any], cache: Any, *, command: str) -> tuple[str, list[Block]]:
@@ -351,6 +367,8 @@ def results_markdown(profile: Any, data: dict[str, Any], cache: Any, *, command:
         lines += [("Not measured here: `benchmarks/cloudwatch_calls.py` (the SageMaker backend against moto at "
                   "1 / 100 / 1,000 running trials) writes `benchmarks/CLOUDWATCH.md`; the next `make bench` "
                   "includes it when that file exists."), ""]
+    if data.get("latency"):
+        lines += _latency_section(data["latency"], profile.name)
     # Written by hand for the run the report names: discussion.md for `bench`, discussion-<profile>.md for others.
     discussion = HERE / ("discussion.md" if profile.name == "bench" else f"discussion-{profile.name}.md")
     if discussion.exists() and profile.name != "quick":

@@ -19,6 +19,10 @@ Parts, in this order (each can be skipped, see ``--help``):
    ``--latency`` (default ``ideal``; ``benchmarks/latency.py`` runs every NAS block under ``ideal`` and
    the product's SageMaker profile side by side, ``make bench-latency``).
 4. ``cost``: the controller's own cost (:mod:`controller_cost`).
+5. ``latency``: every 5-worker NAS block under ``ideal``, the product's default SageMaker profile and the
+   issue's ``target``, ours and the peers under the same delays (:func:`latency.measure`, the code of
+   ``make bench-latency``, with the profile's ``latency_seeds``), rendered side by side in ``RESULTS.md``.
+   Re-run alone into a saved report with ``--from-raw benchmarks/results/raw.json.gz --parts latency``.
 
 Runs are paired by seed: seed ``s`` is ``RandomSeed`` s for our methods and the
 peers' sampler seed. Parts 2 and 3 run in ``--jobs`` processes (one BLAS
@@ -48,8 +52,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-import numpy as np
-from harness import OURS, RunResult
+import numpy as np  # noqa: E402
+from harness import OURS, RunResult  # noqa: E402
 
 RESULTS = HERE / "results"
 CHEAP_OURS = ("Random", "HB-stop", "HB-promo")
@@ -83,6 +87,8 @@ class Profile:
     #: NAS targets, as fractions of the best cells (``--tops``); runs stop at the hardest.
     nas_tops: tuple[float, ...] = (0.01,)
     seed_offset: int = 0
+    #: seeds per method and profile of the ``latency`` part (0: the profile has no latency part)
+    latency_seeds: int = 0
 
 
 def _nas(dataset: str, cheap: int, model: int, tpe: dict[int, int], bayes: dict[int, int],
@@ -129,7 +135,7 @@ PROFILES = {
     "bench": Profile(
         "bench", ALL_OURS, 5, 150.0, ALL_OURS, 40, 300.0,
         NAS_ISSUE_PLAN,
-        (100, 1000, 10_000),
+        (100, 1000, 10_000), latency_seeds=8,
     ),
     "models": Profile(
         "models", (), 0, 0.0, (), 0, 0.0, tuple(_models(d, 5, 2) for d in ("cifar10", "cifar100", "imagenet")), (),
@@ -143,7 +149,7 @@ PROFILES = {
     "full": Profile(
         "full", ALL_OURS, 8, 180.0, ALL_OURS, 80, 300.0,
         NAS_ISSUE_PLAN,
-        (100, 1000, 10_000),
+        (100, 1000, 10_000), latency_seeds=8,
     ),
 }
 
@@ -303,13 +309,29 @@ def part_cost(profile: Profile) -> tuple[list[Any], float]:
     return costs, time.perf_counter() - started
 
 
+def part_latency(profile: Profile, jobs: int, seeds: int | None) -> dict[str, Any]:
+    """:func:`latency.measure` on every data set of the profile at 5 workers, under :data:`latency.BENCH_PROFILES`,
+    ours and the peers alike."""
+    import latency
+
+    seeds = profile.latency_seeds if seeds is None else seeds
+    datasets = [plan.dataset for plan in profile.nas]
+    methods = [*latency.OURS, *latency.PEERS]
+    profiles = list(latency.BENCH_PROFILES)
+    log(f"latency: {len(datasets)} data sets x {len(profiles)} profiles x {len(methods)} methods x {seeds} seeds")
+    results, seconds = latency.measure(datasets, profiles, methods, 5, seeds, jobs)
+    return {"results": results, "datasets": datasets, "profiles": profiles, "methods": methods, "workers": 5,
+            "seeds": seeds, "seconds": seconds}
+
+
 # ---------------------------------------------------------------- main
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=sorted(PROFILES), default="quick")
-    parser.add_argument("--parts", default="real,mlp,nas,cost", help="comma-separated subset of real,mlp,nas,cost")
+    parser.add_argument("--parts", default="real,mlp,nas,cost,latency",
+                        help="comma-separated subset of real,mlp,nas,cost,latency")
     parser.add_argument("--jobs", type=int, default=2, help="processes for the virtual-time parts")
     parser.add_argument("--out", type=Path, default=None,
                         help="report directory (default: benchmarks/results, or benchmarks/results/quick for quick)")
@@ -329,6 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", default="ideal",
                         help="the latency profile of the nas part (hb_core.latency.PROFILES, e.g. sagemaker-logs, "
                              "the product's SageMaker defaults); benchmarks/latency.py puts profiles side by side")
+    parser.add_argument("--latency-seeds", type=int, default=None,
+                        help="seeds per method and profile of the latency part (default: the profile's)")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     if args.methods:
@@ -383,6 +407,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         data["nas_caps"] = {**(data.get("nas_caps") or {}), **caps}
     if "cost" in parts:
         data["cost"], data["timings"]["cost"] = part_cost(profile)
+    if "latency" in parts and (profile.latency_seeds or args.latency_seeds):
+        data["latency"] = part_latency(profile, args.jobs, args.latency_seeds)
+        data["timings"]["latency"] = data["latency"]["seconds"]
     cache = mlp_real.CurveCache(cache_dir)
     if args.from_raw is None:
         data["total"] = time.perf_counter() - started

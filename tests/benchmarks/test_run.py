@@ -45,3 +45,40 @@ def test_the_models_profile_adds_pasha_and_the_delayed_rule_and_the_delayed_prof
     for plan in delayed.nas:
         assert set(plan.seeds) == set(run.DELAYED_METHODS) and {"HB-stop", "HB-delayed"} <= set(plan.seeds)
         assert all(set(per) == {16, 64} for per in plan.seeds.values())
+
+
+def test_the_bench_profile_runs_every_nas_data_set_under_ideal_and_the_sagemaker_default_with_the_peers():
+    import latency
+
+    from hb_core.latency import DEFAULT_SAGEMAKER_PROFILE
+
+    for name in ("bench", "full"):
+        assert run.PROFILES[name].latency_seeds == 8
+    assert run.PROFILES["quick"].latency_seeds == 0
+    assert latency.BENCH_PROFILES[:2] == ("ideal", DEFAULT_SAGEMAKER_PROFILE)
+
+
+def test_the_latency_part_renders_both_profiles_side_by_side_and_survives_the_raw_round_trip(monkeypatch):
+    import json
+
+    import latency
+    import render
+
+    def fake(datasets, profiles, methods, workers, seeds, jobs, peer_profiles=None):
+        assert peer_profiles is None  # the peers run under every profile
+        slower = {"ideal": 1.0, "sagemaker-logs": 1.2, "target": 1.4}
+        return [(d, m, s, p, 1000.0 * slower[p] * (3 if m == "Random" else 1), {"trained": 10, "judged": 9,
+                 "billed": 36.0, "trials": 5, "epochs": 10})
+                for d in datasets for p in profiles for m in methods for s in range(seeds)], 1.0
+
+    monkeypatch.setattr(latency, "measure", fake)
+    profile = run.with_nas_seeds(run.PROFILES["bench"], None, 0, "cifar10")
+    part = run.part_latency(profile, 1, 2)
+    assert part["datasets"] == ["cifar10"] and part["profiles"] == list(latency.BENCH_PROFILES)
+    assert part["methods"] == [*latency.OURS, *latency.PEERS] and part["workers"] == 5
+    back = render.from_raw(json.loads(json.dumps(render.raw({"timings": {}, "latency": part}))))
+    lines = "\n".join(render._latency_section(back["latency"], "bench"))
+    assert lines.startswith("## Hyperband under latency") and "### CIFAR-10" in lines
+    for p in latency.BENCH_PROFILES:
+        assert f"| `{p}` |" in lines
+    assert "| `sagemaker-logs` | 3,600" in lines and "1.00 vs ideal" in lines and "--latency-seeds 2" in lines

@@ -1,7 +1,8 @@
 """One real Airflow deployment per test module: api-server, scheduler, dag-processor and triggerer.
 
 Started by :class:`deploy.local_airflow.LocalAirflow` (the code ``make airflow``
-runs) in a temp home, with the tuning DAGs of :data:`DAGS` and every
+runs) in a temp home, with the tuning DAGs of :data:`DAGS` (or the test
+module's own ``DEPLOYMENT_DAGS``) and every
 component's trial launches appended to ``<home>/launches.txt``. Tests drive it
 through the public REST API as a user would (:class:`Deployment`); the
 teardown stops every component and checks that no process it started (the
@@ -214,11 +215,16 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    """The deployment of the test module, with the DAGs of its ``DEPLOYMENT_DAGS`` and ``DEPLOYMENT_OPTIONS``
+    when it has them, else :data:`DAGS` and :data:`OPTIONS`."""
+    dag_requests = getattr(request.module, "DEPLOYMENT_DAGS", DAGS)
+    options = getattr(request.module, "DEPLOYMENT_OPTIONS", OPTIONS)
     home = tmp_path_factory.mktemp("deployment")
     dags = home / "dags"
     dags.mkdir()
-    (dags / "hb_deployment.py").write_text(DAG_SOURCE.format(dags=json.dumps(DAGS), options=json.dumps(OPTIONS)))
+    (dags / "hb_deployment.py").write_text(DAG_SOURCE.format(dags=json.dumps(dag_requests),
+                                                             options=json.dumps(options)))
     airflow = LocalAirflow(home, dags, _free_port(), extra_env={
         "HB_TEST_LAUNCHES": str(home / "launches.txt"),
         # a killed triggerer's triggers move to the next one after this long without a heartbeat
@@ -229,7 +235,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     try:
         airflow.start_all()
         deployment = Deployment(airflow, airflow.token())
-        for dag_id in DAGS:
+        for dag_id in dag_requests:
             deployment.wait(lambda d=dag_id: airflow.request("GET", f"/api/v2/dags/{d}", token=deployment.token)[0]
                             == 200, 120, f"DAG {dag_id} parsed")
         yield deployment

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from hb_core.backends.s3_store import S3Store
-from hb_emulator import Emulator
 from hb_core.naming import training_job_name
 from hb_core.state import Decision, TrialStatus, TuningState, TuningStatus
+from hb_emulator import Emulator
 from tests import aws_fixtures
 from tests.aws_fixtures import REGION, aio_clients, client, make_bucket
 from tests.deployment.conftest import BUCKET, DAGS, Deployment
