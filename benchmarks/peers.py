@@ -79,8 +79,8 @@ import logging
 import os
 import subprocess
 import sys
-from pathlib import Path
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from harness import METRIC, PAUSE, Hyperparameters, RunResult, Task, run_policy

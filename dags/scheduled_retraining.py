@@ -35,6 +35,7 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, task
+
 from hb_airflow.pipeline import load_request, stage_data, tuning_params, tuning_pipeline
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mlp"

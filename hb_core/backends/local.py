@@ -85,11 +85,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from hb_core import barrier
-from hb_core.backends import process as proc
+from hb_core import barrier, naming
 from hb_core.backends import devices
+from hb_core.backends import process as proc
 from hb_core.backends.clock import RealClock
-from hb_core import naming
 from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import BackendError, ConfigError
 from hb_core.events import (

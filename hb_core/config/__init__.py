@@ -89,9 +89,9 @@ from hb_core.config.definition import (
     TrainingJobDefinition,
 )
 from hb_core.config.enums import (
+    REMOVED_SAMPLERS,
     EarlyStoppingType,
     HyperbandVariant,
-    REMOVED_SAMPLERS,
     ObjectiveType,
     SamplerType,
     Strategy,

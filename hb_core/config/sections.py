@@ -11,8 +11,8 @@ from typing import Any
 
 from hb_core import _validate as v
 from hb_core.config.enums import (
-    HyperbandVariant,
     REMOVED_SAMPLERS,
+    HyperbandVariant,
     ObjectiveType,
     SamplerType,
     WarmStartType,

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hb_airflow.registry import METRIC_KEY, TRAINING_JOB_KEY, TUNING_JOB_KEY, VALUE_KEY
 
+from hb_airflow.registry import METRIC_KEY, TRAINING_JOB_KEY, TUNING_JOB_KEY, VALUE_KEY
 from tests.aws_fixtures import client
 from tests.dags.conftest import TINY, DagResult, aws_environment, run_dag_file
 from tests.hb_airflow.conftest import AirflowHome

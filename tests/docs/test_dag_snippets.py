@@ -272,7 +272,6 @@ def test_the_sensors_behave_as_the_guide_says_on_the_finished_job(local_run: Dag
     from types import SimpleNamespace
 
     from hb_airflow.sensors import HyperbandTuningSensor, TrialRungSensor
-
     from hb_core.backends.stores import LocalFileStore
 
     [tune_id] = [t for t in RUN.tasks if local_run.xcom(t, "summary")]

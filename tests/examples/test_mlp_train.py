@@ -161,7 +161,7 @@ def test_sigterm_stops_promptly(tmp_path):
             proc.wait()
     assert proc.returncode == 143, err
     assert elapsed < 3.0
-    printed = [first.strip()] + [l for l in rest.splitlines() if l]
+    printed = [first.strip()] + [line for line in rest.splitlines() if line]
     for line in printed:
         assert LINE_RE.match(line)
     # the checkpoint holds exactly the epochs that were reported, no partial epoch

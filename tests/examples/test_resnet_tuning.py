@@ -23,8 +23,6 @@ from typing import Any
 
 import pytest
 
-from tests.examples.test_resnet_train import EXAMPLE, LINE_RE, TUNING, load_example, torch
-
 from hb_core.backends import process as proc
 from hb_core.backends.clock import RealClock
 from hb_core.backends.s3_store import S3Store
@@ -36,6 +34,7 @@ from hb_core.state import TrialStatus, TuningState, TuningStatus
 from hb_emulator import Emulator
 from tests import aws_fixtures
 from tests.aws_fixtures import ROLE, aio_clients, client, make_bucket
+from tests.examples.test_resnet_train import EXAMPLE, LINE_RE, TUNING, load_example, torch
 
 moto_server, aws, emulator = aws_fixtures.moto_server, aws_fixtures.aws, aws_fixtures.emulator  # shared fixtures
 

@@ -9,11 +9,11 @@ import pytest
 
 from hb_airflow.aws import HookClients, s3_store
 from hb_airflow.spec import TuningSpec, build_backend, build_store
-from hb_core.backends.sagemaker import SageMakerBackend
 from hb_core.backends.s3_store import S3Store
+from hb_core.backends.sagemaker import SageMakerBackend
 from hb_core.controller import decide, new_state
 from hb_core.errors import ConfigError
-from hb_core.events import Launch, TrialStarted
+from hb_core.events import TrialStarted
 from hb_emulator import Emulator
 from tests.aws_fixtures import ROLE, SCRIPTS, aws, client, emulator, make_bucket, moto_server  # noqa: F401
 

@@ -13,8 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
-from hb_airflow.operators import HyperbandTuningOperator
 
+from hb_airflow.operators import HyperbandTuningOperator
 from hb_core.backends.stores import LocalFileStore
 from hb_core.errors import ConfigError, StateError
 from hb_core.naming import JOB_NAME_PATTERN

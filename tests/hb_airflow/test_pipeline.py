@@ -14,6 +14,7 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.sdk import DAG, Asset, TriggerRule
 from airflow.sdk.definitions.param import ParamValidationError
+
 from hb_airflow.pipeline import (
     configure_request,
     local_model_dir,
@@ -24,7 +25,6 @@ from hb_airflow.pipeline import (
     tuning_pipeline,
 )
 from hb_airflow.registry import decide
-
 from hb_core.errors import ConfigError
 from tests.aws_fixtures import aws, client, make_bucket, moto_server  # noqa: F401 - fixtures
 from tests.hb_airflow.conftest import tiny_request

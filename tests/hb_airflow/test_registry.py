@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+
 from hb_airflow.registry import (
     METRIC_KEY,
     TRAINING_JOB_KEY,
@@ -17,7 +18,6 @@ from hb_airflow.registry import (
     RegistrationDecision,
     decide,
 )
-
 from tests.aws_fixtures import aws, client, moto_server  # noqa: F401 - fixtures
 
 APPROVED, PENDING = ApprovalStatus.APPROVED, ApprovalStatus.PENDING

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hb_airflow.spec import TuningSpec
 from hb_airflow.triggers import HyperbandControllerTrigger, TuningStateTrigger
-
 from hb_core.backends.stores import LocalFileStore
 from hb_core.state import TuningState
 from tests.hb_airflow.conftest import live_group_members, tiny_request
@@ -196,7 +196,6 @@ async def test_a_reader_stops_the_jobs_of_an_abort_that_died_before_its_stops(tm
     """The triggerer dies after the abort's checkpoint (every active trial Stopping) but before any stop is sent:
     the next reader sends the stops again, so no trial trains, and bills, to its end."""
     from hb_airflow.ui.jobs import StateRoot
-
     from hb_core.controller import abort
 
     spec = spec_for(tmp_path, "unstopped", parallel=3, jobs=9, sleep=0.5, max_resource=27)

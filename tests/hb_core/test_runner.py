@@ -161,7 +161,7 @@ def test_an_abort_repeated_on_a_stopping_job_stops_again_and_records_the_ends_it
     async def started() -> TuningState:
         clock = VirtualClock()
         runner = tuner(cfg, SimulatedBackend(mlp_accuracy, clock, cost=mlp_epoch_seconds), MemoryStore(), clock)
-        state = await runner.start()
+        await runner.start()
         await clock.sleep_until(runner._wake_time())
         return await runner.step()
 

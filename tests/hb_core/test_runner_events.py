@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from hb_core.protocols import EventSource, VerdictSink
 from hb_core.backends.clock import VirtualClock
 from hb_core.backends.local import LocalBackend
 from hb_core.backends.simulated import SimulatedBackend
 from hb_core.backends.stores import MemoryStore
 from hb_core.controller import decide
 from hb_core.events import Event, MetricReported, TrialStarted
+from hb_core.protocols import EventSource, VerdictSink
 from hb_core.runner import RUNG_POLL_DIVISOR, Tuner, rung_due_time
 from hb_core.state import TuningState
 from tests.helpers import config, fresh

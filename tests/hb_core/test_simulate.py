@@ -16,10 +16,9 @@ from hb_core import cli
 from hb_core.backends.clock import VirtualClock
 from hb_core.backends.simulated import SimulatedBackend
 from hb_core.backends.stores import MemoryStore
+from hb_core.config import TuningConfig
 from hb_core.curves import make_curve, mlp_accuracy, mlp_epoch_seconds
 from hb_core.runner import Tuner
-from hb_core.simulate import SimulationResult
-from hb_core.config import TuningConfig
 from hb_core.state import TuningState, TuningStatus
 from tests.helpers import config, request
 

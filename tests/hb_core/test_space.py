@@ -377,7 +377,7 @@ def _set(ranges: dict[str, Any], kind: str, i: int, key: str, value: Any) -> dic
 
 
 DELETE = object()
-C, I, K = "ContinuousParameterRanges", "IntegerParameterRanges", "CategoricalParameterRanges"
+C, I, K = "ContinuousParameterRanges", "IntegerParameterRanges", "CategoricalParameterRanges"  # noqa: E741 (the three range kinds by initial, as the table below reads)
 
 # (id, mutation (kind, index, key, bad value), path fragment, rule fragment, a good value for the same key)
 # fmt: off

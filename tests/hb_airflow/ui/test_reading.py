@@ -10,9 +10,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
 from hb_airflow.ui import charts, views
 from hb_airflow.ui.jobs import BadJobName, StateRoot, UnknownJob, check_job_name
-
 from hb_core.backends.stores import LocalFileStore
 from hb_core.state import Decision, TrialStatus
 from tests.hb_airflow.ui.jobs import save_job
@@ -234,6 +234,7 @@ def test_nice_ticks(lo: float, hi: float, expected: list[float]) -> None:
 def test_the_state_root_comes_from_the_airflow_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from airflow.configuration import AIRFLOW_HOME
     from fastapi import HTTPException
+
     from hb_airflow.ui import app
 
     monkeypatch.delenv("AIRFLOW__HYPERBAND__STATE_ROOT", raising=False)

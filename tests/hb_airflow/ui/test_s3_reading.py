@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hb_airflow.ui.jobs import BadJobName, StateRootUnavailable, UnknownJob
 from hb_airflow.ui.s3_jobs import S3StateRoot
-
 from hb_core.backends.s3_store import S3Store
 from hb_core.errors import ConfigError
 from hb_core.state import Decision, TuningState

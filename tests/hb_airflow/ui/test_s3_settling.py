@@ -18,12 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hb_airflow.ui.s3_jobs import S3StateRoot
-
 from hb_core.backends.clock import RealClock
 from hb_core.backends.s3_store import S3Store
-from hb_emulator import Emulator
 from hb_core.runner import Tuner
 from hb_core.state import TrialStatus, TuningState, TuningStatus
+from hb_emulator import Emulator
 from tests import aws_fixtures
 from tests.aws_fixtures import aio_clients, client, make_bucket, wait_for
 from tests.hb_core.backends.test_sagemaker import BUCKET, backend, request

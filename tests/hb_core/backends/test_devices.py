@@ -18,9 +18,6 @@ from typing import Any
 
 import pytest
 
-from tests.hb_core.backends import test_local
-from tests.helpers import collect
-
 from hb_core.backends import devices
 from hb_core.backends.clock import RealClock
 from hb_core.backends.devices import GpuPool, detect_devices, environment, parse_visible_devices
@@ -32,6 +29,8 @@ from hb_core.errors import BackendError, ConfigError
 from hb_core.events import Launch
 from hb_core.runner import Tuner
 from hb_core.state import TrialStatus, TuningStatus
+from tests.hb_core.backends import test_local
+from tests.helpers import collect
 
 no_process_left = test_local.no_process_left  # autouse: kills whatever a failing test left running
 MAX_PARALLEL = "HyperParameterTuningJobConfig.ResourceLimits.MaxParallelTrainingJobs"

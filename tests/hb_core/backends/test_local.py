@@ -21,8 +21,6 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import collect as poll_until
-
 from hb_core.backends import process as proc
 from hb_core.backends.clock import RealClock
 from hb_core.backends.local import LocalBackend
@@ -34,6 +32,7 @@ from hb_core.events import Event, Launch, MetricReported, Resume, TrialFailed, T
 from hb_core.naming import JOB_NAME_PATTERN
 from hb_core.runner import Tuner
 from hb_core.state import TrialStatus, TuningStatus
+from tests.helpers import collect as poll_until
 
 SCRIPTS = Path(__file__).parent / "scripts"
 TERMINAL = ("TrialCompleted", "TrialFailed", "TrialStopped")

@@ -22,8 +22,6 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import collect as poll_until
-
 from hb_core.backends import process as proc
 from hb_core.backends.aws import AwsCallError, RetryPolicy
 from hb_core.backends.clock import RealClock
@@ -49,6 +47,7 @@ from hb_core.state import TrialStatus, TuningState, TuningStatus
 from hb_emulator import Emulator, Faults
 from tests import aws_fixtures
 from tests.aws_fixtures import ROLE, SCRIPTS, FastClock, aio_clients, client, make_bucket
+from tests.helpers import collect as poll_until
 
 moto_server, aws, emulator = aws_fixtures.moto_server, aws_fixtures.aws, aws_fixtures.emulator  # shared fixtures
 

@@ -16,9 +16,9 @@ import pytest
 
 from hb_core import barrier
 from hb_core.backends import process as proc
-from hb_emulator import Emulator
 from hb_core.events import Launch, MetricReported, RungVerdict, TrialStarted, TrialStopped
 from hb_core.state import TrialStatus, TuningStatus
+from hb_emulator import Emulator
 from tests import aws_fixtures
 from tests.aws_fixtures import client, make_bucket
 from tests.hb_core.backends.test_sagemaker import (  # noqa: F401 - no_process_left: kill leftovers
