@@ -349,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="comma-separated: run only these methods (with --from-raw, their runs replace or "
                              "join the saved ones, e.g. a peer added to a saved run)")
     parser.add_argument("--latency", default="ideal",
-                        help="the latency profile of the nas part (hb_core.latency.PROFILES, e.g. sagemaker-logs, "
+                        help="the latency profile of the nas part (hb_core.latency.PROFILES, e.g. sagemaker-live, "
                              "the product's SageMaker defaults); benchmarks/latency.py puts profiles side by side")
     parser.add_argument("--latency-seeds", type=int, default=None,
                         help="seeds per method and profile of the latency part (default: the profile's)")

@@ -64,6 +64,7 @@ from hb_core.backends.stores import LocalFileStore
 from hb_core.config import TuningConfig
 from hb_core.curves import CURVES, make_curve
 from hb_core.errors import ConfigError, HyperbandError
+from hb_core.latency import DEFAULT_SAGEMAKER_PROFILE, PROFILES
 from hb_core.naming import default_s3_state_uri, model_artifacts_uri, parent_state_uris, training_job_name
 from hb_core.plan import nominal_resource_per_trial, plan_text
 from hb_core.protocols import Backend, Closable
@@ -372,9 +373,8 @@ def _parser() -> argparse.ArgumentParser:
                                "our extension keys); exit 2 if anywhere")
     plan = commands.add_parser("plan", help="print rung levels, brackets and the resource a job may spend")
     plan.add_argument("file")
-    plan.add_argument("--latency", default=None, help="a latency profile: ideal, local, sagemaker-logs, "
-                      "sagemaker-cloudwatch, sagemaker-live (default: sagemaker-logs for a SageMaker training "
-                      "job definition, else local)")
+    plan.add_argument("--latency", default=None, help=f"a latency profile: {', '.join(PROFILES)} (default: "
+                      f"{DEFAULT_SAGEMAKER_PROFILE} for a SageMaker training job definition, else local)")
     plan.add_argument("--resource-seconds", type=float, default=None,
                       help="seconds one resource unit (an epoch) trains, to check MinResource against the latency")
     sim = commands.add_parser("simulate", help="run the tuning job in virtual time on a built-in curve family")
