@@ -295,6 +295,8 @@ class _LatentPolicyRun:
         asked = self.policy.ask()
         if asked is None:
             return
+        if len(asked) != 2:  # a resumed trial: only run_policy's ideal-latency loop resumes paused trials
+            raise ValueError(f"`a new trial under latency` must hold, but got a paused trial to resume: {asked!r}")
         self.started += 1
         handle, config = asked
         warm = slot in self.used and self.latency.warm_startup_seconds is not None

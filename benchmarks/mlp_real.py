@@ -179,13 +179,15 @@ class CurveCache:
             atexit.register(shutil.rmtree, self._scratch, True)
         return self._scratch
 
-    def _ensure_data(self) -> None:
+    def _ensure_data(self) -> tuple[Any, ...]:
+        """(x_train, y_train, x_val, y_val), standardized, loaded on first use."""
         if self._data is None:
             mlp = self._mlp = _mlp_module()
             x_tr, y_tr, x_va, y_va, _ = mlp.load_data({})  # no SM_CHANNEL_*: the built-in data, as in the trials
             x_tr_s, x_va_s, _, _ = mlp.standardize(x_tr, x_va)
             self._data = (x_tr_s, y_tr, x_va_s, y_va)
             self._fingerprint_data = mlp.data_fingerprint(x_tr_s, y_tr, x_va_s, y_va)
+        return self._data
 
     def _hps(self, hyperparameters: Mapping[str, Any]) -> dict[str, Any]:
         key = json.loads(config_key(hyperparameters))
@@ -198,10 +200,10 @@ class CurveCache:
         while len(curve["acc"]) < epoch:
             live = self._live.get(key)
             if live is None or len(live.history) != len(curve["acc"]):
-                self._ensure_data()
+                data = self._ensure_data()
                 hps = self._hps(hyperparameters)
-                fingerprint = self._mlp.run_fingerprint(hps, self._fingerprint_data, self._data[0].shape[1])
-                live = _Live(self._mlp, self._data, fingerprint, hps, self._scratch_dir())
+                fingerprint = self._mlp.run_fingerprint(hps, self._fingerprint_data, data[0].shape[1])
+                live = _Live(self._mlp, data, fingerprint, hps, self._scratch_dir())
                 for _ in range(len(curve["acc"])):  # a curve cached without its trainer: replay to catch up
                     live.epoch()
                     self.trained_epochs += 1
@@ -248,7 +250,8 @@ class CurveCache:
 
 def ranges() -> dict[str, Any]:
     body = json.loads(REQUEST.read_text())
-    return body["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    parameter_ranges: dict[str, Any] = body["HyperParameterTuningJobConfig"]["ParameterRanges"]
+    return parameter_ranges
 
 
 def virtual_task(cache: CurveCache) -> Task:
@@ -264,7 +267,7 @@ def virtual_task(cache: CurveCache) -> Task:
 
 def real_request(method: str, seed: int, cap: float, target: float = HARD) -> dict[str, Any]:
     """``examples/mlp/tuning.json`` for ``method`` with seed, target and the run's cap."""
-    body = json.loads(REQUEST.read_text())
+    body: dict[str, Any] = json.loads(REQUEST.read_text())
     config = body["HyperParameterTuningJobConfig"]
     spec = dict(OURS[method])
     config["Strategy"] = spec.pop("Strategy")

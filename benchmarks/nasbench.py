@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from harness import Task
 from scipy.special import ndtr, ndtri
 
@@ -61,16 +62,18 @@ KAPPA = 0.3  # share of per-epoch noise in the latent's residual (the rest is th
 PROGRESS_FLOOR, PROGRESS_POWER = 0.55, 1.5
 
 
-def correlation(epoch: int | np.ndarray, max_epoch: int = EPOCHS) -> np.ndarray:
+def correlation(epoch: int | np.ndarray, max_epoch: int = EPOCHS) -> npt.NDArray[np.float64]:
     """``r(e)``: the correlation between the epoch-``e`` latent and the final rank latent."""
     t = np.log(np.asarray(epoch, dtype=float)) / math.log(max_epoch)
-    return 1.0 - CORR_A * (1.0 - np.clip(t, 0.0, 1.0)) ** CORR_GAMMA
+    r: npt.NDArray[np.float64] = 1.0 - CORR_A * (1.0 - np.clip(t, 0.0, 1.0)) ** CORR_GAMMA
+    return r
 
 
-def progress(epoch: int | np.ndarray, max_epoch: int = EPOCHS) -> np.ndarray:
+def progress(epoch: int | np.ndarray, max_epoch: int = EPOCHS) -> npt.NDArray[np.float64]:
     """``g(e)``: the share of the way from chance to the final accuracy at epoch ``e``."""
     t = np.clip(np.log(np.asarray(epoch, dtype=float)) / math.log(max_epoch), 0.0, 1.0)
-    return PROGRESS_FLOOR + (1.0 - PROGRESS_FLOOR) * t**PROGRESS_POWER
+    g: npt.NDArray[np.float64] = PROGRESS_FLOOR + (1.0 - PROGRESS_FLOOR) * t**PROGRESS_POWER
+    return g
 
 
 def _normal(*parts: str) -> float:
@@ -131,11 +134,12 @@ class CurveModel:
         self._r = correlation(np.arange(1, max_epoch + 1), max_epoch)
         self._g = progress(np.arange(1, max_epoch + 1), max_epoch)
 
-    def quantile(self, p: np.ndarray | float) -> np.ndarray:
+    def quantile(self, p: np.ndarray | float) -> npt.NDArray[np.float64]:
         """``Q(p)``: the final accuracy at quantile ``p`` (linear interpolation between cells)."""
         n = len(self.sorted_final)
         position = np.clip(np.asarray(p, dtype=float) * n - 0.5, 0.0, n - 1.0)
-        return np.interp(position, np.arange(n), self.sorted_final)
+        q: npt.NDArray[np.float64] = np.interp(position, np.arange(n), self.sorted_final)
+        return q
 
     def latent(self, index: int, epoch: int, noise: float | None = None) -> float:
         r = self._r[epoch - 1]
@@ -150,7 +154,7 @@ class CurveModel:
         borrowed = float(self.quantile(ndtr(self.latent(index, epoch))))
         return self.chance + (borrowed - self.chance) * float(self._g[epoch - 1])
 
-    def curves_at(self, epoch: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    def curves_at(self, epoch: int, rng: np.random.Generator | None = None) -> npt.NDArray[np.float64]:
         """Every cell's accuracy at ``epoch`` (vectorized; per-epoch noise from ``rng`` when given, for tests)."""
         r, g = self._r[epoch - 1], self._g[epoch - 1]
         if epoch >= self.max_epoch:
@@ -161,7 +165,8 @@ class CurveModel:
             noise = rng.standard_normal(len(self.table.keys))
         w = math.sqrt(1.0 - KAPPA) * self.speed + math.sqrt(KAPPA) * noise
         latent = r * self.rank_latent + math.sqrt(max(0.0, 1.0 - r * r)) * w
-        return self.chance + (self.quantile(ndtr(latent)) - self.chance) * g
+        accuracies: npt.NDArray[np.float64] = self.chance + (self.quantile(ndtr(latent)) - self.chance) * g
+        return accuracies
 
     def curve(self, index: int) -> list[float]:
         return [self.accuracy(index, e) for e in range(1, self.max_epoch + 1)]

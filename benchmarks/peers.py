@@ -205,7 +205,8 @@ class SyneTunePolicy:
         return trial, dict(trial.config)
 
     def report(self, handle: Any, epoch: int, value: float) -> bool:
-        return self.scheduler.on_trial_result(handle, {METRIC: value, "epoch": epoch}) != "STOP"
+        decision: str = self.scheduler.on_trial_result(handle, {METRIC: value, "epoch": epoch})  # "CONTINUE", ...
+        return decision != "STOP"
 
     def finish(self, handle: Any, epoch: int, value: float, completed: bool) -> None:
         if completed:
@@ -228,23 +229,27 @@ class RayTunePolicy:
         self._stop = TrialScheduler.STOP
         self._next_id = 0
 
+    # Ray types each scheduler hook's first argument as the TuneController; ASHA never reads it and these stub
+    # trials run without one, hence None and the `type: ignore[arg-type]`s below.
     def ask(self) -> tuple[Any, Hyperparameters]:
         from ray.tune.experiment import Trial
 
         config = {name: _plain(domain.sample(random_state=self.rng)) for name, domain in self.space.items()}
         trial = Trial("hb-bench", config=config, trial_id=f"{self._next_id:05d}", stub=True)
         self._next_id += 1
-        self.scheduler.on_trial_add(None, trial)
+        self.scheduler.on_trial_add(None, trial)  # type: ignore[arg-type]  # no TuneController: stub trials
         return trial, dict(config)
 
     def report(self, handle: Any, epoch: int, value: float) -> bool:
-        return self.scheduler.on_trial_result(None, handle, {METRIC: value, "epoch": epoch}) != self._stop
+        result = {METRIC: value, "epoch": epoch}
+        decision = self.scheduler.on_trial_result(None, handle, result)  # type: ignore[arg-type]
+        return decision != self._stop
 
     def finish(self, handle: Any, epoch: int, value: float, completed: bool) -> None:
         result = {METRIC: value, "epoch": epoch}
         if completed:  # the last epoch's result (STOP at max_t), then what TuneController.stop_trial calls
-            self.scheduler.on_trial_result(None, handle, result)
-        self.scheduler.on_trial_complete(None, handle, result)
+            self.scheduler.on_trial_result(None, handle, result)  # type: ignore[arg-type]
+        self.scheduler.on_trial_complete(None, handle, result)  # type: ignore[arg-type]
 
 
 class SyneTuneLegacyPolicy:
@@ -348,7 +353,7 @@ class SyneTunePashaPolicy:
 
     def report(self, handle: Any, epoch: int, value: float) -> bool | str:
         self._last[handle.trial_id] = (epoch, value)
-        decision = self.scheduler.on_trial_result(handle, {METRIC: value, "epoch": epoch})
+        decision: str = self.scheduler.on_trial_result(handle, {METRIC: value, "epoch": epoch})
         if decision in ("STOP", "PAUSE"):
             self.scheduler.on_trial_remove(handle)
         if decision == "PAUSE":

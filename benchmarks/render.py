@@ -222,13 +222,15 @@ def _latency_section(part: dict[str, Any], profile: str) -> list[str]:
     """The ``latency`` part (``benchmarks/run.py``): :func:`latency.report`, one level down."""
     import latency
 
+    from hb_core.latency import DEFAULT_SAGEMAKER_PROFILE  # where latency.py takes it from
+
     command = f"benchmarks/run.py --profile {profile} --parts latency --latency-seeds {part['seeds']}"
     text = latency.report(part["results"], part["datasets"], part["profiles"], part["methods"], part["workers"],
                           part["seeds"], part["seconds"], command, heading="##")
     head, _, rest = text.strip().partition("\n")
     note = ("The runs of `make bench-latency` (`benchmarks/latency.py`: `latency.measure`, the same code), under "
             f"{', '.join(f'`{p}`' for p in part['profiles'])}, with {part['seeds']} seeds per cell; "
-            f"`{latency.DEFAULT_SAGEMAKER_PROFILE}` is the product's default SageMaker profile, `target` the issue's "
+            f"`{DEFAULT_SAGEMAKER_PROFILE}` is the product's default SageMaker profile, `target` the issue's "
             "(180 s cold start, 20 s warm start, 60 s metric delay, 30 s stop delay). More profiles (the same figures "
             "where they overlap): `benchmarks/results/LATENCY.md`.")
     return [head, "", note, rest, ""]

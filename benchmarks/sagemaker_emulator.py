@@ -114,7 +114,7 @@ def run_one(endpoint: str, request: Path, source: str, work: Path, period: int |
             delays.setdefault(d["trial_id"], []).append(d["time"] - stamp)
     finish = state["finish"] or {}
     best = next(t for t in trials if t["trial_id"] == finish.get("best_trial_id"))
-    rungs = {}
+    rungs: dict[int, set[str]] = {}  # rung (resource) -> trial ids decided there
     for d in rung_decisions:
         rungs.setdefault(d["rung"], set()).add(d["trial_id"])
     return {

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import hb_core  # noqa: E402
 from hb_core.controller import decide, new_state  # noqa: E402
 from hb_core.curves import make_curve, mlp_epoch_seconds  # noqa: E402
-from hb_core.events import MetricReported, TrialStarted  # noqa: E402
+from hb_core.events import Event, MetricReported, TrialStarted  # noqa: E402
+from hb_core.pstruct import SortedItems  # noqa: E402
 from hb_core.state import Rung  # noqa: E402
 from tests.helpers import config  # noqa: E402
 
@@ -41,10 +42,10 @@ def decision_cost(n: int, repeats: int = 2000) -> float:
     """Microseconds for one rung decision when the rung already holds n values."""
     cfg = config("Hyperband", parallel=1, max_jobs=10)
     state, _ = decide(new_state(cfg, now=0.0), [], 0.0)
-    keys = tuple(sorted(-(i / n) for i in range(n)))
+    keys = SortedItems(sorted(-(i / n) for i in range(n)))  # what Rung's __post_init__ would build from a tuple
     state = dataclasses.replace(state, rungs=((Rung(1, keys), *state.rungs[0][1:]),))
     state, _ = decide(state, [TrialStarted("0000", 1, 0.0)], 0.0)
-    event = [MetricReported("0000", 1, 1.0, 0.5)]
+    event: list[Event] = [MetricReported("0000", 1, 1.0, 0.5)]
     start = time.perf_counter()
     for _ in range(repeats):
         decide(state, event, 1.0)

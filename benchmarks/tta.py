@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "Summary",
@@ -41,6 +42,8 @@ __all__ = [
 ]
 
 Trace = Sequence[tuple[float, float]]
+# Samples of seconds (or values): a plain sequence, or the float array that :func:`censor` returns.
+Values = Sequence[float] | npt.NDArray[np.float64]
 BOOTSTRAP = 2000
 
 
@@ -52,14 +55,15 @@ def time_to_target(trace: Trace, target: float) -> float:
     return math.inf
 
 
-def censor(times: Sequence[float], cap: float) -> np.ndarray:
+def censor(times: Sequence[float], cap: float) -> npt.NDArray[np.float64]:
     """Times with every value beyond ``cap`` (not reached, or reached too late) set to ``cap``."""
     if not cap > 0:
         raise ValueError(f"`cap > 0` must hold, but got cap={cap!r}")
-    return np.minimum(np.asarray(times, dtype=float), float(cap))
+    censored: npt.NDArray[np.float64] = np.minimum(np.asarray(times, dtype=float), float(cap))
+    return censored
 
 
-def bootstrap_median(values: Sequence[float], *, n: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_median(values: Values, *, n: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float, float]:
     """(median, low, high): the median and its 95% percentile-bootstrap interval."""
     data = np.asarray(values, dtype=float)
     if data.size == 0:
@@ -70,7 +74,7 @@ def bootstrap_median(values: Sequence[float], *, n: int = BOOTSTRAP, seed: int =
     return float(np.median(data)), float(low), float(high)
 
 
-def speedup(slower: Sequence[float], faster: Sequence[float], *, paired: bool, n: int = BOOTSTRAP,
+def speedup(slower: Values, faster: Values, *, paired: bool, n: int = BOOTSTRAP,
             seed: int = 0) -> tuple[float, float, float]:
     """(ratio, low, high): median(slower) / median(faster) with a 95% bootstrap interval.
 
@@ -155,7 +159,7 @@ def oracle_time(curve: Sequence[float], seconds_per_step: Sequence[float], targe
     return math.inf
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+def spearman(a: Values, b: Values) -> float:
     """Spearman's rank correlation (average ranks for ties)."""
     ra, rb = _ranks(np.asarray(a, dtype=float)), _ranks(np.asarray(b, dtype=float))
     return float(np.corrcoef(ra, rb)[0, 1])
