@@ -23,13 +23,16 @@ import math
 import os
 import sys
 import time
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import train as mlp  # noqa: E402  (the example's own training script)
 
-SPACE = {  # mirrors ParameterRanges in tuning.json (all log-scaled)
+# mirrors ParameterRanges in tuning.json (all log-scaled): name -> (low, high, type)
+SPACE: dict[str, tuple[float, float, type[int] | type[float]]] = {
     "units": (10, 1000, int),
     "learning_rate": (1e-4, 0.1, float),
     "l2": (1e-6, 2.0, float),
@@ -37,11 +40,11 @@ SPACE = {  # mirrors ParameterRanges in tuning.json (all log-scaled)
 }
 
 
-def sample_configs(n, seed):
+def sample_configs(n: int, seed: int) -> list[dict[str, Any]]:
     rng = np.random.Generator(np.random.PCG64(seed))
     configs = []
     for _ in range(n):
-        c = {}
+        c: dict[str, Any] = {}
         for name, (lo, hi, typ) in SPACE.items():
             if typ is int:
                 # log-uniform over [lo - 0.5, hi + 0.5) then rounded, as AMT
@@ -54,7 +57,7 @@ def sample_configs(n, seed):
     return configs
 
 
-def rankdata(a):
+def rankdata(a: npt.ArrayLike) -> npt.NDArray[np.float64]:
     a = np.asarray(a, dtype=float)
     order = np.argsort(a, kind="mergesort")
     ranks = np.empty(len(a))
@@ -72,7 +75,7 @@ def rankdata(a):
     return ranks
 
 
-def spearman(a, b):
+def spearman(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     try:
         from scipy.stats import spearmanr
         res = spearmanr(a, b)
@@ -84,7 +87,7 @@ def spearman(a, b):
         return float(np.corrcoef(ra, rb)[0, 1])
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--n", type=int, default=40, help="number of random configurations")
     ap.add_argument("--epochs", type=int, default=27, help="max epochs (resource budget)")

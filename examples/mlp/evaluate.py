@@ -28,8 +28,10 @@ import json
 import math
 import os
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,11 +41,13 @@ HOLDOUT_SIZE = 2000
 FULL_CHANNEL = "full"
 
 
-def _train_module():
+def _train_module() -> types.ModuleType:
     """``train.py`` beside this file, imported under a private name (it is a script, not a package)."""
     module = sys.modules.get("hb_mlp_train")
     if module is None:
         spec = importlib.util.spec_from_file_location("hb_mlp_train", HERE / "train.py")
+        if spec is None or spec.loader is None:  # only for a path without a .py loader; train.py has one
+            raise ImportError(f"cannot load {HERE / 'train.py'}")
         module = importlib.util.module_from_spec(spec)
         sys.modules["hb_mlp_train"] = module
         spec.loader.exec_module(module)
@@ -78,7 +82,7 @@ def _cluster_sizes(n_samples: int, n_clusters: int) -> list[int]:
     return sizes
 
 
-def replay(seed: int | None = None, params: dict | None = None) -> tuple[np.ndarray, np.ndarray, Problem]:
+def replay(seed: int | None = None, params: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray, Problem]:
     """Repeat ``train.make_classification``'s draws, in its order: returns (X, y, problem).
 
     X and y equal ``train.make_classification(seed=seed, **params)``; the test suite checks it.
@@ -136,7 +140,7 @@ def sample(problem: Problem, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]
         start, stop = stop, stop + size
         y[start:stop] = problem.labels[k]
         X[start:stop, :n_inf] = rng.standard_normal((size, n_inf)) @ problem.covariances[k] + problem.centroids[k]
-    if n_red:
+    if n_red and problem.redundant is not None:  # n_red > 0 only with a redundant map
         X[:, n_inf:n_inf + n_red] = X[:, :n_inf] @ problem.redundant
     if problem.n_features > n_inf + n_red:
         X[:, n_inf + n_red:] = rng.standard_normal((n, problem.n_features - n_inf - n_red))
@@ -154,12 +158,12 @@ def held_out(n: int = HOLDOUT_SIZE, seed: int = HOLDOUT_SEED) -> tuple[np.ndarra
     return sample(replay()[2], n, seed)
 
 
-def _model_path(model: str | os.PathLike) -> Path:
+def _model_path(model: str | os.PathLike[str]) -> Path:
     path = Path(model)
     return path / _train_module().MODEL_FILE if path.is_dir() else path
 
 
-def evaluate(model: str | os.PathLike, n: int = HOLDOUT_SIZE, seed: int = HOLDOUT_SEED) -> dict[str, float]:
+def evaluate(model: str | os.PathLike[str], n: int = HOLDOUT_SIZE, seed: int = HOLDOUT_SEED) -> dict[str, float]:
     """Metrics of ``model`` (``model.npz`` or its directory) on the held-out set.
 
     Returns ``accuracy``, ``log_loss`` (mean binary cross-entropy) and ``n``. The features are
@@ -180,7 +184,7 @@ def evaluate(model: str | os.PathLike, n: int = HOLDOUT_SIZE, seed: int = HOLDOU
     return {"accuracy": accuracy, "log_loss": log_loss if math.isfinite(log_loss) else float("inf"), "n": float(n)}
 
 
-def write_channels(directory: str | os.PathLike) -> dict[str, str]:
+def write_channels(directory: str | os.PathLike[str]) -> dict[str, str]:
     """``train`` and ``validation`` (``train.py --write-data``) plus ``full`` = both, in ``full/train.npz``."""
     train = _train_module()
     paths = train.write_data(str(directory))

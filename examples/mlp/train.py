@@ -55,16 +55,27 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 try:  # the rung barrier's helper: the installed project, or a copy of hb_core/barrier.py next to this file
     from hb_core.barrier import RungBarrier
 except ImportError:
+    # mypy types RungBarrier from the first import; the copy beside the script (absent from the repository) and
+    # the None fallback are the same name re-bound, which it cannot type, hence the two ignores.
     try:
-        from barrier import RungBarrier
+        from barrier import RungBarrier  # type: ignore[import-not-found,no-redef]
     except ImportError:
-        RungBarrier = None
+        RungBarrier = None  # type: ignore[assignment,misc]
+
+Floats = npt.NDArray[np.float32]  # features, weights, gradients
+Labels = npt.NDArray[np.int64]  # 0/1 targets
+Data = tuple[Floats, Labels, Floats, Labels]  # (X_train, y_train, X_val, y_val)
+Params = dict[str, Floats]  # PARAM_NAMES -> array
+History = list[tuple[float, float]]  # (validation accuracy, train loss) per epoch
 
 # --------------------------------------------------------------------------
 # Data set
@@ -101,17 +112,17 @@ EXIT_SIGTERM = 143  # 128 + SIGTERM, the conventional "terminated" status
 
 
 def make_classification(
-    n_samples=5000,
-    n_features=20,
-    n_informative=2,
-    n_redundant=2,
-    n_repeated=0,
-    n_classes=2,
-    n_clusters_per_class=2,
-    flip_y=0.01,
-    class_sep=1.0,
-    seed=0,
-):
+    n_samples: int = 5000,
+    n_features: int = 20,
+    n_informative: int = 2,
+    n_redundant: int = 2,
+    n_repeated: int = 0,
+    n_classes: int = 2,
+    n_clusters_per_class: int = 2,
+    flip_y: float = 0.01,
+    class_sep: float = 1.0,
+    seed: int = 0,
+) -> tuple[Floats, Labels]:
     """Deterministic re-implementation of sklearn's ``make_classification``.
 
     Each class is a mixture of ``n_clusters_per_class`` Gaussian clusters
@@ -172,17 +183,17 @@ def make_classification(
     return X.astype(np.float32), y
 
 
-def builtin_data(data_params=None):
+def builtin_data(data_params: Mapping[str, Any] | None = None) -> Data:
     """The built-in data set: (X_train, y_train, X_val, y_val)."""
     params = dict(DATA_PARAMS if data_params is None else data_params)
     X, y = make_classification(seed=DATA_SEED, **params)
     return X[:N_TRAIN], y[:N_TRAIN], X[N_TRAIN:], y[N_TRAIN:]
 
 
-def write_data(directory):
+def write_data(directory: str) -> dict[str, str]:
     """Write the built-in data set as train/validation channel directories."""
     X_tr, y_tr, X_va, y_va = builtin_data()
-    paths = {}
+    paths: dict[str, str] = {}
     for channel, fname, X, y in (
         ("train", TRAIN_FILE, X_tr, y_tr),
         ("validation", VALIDATION_FILE, X_va, y_va),
@@ -199,7 +210,7 @@ class InputError(Exception):
     """Bad hyperparameter, data or checkpoint: reported, exit status 2."""
 
 
-def _find_npz(directory, preferred):
+def _find_npz(directory: str, preferred: str) -> str:
     path = os.path.join(directory, preferred)
     if os.path.isfile(path):
         return path
@@ -214,7 +225,7 @@ def _find_npz(directory, preferred):
     )
 
 
-def _load_npz_xy(path):
+def _load_npz_xy(path: str) -> tuple[Floats, Labels]:
     try:
         with np.load(path, allow_pickle=False) as z:
             if "X" not in z or "y" not in z:
@@ -237,7 +248,7 @@ def _load_npz_xy(path):
     return X, y.astype(np.int64)
 
 
-def load_data(env=None):
+def load_data(env: Mapping[str, str] | None = None) -> tuple[Floats, Labels, Floats, Labels, str]:
     """Channels when SM_CHANNEL_TRAIN/VALIDATION are set, else built-in data."""
     env = os.environ if env is None else env
     train_dir = env.get("SM_CHANNEL_TRAIN")
@@ -260,17 +271,18 @@ def load_data(env=None):
     return X_tr, y_tr, X_va, y_va, "channels"
 
 
-def standardize(X_tr, X_va):
-    mean = X_tr.mean(axis=0, dtype=np.float64)
-    std = X_tr.std(axis=0, dtype=np.float64)
-    std[std == 0] = 1.0
-    mean = mean.astype(np.float32)
-    std = std.astype(np.float32)
+def standardize(X_tr: Floats, X_va: Floats) -> tuple[Floats, Floats, Floats, Floats]:
+    mean64 = X_tr.mean(axis=0, dtype=np.float64)
+    std64 = X_tr.std(axis=0, dtype=np.float64)
+    std64[std64 == 0] = 1.0
+    mean = mean64.astype(np.float32)
+    std = std64.astype(np.float32)
     return (X_tr - mean) / std, (X_va - mean) / std, mean, std
 
 
-def data_fingerprint(X_tr, y_tr, X_va, y_va):
+def data_fingerprint(X_tr: Floats, y_tr: Labels, X_va: Floats, y_va: Labels) -> str:
     h = hashlib.sha256()
+    a: npt.NDArray[Any]
     for a in (X_tr, y_tr, X_va, y_va):
         a = np.ascontiguousarray(a)
         h.update(str(a.shape).encode())
@@ -283,7 +295,7 @@ def data_fingerprint(X_tr, y_tr, X_va, y_va):
 # --------------------------------------------------------------------------
 
 # name -> (type, default, check, description of valid values)
-HYPERPARAMETERS = {
+HYPERPARAMETERS: dict[str, tuple[type[int] | type[float], int | float, Callable[[float], bool], str]] = {
     "units": (int, 100, lambda v: v >= 1, "an integer >= 1"),
     "learning_rate": (float, 1e-3, lambda v: 0 < v < math.inf, "a number > 0"),
     "l2": (float, 1e-4, lambda v: 0 <= v < math.inf, "a number >= 0"),
@@ -293,9 +305,10 @@ HYPERPARAMETERS = {
 }
 
 
-def _convert(name, raw):
+def _convert(name: str, raw: Any) -> int | float:
     typ, _, check, desc = HYPERPARAMETERS[name]
     text = raw if isinstance(raw, str) else json.dumps(raw)
+    value: int | float
     try:
         if typ is int:
             f = float(text)
@@ -313,7 +326,8 @@ def _convert(name, raw):
     return value
 
 
-def parse_hyperparameters(argv=None, env=None):
+def parse_hyperparameters(argv: list[str] | None = None, env: Mapping[str, str] | None = None
+                          ) -> tuple[dict[str, Any], str | None]:
     """CLI ``--name value`` first, then SM_HPS JSON, then defaults.
 
     Returns (hps dict, write_data_dir or None). Unknown arguments are ignored.
@@ -327,7 +341,7 @@ def parse_hyperparameters(argv=None, env=None):
     parser.add_argument("--write-data", dest="write_data", default=None, metavar="DIR")
     args, _unknown = parser.parse_known_args(argv)
 
-    sm_hps = {}
+    sm_hps: Any = {}  # SM_HPS's JSON: checked to be an object below
     raw_env = env.get("SM_HPS")
     if raw_env:
         try:
@@ -337,7 +351,7 @@ def parse_hyperparameters(argv=None, env=None):
         if not isinstance(sm_hps, dict):
             raise InputError("SM_HPS must be a JSON object, got %s" % type(sm_hps).__name__)
 
-    hps = {}
+    hps: dict[str, Any] = {}
     for name, (_, default, _, _) in HYPERPARAMETERS.items():
         raw = getattr(args, name)
         if raw is None:
@@ -355,10 +369,10 @@ ADAM_B1, ADAM_B2, ADAM_EPS = 0.9, 0.999, 1e-8
 ADAM_CHUNK = 1 << 16  # elements per cache-sized block of the Adam update
 
 
-def init_params(n_in, units, rng):
+def init_params(n_in: int, units: int, rng: np.random.Generator) -> Params:
     """Glorot-uniform init as in sklearn's MLPClassifier (factor 6 for ReLU
     layers, 2 for the logistic output layer); biases drawn the same way."""
-    params = {}
+    params: Params = {}
     sizes = [(n_in, units, 6.0), (units, units, 6.0), (units, 1, 2.0)]
     for i, (fi, fo, factor) in enumerate(sizes, start=1):
         bound = math.sqrt(factor / (fi + fo))
@@ -367,7 +381,8 @@ def init_params(n_in, units, rng):
     return params
 
 
-def forward_logits(params, X):
+def forward_logits(params: Mapping[str, Floats], X: Floats) -> npt.NDArray[np.floating[Any]]:
+    # float32 at run time; numpy's stubs type float32 @ float32 as float64, hence np.floating
     h = X @ params["W1"]
     h += params["b1"]
     np.maximum(h, 0, out=h)
@@ -379,19 +394,19 @@ def forward_logits(params, X):
     return z[:, 0]
 
 
-def accuracy(params, X, y, chunk=2000):
+def accuracy(params: Mapping[str, Floats], X: Floats, y: Labels, chunk: int = 2000) -> float:
     correct = 0
     for s in range(0, X.shape[0], chunk):
         z = forward_logits(params, X[s:s + chunk])
         correct += int(np.count_nonzero((z > 0) == (y[s:s + chunk] == 1)))
-    return correct / X.shape[0]
+    return correct / int(X.shape[0])
 
 
 class Trainer:
     """Mini-batch Adam with coupled L2 (sklearn MLPClassifier convention:
     loss = mean BCE + l2 / (2 * batch) * sum ||W||^2; biases not penalised)."""
 
-    def __init__(self, params, lr, l2):
+    def __init__(self, params: Mapping[str, Floats], lr: float, l2: float) -> None:
         self.p = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in params.items()}
         self.lr = lr
         self.l2 = l2
@@ -400,7 +415,7 @@ class Trainer:
         self.t = 0
         self._scratch = np.empty(min(ADAM_CHUNK, max(v.size for v in params.values())), dtype=np.float32)
 
-    def step(self, X, y):
+    def step(self, X: Floats, y: Labels) -> float:
         p = self.p
         n = X.shape[0]
         a1 = X @ p["W1"]
@@ -418,7 +433,7 @@ class Trainer:
         prob *= np.float32(0.5)
         dz = (prob - yf) / np.float32(n)
         dz = dz[:, None].astype(np.float32)
-        g = {}
+        g: Params = {}
         g["W3"] = a2.T @ dz
         g["b3"] = dz.sum(axis=0)
         d2 = dz @ p["W3"].T
@@ -432,7 +447,7 @@ class Trainer:
         self._adam(g, np.float32(self.l2 / n) if self.l2 > 0 else None)
         return loss
 
-    def _adam(self, g, l2_coef):
+    def _adam(self, g: Mapping[str, Floats], l2_coef: np.float32 | None) -> None:
         """Adam step; the L2 gradient l2_coef * W is added to the weight
         gradients first. Works chunk by chunk so that the dozen element-wise
         passes stay in cache for big layers (same arithmetic, same result)."""
@@ -475,7 +490,7 @@ class Trainer:
 _MASK64 = (1 << 64) - 1
 
 
-def rng_state_to_array(rng):
+def rng_state_to_array(rng: np.random.Generator) -> npt.NDArray[np.uint64]:
     st = rng.bit_generator.state
     if st["bit_generator"] != "PCG64":
         raise ValueError("only PCG64 is supported")
@@ -486,7 +501,7 @@ def rng_state_to_array(rng):
     )
 
 
-def rng_from_array(arr):
+def rng_from_array(arr: npt.ArrayLike) -> np.random.Generator:
     a = [int(x) for x in np.asarray(arr, dtype=np.uint64)]
     bg = np.random.PCG64()
     bg.state = {
@@ -498,13 +513,13 @@ def rng_from_array(arr):
     return np.random.Generator(bg)
 
 
-def _atomic_savez(path, **arrays):
+def _atomic_savez(path: str, **arrays: npt.ArrayLike) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub also matches **arrays to allow_pickle: bool
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -516,7 +531,7 @@ def _atomic_savez(path, **arrays):
         raise
 
 
-def _atomic_write_text(path, text):
+def _atomic_write_text(path: str, text: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -525,7 +540,7 @@ def _atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
-def run_fingerprint(hps, data_fp, n_features):
+def run_fingerprint(hps: Mapping[str, Any], data_fp: str, n_features: int) -> str:
     """Everything a resumed run must share with the run that wrote the
     checkpoint (the epoch budget is deliberately not part of it)."""
     keys = ("units", "learning_rate", "l2", "batch_size", "seed")
@@ -535,8 +550,9 @@ def run_fingerprint(hps, data_fp, n_features):
     return json.dumps(d, sort_keys=True)
 
 
-def save_checkpoint(path, trainer, rng, epoch, history, fingerprint):
-    arrays = {}
+def save_checkpoint(path: str, trainer: Trainer, rng: np.random.Generator, epoch: int, history: History,
+                    fingerprint: str | None) -> None:
+    arrays: dict[str, npt.NDArray[Any]] = {}
     for k in PARAM_NAMES:
         arrays["param_" + k] = trainer.p[k]
         arrays["adam_m_" + k] = trainer.m[k]
@@ -551,7 +567,7 @@ def save_checkpoint(path, trainer, rng, epoch, history, fingerprint):
     _atomic_savez(path, **arrays)
 
 
-def load_checkpoint(path, trainer, fingerprint):
+def load_checkpoint(path: str, trainer: Trainer, fingerprint: str) -> tuple[int, np.random.Generator, History]:
     """Restore trainer state in place; returns (epoch, rng, history)."""
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -587,7 +603,14 @@ class StopRequested(Exception):
     pass
 
 
-def train(hps, data, checkpoint_path=None, emit=None, should_stop=None, barrier=None):
+def train(
+    hps: Mapping[str, Any],
+    data: Data,
+    checkpoint_path: str | None = None,
+    emit: Callable[[int, float, float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    barrier: Any = None,
+) -> tuple[Params, History]:
     """Train, resuming from ``checkpoint_path`` if it exists.
 
     ``data`` is (X_tr, y_tr, X_va, y_va) already standardised. ``emit(epoch,
@@ -601,7 +624,7 @@ def train(hps, data, checkpoint_path=None, emit=None, should_stop=None, barrier=
     X_tr, y_tr, X_va, y_va = data
     rng = np.random.Generator(np.random.PCG64(hps["seed"]))
     trainer = Trainer(init_params(X_tr.shape[1], hps["units"], rng), hps["learning_rate"], hps["l2"])
-    history = []
+    history: History = []
     start_epoch = 0
     fingerprint = None
     if checkpoint_path is not None:
@@ -637,15 +660,15 @@ def train(hps, data, checkpoint_path=None, emit=None, should_stop=None, barrier=
     return trainer.p, history
 
 
-def format_line(epoch, val_acc, train_loss):
+def format_line(epoch: int, val_acc: float, train_loss: float) -> str:
     return "epoch=%d validation:accuracy=%.4f train:loss=%.4f" % (epoch, val_acc, train_loss)
 
 
-def _log(msg):
+def _log(msg: str) -> None:
     print("[train.py] " + msg, file=sys.stderr, flush=True)
 
 
-def _fail(message):
+def _fail(message: str) -> int:
     print("train.py: error: " + message, file=sys.stderr, flush=True)
     out = os.environ.get("SM_OUTPUT_DIR")
     if out:
@@ -658,7 +681,7 @@ def _fail(message):
     return EXIT_BAD_INPUT
 
 
-def checkpoint_dir_from_env(env=None):
+def checkpoint_dir_from_env(env: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
     d = env.get("SM_CHECKPOINT_DIR")
     if d:
@@ -668,10 +691,10 @@ def checkpoint_dir_from_env(env=None):
     return None
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     stop = {"flag": False}
 
-    def on_sigterm(signum, frame):
+    def on_sigterm(signum: int, frame: object) -> None:
         stop["flag"] = True
 
     signal.signal(signal.SIGTERM, on_sigterm)
@@ -694,7 +717,7 @@ def main(argv=None):
 
     new_epochs = [0]
 
-    def emit(epoch, val_acc, train_loss):
+    def emit(epoch: int, val_acc: float, train_loss: float) -> None:
         new_epochs[0] += 1
         print(format_line(epoch, val_acc, train_loss), flush=True)
 
