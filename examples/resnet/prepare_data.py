@@ -29,16 +29,21 @@ import pickle
 import sys
 import tarfile
 import tempfile
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 TRAIN_BATCHES = ["data_batch_%d" % i for i in range(1, 6)]
 TEST_BATCH = "test_batch"
 SYNTHETIC_SEED = 20231102  # fixes the classes' colours and patterns; the samples use --seed
 CLASSES = 10
 
+Images = npt.NDArray[np.uint8]  # N x H x W x 3
+Labels = npt.NDArray[np.int64]  # N class indices
 
-def _save(directory, name, images, labels):
+
+def _save(directory: str, name: str, images: Images, labels: Labels) -> str:
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, name + ".npz")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + name + ".", suffix=".tmp")
@@ -53,9 +58,9 @@ def _save(directory, name, images, labels):
     return path
 
 
-def write_channels(out, training, validation):
+def write_channels(out: str, training: tuple[Images, Labels], validation: tuple[Images, Labels]) -> dict[str, str]:
     """Write (images, labels) pairs as ``OUT/training`` and ``OUT/validation``; return the two directories."""
-    dirs = {}
+    dirs: dict[str, str] = {}
     for channel, (images, labels) in (("training", training), ("validation", validation)):
         dirs[channel] = os.path.join(out, channel)
         _save(dirs[channel], channel, images, labels)
@@ -74,7 +79,7 @@ class _ArraysOnly(pickle.Unpickler):
     ALLOWED = {("numpy._core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype"),
                ("_codecs", "encode")}
 
-    def find_class(self, module, name):
+    def find_class(self, module: str, name: str) -> Any:
         if module.startswith("numpy.core"):  # the archive was pickled with numpy 1: same objects, new home
             module = "numpy._core" + module[len("numpy.core"):]
         if (module, name) not in self.ALLOWED:
@@ -82,11 +87,14 @@ class _ArraysOnly(pickle.Unpickler):
         return super().find_class(module, name)
 
 
-def _read_batch(tar, members, name):
+def _read_batch(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str) -> tuple[Images, Labels]:
     member = members.get(name)
     if member is None:
         raise ValueError("the archive has no %s (found: %s)" % (name, sorted(members)))
-    raw = tar.extractfile(member).read()
+    fileobj = tar.extractfile(member)
+    if fileobj is None:  # not a regular file; convert_cifar10 passes regular files only
+        raise ValueError("%s is not a regular file in the archive" % name)
+    raw = fileobj.read()
     batch = _ArraysOnly(io.BytesIO(raw), encoding="bytes").load()
     data = np.asarray(batch[b"data"], dtype=np.uint8)
     labels = np.asarray(batch[b"labels"], dtype=np.int64)
@@ -96,7 +104,7 @@ def _read_batch(tar, members, name):
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
 
 
-def convert_cifar10(archive, out):
+def convert_cifar10(archive: str, out: str) -> dict[str, str]:
     """OUT/training (data_batch_1..5) and OUT/validation (test_batch) from ``cifar-10-python.tar.gz``."""
     with tarfile.open(archive, "r:*") as tar:
         members = {os.path.basename(m.name): m for m in tar.getmembers() if m.isfile()}
@@ -111,7 +119,7 @@ def convert_cifar10(archive, out):
 # --------------------------------------------------------------------------
 
 
-def synthetic(n, seed, size=32, classes=CLASSES):
+def synthetic(n: int, seed: int, size: int = 32, classes: int = CLASSES) -> tuple[Images, Labels]:
     """``n`` images of ``classes`` classes: each class a colour and a stripe pattern, under noise.
 
     The classes (colour, stripe angle and frequency) come from ``SYNTHETIC_SEED``
@@ -135,11 +143,12 @@ def synthetic(n, seed, size=32, classes=CLASSES):
     return np.clip(np.round(images * 255.0), 0, 255).astype(np.uint8), labels.astype(np.int64)
 
 
-def write_synthetic(out, training=500, validation=200, seed=0, size=32):
+def write_synthetic(out: str, training: int = 500, validation: int = 200, seed: int = 0, size: int = 32
+                    ) -> dict[str, str]:
     return write_channels(out, synthetic(training, seed, size), synthetic(validation, seed + 1_000_003, size))
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     cifar = commands.add_parser("cifar10", help="convert cifar-10-python.tar.gz")

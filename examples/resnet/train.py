@@ -70,8 +70,11 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 # SIGTERM is caught from here on (importing torch takes seconds): the handler only sets this flag.
 STOP = {"flag": False}
@@ -93,12 +96,17 @@ EXIT_SIGTERM = 143  # 128 + SIGTERM, the conventional "terminated" status
 PAD = 4  # pixels of zero padding before the random crop
 EVAL_BATCH = 500
 
+Images = npt.NDArray[np.uint8]  # N x H x W x 3
+Labels = npt.NDArray[np.int64]  # N class indices
+Data = tuple[Images, Labels, Images, Labels]  # (x_train, y_train, x_val, y_val)
+History = list[tuple[float, ...]]  # (validation accuracy, train loss) per epoch
+
 # --------------------------------------------------------------------------
 # Hyperparameters
 # --------------------------------------------------------------------------
 
 # name -> (type, default, check, description of valid values)
-HYPERPARAMETERS = {
+HYPERPARAMETERS: dict[str, tuple[type[int] | type[float], int | float, Callable[[float], bool], str]] = {
     "batch_size": (int, 128, lambda v: v >= 1, "an integer >= 1"),
     "learning_rate": (float, 0.05, lambda v: 0 < v < math.inf, "a number > 0"),
     "momentum": (float, 0.9, lambda v: 0 <= v < 1, "a number in [0, 1)"),
@@ -113,9 +121,10 @@ class InputError(Exception):
     """Bad hyperparameter, data or checkpoint: reported, exit status 2."""
 
 
-def _convert(name, raw):
+def _convert(name: str, raw: Any) -> int | float:
     typ, _, check, desc = HYPERPARAMETERS[name]
     text = raw if isinstance(raw, str) else json.dumps(raw)
+    value: int | float
     try:
         if typ is int:
             f = float(text)
@@ -133,7 +142,7 @@ def _convert(name, raw):
     return value
 
 
-def parse_hyperparameters(argv=None, env=None):
+def parse_hyperparameters(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """CLI ``--name value`` first, then the SM_HPS JSON, then the defaults. Unknown arguments are ignored."""
     env = os.environ if env is None else env
     # allow_abbrev=False: an unknown hyperparameter such as --seeds must be ignored, not taken for --seed
@@ -141,7 +150,7 @@ def parse_hyperparameters(argv=None, env=None):
     for name in HYPERPARAMETERS:
         parser.add_argument("--" + name, dest=name, default=None, type=str)
     args, _unknown = parser.parse_known_args(argv)
-    sm_hps = {}
+    sm_hps: Any = {}  # SM_HPS's JSON: checked to be an object below
     raw_env = env.get("SM_HPS")
     if raw_env:
         try:
@@ -150,7 +159,7 @@ def parse_hyperparameters(argv=None, env=None):
             raise InputError("SM_HPS is not valid JSON: %s" % exc)
         if not isinstance(sm_hps, dict):
             raise InputError("SM_HPS must be a JSON object, got %s" % type(sm_hps).__name__)
-    hps = {}
+    hps: dict[str, Any] = {}
     for name, (_, default, _, _) in HYPERPARAMETERS.items():
         raw = getattr(args, name)
         if raw is None:
@@ -164,7 +173,7 @@ def parse_hyperparameters(argv=None, env=None):
 # --------------------------------------------------------------------------
 
 
-def load_channel(directory, name, num_classes):
+def load_channel(directory: str | None, name: str, num_classes: int) -> tuple[Images, Labels]:
     """(images uint8 N x H x W x 3, labels int64 N) from every ``.npz`` file of a channel directory."""
     if not directory:
         raise InputError(
@@ -175,7 +184,8 @@ def load_channel(directory, name, num_classes):
     files = sorted(f for f in os.listdir(directory) if f.endswith(".npz"))
     if not files:
         raise InputError("the %s channel directory %r holds no .npz file" % (name, directory))
-    images, labels = [], []
+    images: list[Images] = []
+    labels: list[Labels] = []
     for f in files:
         path = os.path.join(directory, f)
         try:
@@ -210,7 +220,7 @@ def load_channel(directory, name, num_classes):
     return x, y
 
 
-def load_data(num_classes, env=None):
+def load_data(num_classes: int, env: Mapping[str, str] | None = None) -> Data:
     env = os.environ if env is None else env
     x_tr, y_tr = load_channel(env.get("SM_CHANNEL_TRAINING"), "training", num_classes)
     x_va, y_va = load_channel(env.get("SM_CHANNEL_VALIDATION"), "validation", num_classes)
@@ -219,16 +229,16 @@ def load_data(num_classes, env=None):
     return x_tr, y_tr, x_va, y_va
 
 
-def data_fingerprint(*arrays):
+def data_fingerprint(*arrays: npt.NDArray[Any]) -> str:
     h = hashlib.sha256()
     for a in arrays:
         a = np.ascontiguousarray(a)
         h.update(str((a.shape, a.dtype.str)).encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(a.data.cast("B"))  # the array's memoryview (numpy types ndarray as a Buffer only from 3.12 on)
     return h.hexdigest()[:16]
 
 
-def channel_stats(images):
+def channel_stats(images: Images) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Per-channel mean and std of the training images, in [0, 1] units (float64 sums: order-independent)."""
     flat = images.reshape(-1, 3).astype(np.float64) / 255.0
     mean, std = flat.mean(axis=0), flat.std(axis=0)
@@ -236,13 +246,13 @@ def channel_stats(images):
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def epoch_generator(seed, epoch):
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator of one epoch's shuffle, crops and flips: a function of (seed, epoch) alone."""
     digest = hashlib.sha256(b"resnet20:%d:%d" % (seed, epoch)).digest()
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little") & ((1 << 63) - 1))
 
 
-def augment(images, offsets, flips):
+def augment(images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
     """Random crop (zero padding of PAD pixels) and horizontal flip of a uint8 N x H x W x 3 batch."""
     n, h, w, _ = images.shape
     padded = F.pad(images, (0, 0, PAD, PAD, PAD, PAD))
@@ -253,7 +263,7 @@ def augment(images, offsets, flips):
     return torch.where(flips[:, None, None, None], out.flip(2), out)
 
 
-def to_input(images, mean, std):
+def to_input(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """uint8 N x H x W x 3 -> normalised float32 N x 3 x H x W."""
     x = images.permute(0, 3, 1, 2).float().div_(255.0)
     return (x - mean[None, :, None, None]) / std[None, :, None, None]
@@ -267,7 +277,7 @@ def to_input(images, mean, std):
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with batch norm; the shortcut subsamples and zero-pads channels (option A)."""
 
-    def __init__(self, c_in, c_out, stride):
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(c_out)
@@ -276,7 +286,7 @@ class BasicBlock(nn.Module):
         self.stride = stride
         self.extra = c_out - c_in
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         shortcut = x
@@ -289,11 +299,12 @@ class BasicBlock(nn.Module):
 class ResNet20(nn.Module):
     """ResNet-20 for 32x32 images (He et al. 2016, section 4.2): 6n + 2 layers with n = 3."""
 
-    def __init__(self, num_classes=10, blocks=3, widths=(16, 32, 64)):
+    def __init__(self, num_classes: int = 10, blocks: int = 3, widths: tuple[int, ...] = (16, 32, 64)) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, widths[0], 3, padding=1, bias=False)
         self.bn = nn.BatchNorm2d(widths[0])
-        layers, c_in = [], widths[0]
+        layers: list[nn.Module] = []
+        c_in = widths[0]
         for stage, width in enumerate(widths):
             for block in range(blocks):
                 layers.append(BasicBlock(c_in, width, 2 if stage > 0 and block == 0 else 1))
@@ -304,13 +315,14 @@ class ResNet20(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.bn(self.conv(x)))
         x = self.blocks(x)
-        return self.fc(x.mean(dim=(2, 3)))  # global average pooling (deterministic backward on CUDA too)
+        logits: torch.Tensor = self.fc(x.mean(dim=(2, 3)))
+        return logits  # global average pooling (deterministic backward on CUDA too)
 
 
-def count_parameters(model):
+def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
@@ -319,7 +331,7 @@ def count_parameters(model):
 # --------------------------------------------------------------------------
 
 
-def _atomic_torch_save(obj, path):
+def _atomic_torch_save(obj: object, path: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -337,7 +349,7 @@ def _atomic_torch_save(obj, path):
         raise
 
 
-def _atomic_write_text(path, text):
+def _atomic_write_text(path: str, text: str) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
@@ -346,18 +358,18 @@ def _atomic_write_text(path, text):
     os.replace(tmp, path)
 
 
-def run_fingerprint(hps, data_fp):
+def run_fingerprint(hps: Mapping[str, Any], data_fp: str) -> str:
     """Everything a resumed run must share with the run that wrote the checkpoint (not the epoch budget)."""
     d = {k: v for k, v in hps.items() if k != "epochs"}
     d["data"] = data_fp
     return json.dumps(d, sort_keys=True)
 
 
-def save_checkpoint(path, state):
+def save_checkpoint(path: str, state: Mapping[str, Any]) -> None:
     _atomic_torch_save(dict(state, format=CHECKPOINT_FORMAT), path)
 
 
-def load_checkpoint(path, fingerprint):
+def load_checkpoint(path: str, fingerprint: str) -> dict[str, Any]:
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -380,11 +392,12 @@ class StopRequested(Exception):
     pass
 
 
-def pick_device():
+def pick_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-def evaluate(model, images, labels, mean, std, amp):
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean: torch.Tensor, std: torch.Tensor,
+             amp: bool) -> float:
     """Accuracy on (images, labels), both on the model's device."""
     model.eval()
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
@@ -395,7 +408,15 @@ def evaluate(model, images, labels, mean, std, amp):
     return int(correct.item()) / images.shape[0]
 
 
-def train(hps, data, device, checkpoint_path=None, emit=None, should_stop=None, log=None):
+def train(
+    hps: Mapping[str, Any],
+    data: Data,
+    device: torch.device,
+    checkpoint_path: str | None = None,
+    emit: Callable[[int, float, float], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[ResNet20, History, npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Train, resuming from ``checkpoint_path`` if it exists; return (model, history, mean, std).
 
     ``data`` is (x_tr, y_tr, x_va, y_va) as numpy arrays. ``emit(epoch,
@@ -416,7 +437,8 @@ def train(hps, data, device, checkpoint_path=None, emit=None, should_stop=None, 
     optimizer = torch.optim.SGD(model.parameters(), lr=hps["learning_rate"], momentum=hps["momentum"],
                                 weight_decay=hps["weight_decay"])
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    history, start_epoch = [], 0
+    history: History = []
+    start_epoch = 0
     if checkpoint_path is not None and os.path.exists(checkpoint_path):
         ck = load_checkpoint(checkpoint_path, fingerprint)
         model.load_state_dict(ck["model"])
@@ -453,7 +475,7 @@ def train(hps, data, device, checkpoint_path=None, emit=None, should_stop=None, 
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
                 loss = F.cross_entropy(model(x), yt[idx])
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            scaler.scale(loss).backward()  # type: ignore[no-untyped-call]  # torch leaves Tensor.backward untyped
             scaler.step(optimizer)
             scaler.update()
             loss_sum += loss.detach().double() * idx.shape[0]
@@ -480,11 +502,11 @@ def train(hps, data, device, checkpoint_path=None, emit=None, should_stop=None, 
     return model, history, mean_np, std_np
 
 
-def format_line(epoch, val_acc, train_loss):
+def format_line(epoch: int, val_acc: float, train_loss: float) -> str:
     return "epoch=%d validation:accuracy=%.4f train:loss=%.4f" % (epoch, val_acc, train_loss)
 
 
-def load_model(model_dir_or_file, device="cpu"):
+def load_model(model_dir_or_file: str, device: str | torch.device = "cpu") -> tuple[ResNet20, dict[str, Any]]:
     """The trained network from ``model.pt`` (or the directory holding it): (model in eval mode, record).
 
     ``record`` holds ``mean`` and ``std`` (per channel, [0, 1] units) and the
@@ -501,7 +523,7 @@ def load_model(model_dir_or_file, device="cpu"):
     return model, record
 
 
-def predict(model, record, images):
+def predict(model: nn.Module, record: Mapping[str, Any], images: Images | torch.Tensor) -> npt.NDArray[np.int64]:
     """Class indices of uint8 N x H x W x 3 images (a numpy array or a tensor)."""
     device = next(model.parameters()).device
     x = torch.as_tensor(images).to(device)
@@ -518,11 +540,11 @@ def predict(model, record, images):
 # --------------------------------------------------------------------------
 
 
-def _log(msg):
+def _log(msg: str) -> None:
     print("[train.py] " + msg, file=sys.stderr, flush=True)
 
 
-def _fail(message):
+def _fail(message: str) -> int:
     print("train.py: error: " + message, file=sys.stderr, flush=True)
     out = os.environ.get("SM_OUTPUT_DIR")
     if out:
@@ -535,7 +557,7 @@ def _fail(message):
     return EXIT_BAD_INPUT
 
 
-def checkpoint_dir_from_env(env=None):
+def checkpoint_dir_from_env(env: Mapping[str, str] | None = None) -> str | None:
     env = os.environ if env is None else env
     d = env.get("SM_CHECKPOINT_DIR")
     if d:
@@ -545,7 +567,7 @@ def checkpoint_dir_from_env(env=None):
     return None
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     stop = STOP
     signal.signal(signal.SIGTERM, lambda signum, frame: stop.update(flag=True))
     try:
@@ -566,7 +588,7 @@ def main(argv=None):
 
     new_epochs = [0]
 
-    def emit(epoch, val_acc, train_loss):
+    def emit(epoch: int, val_acc: float, train_loss: float) -> None:
         new_epochs[0] += 1
         print(format_line(epoch, val_acc, train_loss), flush=True)
 
