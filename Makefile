@@ -26,11 +26,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -q
 
-# ruff (pyflakes, pycodestyle errors, import order) on the whole tree; mypy --strict on the packages, the DAGs
-# and the deployment script (pyproject.toml [tool.mypy] says what and why). `make test` runs it first.
+# ruff (pyflakes, pycodestyle errors, import order) on the whole tree; mypy --strict on the packages, the DAGs,
+# the deployment script and the benchmarks, then on each example directory in a run of its own: every example
+# has its own top-level train.py (pyproject.toml [tool.mypy] says what and why). `make test` runs it first.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	for example in examples/*/; do $(BIN)/mypy "$$example" || exit 1; done
 
 # The dashboard's browser test drives Debian's chromium through Playwright (a test extra);
 # `playwright install` would download browsers and is never run.

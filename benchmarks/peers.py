@@ -226,30 +226,29 @@ class RayTunePolicy:
                                        grace_period=task.min_resource, reduction_factor=task.eta, brackets=1)
         self.space = _ray_tune_space(task.ranges)
         self.rng = np.random.default_rng(seed)
-        self._stop = TrialScheduler.STOP
+        self._stop: str = TrialScheduler.STOP  # "STOP"
         self._next_id = 0
 
-    # Ray types each scheduler hook's first argument as the TuneController; ASHA never reads it and these stub
-    # trials run without one, hence None and the `type: ignore[arg-type]`s below.
+    # Each scheduler hook's first argument is the TuneController: ASHA never reads it, and these stub trials run
+    # without one, hence None.
     def ask(self) -> tuple[Any, Hyperparameters]:
         from ray.tune.experiment import Trial
 
         config = {name: _plain(domain.sample(random_state=self.rng)) for name, domain in self.space.items()}
         trial = Trial("hb-bench", config=config, trial_id=f"{self._next_id:05d}", stub=True)
         self._next_id += 1
-        self.scheduler.on_trial_add(None, trial)  # type: ignore[arg-type]  # no TuneController: stub trials
+        self.scheduler.on_trial_add(None, trial)
         return trial, dict(config)
 
     def report(self, handle: Any, epoch: int, value: float) -> bool:
-        result = {METRIC: value, "epoch": epoch}
-        decision = self.scheduler.on_trial_result(None, handle, result)  # type: ignore[arg-type]
+        decision: str = self.scheduler.on_trial_result(None, handle, {METRIC: value, "epoch": epoch})
         return decision != self._stop
 
     def finish(self, handle: Any, epoch: int, value: float, completed: bool) -> None:
         result = {METRIC: value, "epoch": epoch}
         if completed:  # the last epoch's result (STOP at max_t), then what TuneController.stop_trial calls
-            self.scheduler.on_trial_result(None, handle, result)  # type: ignore[arg-type]
-        self.scheduler.on_trial_complete(None, handle, result)  # type: ignore[arg-type]
+            self.scheduler.on_trial_result(None, handle, result)
+        self.scheduler.on_trial_complete(None, handle, result)
 
 
 class SyneTuneLegacyPolicy:
