@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import harness
 import mlp_real
@@ -14,7 +15,7 @@ from hb_core.config import HyperbandVariant, SamplerType, Strategy, TuningConfig
 SMALL = {"units": 12, "batch_size": 150, "learning_rate": 0.01, "l2": 1e-4}
 
 
-def test_in_process_curve_is_what_train_py_prints(tmp_path):
+def test_in_process_curve_is_what_train_py_prints(tmp_path: Path) -> None:
     mlp = mlp_real._mlp_module()
     x_tr, y_tr, x_va, y_va, _ = mlp.load_data({})
     x_tr_s, x_va_s, _, _ = mlp.standardize(x_tr, x_va)
@@ -30,7 +31,7 @@ def test_in_process_curve_is_what_train_py_prints(tmp_path):
         cache.close()
 
 
-def test_a_curve_is_extended_lazily_and_retrained_identically_without_its_trainer(tmp_path):
+def test_a_curve_is_extended_lazily_and_retrained_identically_without_its_trainer(tmp_path: Path) -> None:
     cache = mlp_real.CurveCache(tmp_path, max_live=1)
     try:
         first = [cache.point(SMALL, e)[0] for e in (1, 2)]
@@ -47,7 +48,7 @@ def test_a_curve_is_extended_lazily_and_retrained_identically_without_its_traine
         cache.close()
 
 
-def test_merging_cache_files_keeps_the_longer_curve(tmp_path):
+def test_merging_cache_files_keeps_the_longer_curve(tmp_path: Path) -> None:
     key = mlp_real.config_key(SMALL)
     short = {"version": mlp_real.CACHE_VERSION, "startup_cpu": 0.2, "curves": {key: {"acc": [0.6], "cpu": [0.1]}}}
     long = {"version": mlp_real.CACHE_VERSION, "startup_cpu": 0.3,
@@ -57,26 +58,29 @@ def test_merging_cache_files_keeps_the_longer_curve(tmp_path):
     (tmp_path / "mlp_curves.c.json").write_text(json.dumps({"version": 0, "curves": {key: {"acc": [0] * 9}}}))
     cache = mlp_real.CurveCache(tmp_path)
     assert cache.curves[key]["acc"] == [0.6, 0.7] and cache.startup == 0.2
-    assert cache.oracle(0.65) == (pytest.approx(0.4), key)
+    assert cache.oracle(0.65) == (pytest.approx(0.4), key)  # type: ignore[comparison-overlap]  # approx: typed Approx
     assert cache.oracle(0.9)[0] == math.inf
     cache.close()
 
 
 @pytest.mark.parametrize("method", sorted(harness.OURS))
-def test_wall_clock_requests_are_the_example_with_method_seed_target_and_cap(method):
+def test_wall_clock_requests_are_the_example_with_method_seed_target_and_cap(method: str) -> None:
     config = TuningConfig.from_dict(mlp_real.real_request(method, seed=4, cap=150.0))
     assert config.resource_limits.max_parallel_training_jobs == 5
     assert config.resource_limits.max_runtime_in_seconds == 150
     assert config.completion.target_objective_metric_value == mlp_real.HARD
     assert config.strategy is Strategy(harness.OURS[method]["Strategy"])
     if method == "HB-promo":
+        assert config.hyperband is not None
         assert config.hyperband.variant is HyperbandVariant.PROMOTION
     if method == "HB-MFGP":
+        assert config.hyperband is not None
         assert config.hyperband.sampler is SamplerType.MULTI_FIDELITY_GP
+    assert config.training_job_definition is not None
     assert config.training_job_definition.static_hyperparameters["sagemaker_program"] == "train.py"
 
 
-def test_curve_check_compares_reported_values_with_the_cache(tmp_path):
+def test_curve_check_compares_reported_values_with_the_cache(tmp_path: Path) -> None:
     cache = mlp_real.CurveCache(None)
     key = mlp_real.config_key(SMALL)
     cache.curves[key] = {"acc": [0.6, 0.7], "cpu": [0.1, 0.1]}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import harness
 import pytest
 
@@ -15,7 +17,7 @@ import peers
 
 
 @pytest.mark.parametrize("peer", sorted(set(peers.PEERS) - peers.LEGACY))
-def test_each_peer_tunes_the_tiny_task(peer):
+def test_each_peer_tunes_the_tiny_task(peer: str) -> None:
     run = peers.run_peer(task(target=0.86), peer, seed=0, workers=3, cap=10_000)
     assert run.method == peer and run.trials >= 1
     values = [v for _, v in run.trace]
@@ -24,13 +26,13 @@ def test_each_peer_tunes_the_tiny_task(peer):
 
 
 @pytest.mark.parametrize("peer", ["optuna-SHA", "optuna-SHA-random", "optuna-HB", "synetune-ASHA", "raytune-ASHA"])
-def test_multi_fidelity_peers_stop_some_trials_early(peer):
+def test_multi_fidelity_peers_stop_some_trials_early(peer: str) -> None:
     run = peers.run_peer(task(target=2.0), peer, seed=1, workers=2, cap=600)  # unreachable target: run to the cap
     assert run.epochs < run.trials * 9
 
 
 @pytest.mark.parametrize("peer", ["synetune-ASHA", "raytune-ASHA"])
-def test_a_peer_run_is_reproducible_for_a_seed(peer):
+def test_a_peer_run_is_reproducible_for_a_seed(peer: str) -> None:
     a = peers.run_peer(task(target=2.0), peer, seed=5, workers=2, cap=300)
     b = peers.run_peer(task(target=2.0), peer, seed=5, workers=2, cap=300)
     c = peers.run_peer(task(target=2.0), peer, seed=6, workers=2, cap=300)
@@ -38,7 +40,7 @@ def test_a_peer_run_is_reproducible_for_a_seed(peer):
     assert c.trace != a.trace
 
 
-def test_ray_tune_asha_stops_the_worse_two_thirds_at_a_rung():
+def test_ray_tune_asha_stops_the_worse_two_thirds_at_a_rung() -> None:
     policy = peers.RayTunePolicy(task(), seed=0)
     trials = [policy.ask()[0] for _ in range(6)]
     go_on = [policy.report(trial, 1, 1.0 - 0.1 * i) for i, trial in enumerate(trials)]  # best first
@@ -47,7 +49,7 @@ def test_ray_tune_asha_stops_the_worse_two_thirds_at_a_rung():
         policy.finish(trial, 1, 1.0 - 0.1 * i, completed=False)
 
 
-def test_search_spaces_translate_scaling():
+def test_search_spaces_translate_scaling() -> None:
     ranges = {
         "ContinuousParameterRanges": [{"Name": "lr", "MinValue": "0.0001", "MaxValue": "0.1",
                                        "ScalingType": "Logarithmic"}],
@@ -64,14 +66,14 @@ def test_search_spaces_translate_scaling():
     assert ray["op"].categories == ["a", "b"]
 
 
-def test_an_unknown_pruner_is_refused():
+def test_an_unknown_pruner_is_refused() -> None:
     with pytest.raises(ValueError, match="pruner in"):
         peers.OptunaPolicy(task(), 0, "median")
 
 
 @pytest.mark.skipif(not peers.LEGACY_PYTHON.exists(), reason="the legacy-peer virtualenv (make .venv-legacy) is absent")
 @pytest.mark.parametrize("peer", sorted(peers.LEGACY))
-def test_syne_tune_model_based_peers_run_in_their_own_virtualenv(peer):
+def test_syne_tune_model_based_peers_run_in_their_own_virtualenv(peer: str) -> None:
     """MOBSTER and Hyper-Tune (Syne Tune 0.14) run in .venv-legacy, one process a run, and come back as RunResults."""
     import nasbench
 
@@ -82,7 +84,7 @@ def test_syne_tune_model_based_peers_run_in_their_own_virtualenv(peer):
     assert run.epochs < run.trials * 200  # stopping-type: some trials were stopped before MaxResource
 
 
-def test_a_legacy_peer_needs_the_task_source_to_run_elsewhere(monkeypatch):
-    monkeypatch.setattr(peers.importlib.metadata, "version", lambda name: "0.16.0")
+def test_a_legacy_peer_needs_the_task_source_to_run_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.16.0")  # the module peers asks
     with pytest.raises(ValueError, match="source"):
         peers.run_peer(task(), "synetune-MOBSTER", seed=0, workers=2, cap=10.0)

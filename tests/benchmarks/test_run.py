@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
 import run
 
 
-def test_the_bench_profile_runs_the_issues_nas_plan_on_every_data_set_and_worker_count():
+def test_the_bench_profile_runs_the_issues_nas_plan_on_every_data_set_and_worker_count() -> None:
     profile = run.PROFILES["bench"]
     assert {plan.dataset for plan in profile.nas} == {"cifar10", "cifar100", "imagenet"}
     for plan in profile.nas:
@@ -17,7 +21,7 @@ def test_the_bench_profile_runs_the_issues_nas_plan_on_every_data_set_and_worker
     assert "raytune-ASHA" in run.CHEAP_PEERS
 
 
-def test_only_methods_narrows_every_part_and_keeps_the_seed_counts():
+def test_only_methods_narrows_every_part_and_keeps_the_seed_counts() -> None:
     narrowed = run.only_methods(run.PROFILES["bench"], {"raytune-ASHA", "HB-stop"})
     assert narrowed.real_methods == ("HB-stop",) and narrowed.mlp_methods == ("HB-stop",)
     for plan in narrowed.nas:
@@ -25,7 +29,7 @@ def test_only_methods_narrows_every_part_and_keeps_the_seed_counts():
     assert run.only_methods(run.PROFILES["quick"], {"nobody"}).nas[0].seeds == {}
 
 
-def test_the_models_profile_runs_both_targets_at_5_and_16_workers_with_the_model_based_peers():
+def test_the_models_profile_runs_both_targets_at_5_and_16_workers_with_the_model_based_peers() -> None:
     profile = run.PROFILES["models"]
     assert profile.nas_tops == (0.01, 0.001)
     assert {plan.dataset for plan in profile.nas} == {"cifar10", "cifar100", "imagenet"}
@@ -37,7 +41,7 @@ def test_the_models_profile_runs_both_targets_at_5_and_16_workers_with_the_model
     assert all(n == 1 for per in narrowed.nas[0].seeds.values() for n in per.values())
 
 
-def test_the_models_profile_adds_pasha_and_the_delayed_rule_and_the_delayed_profile_runs_16_and_64_workers():
+def test_the_models_profile_adds_pasha_and_the_delayed_rule_and_the_delayed_profile_runs_16_and_64_workers() -> None:
     for plan in run.PROFILES["models"].nas:
         assert plan.seeds["synetune-PASHA"] == plan.seeds["HB-delayed"] == plan.seeds["HB-stop"]
     delayed = run.PROFILES["delayed"]
@@ -47,7 +51,7 @@ def test_the_models_profile_adds_pasha_and_the_delayed_rule_and_the_delayed_prof
         assert all(set(per) == {16, 64} for per in plan.seeds.values())
 
 
-def test_the_bench_profile_runs_every_nas_data_set_under_ideal_and_the_sagemaker_default_with_the_peers():
+def test_the_bench_profile_runs_every_nas_data_set_under_ideal_and_the_sagemaker_default_with_the_peers() -> None:
     import latency
 
     from hb_core.latency import DEFAULT_SAGEMAKER_PROFILE
@@ -58,13 +62,17 @@ def test_the_bench_profile_runs_every_nas_data_set_under_ideal_and_the_sagemaker
     assert latency.BENCH_PROFILES[:2] == ("ideal", DEFAULT_SAGEMAKER_PROFILE)
 
 
-def test_the_latency_part_renders_both_profiles_side_by_side_and_survives_the_raw_round_trip(monkeypatch):
+def test_the_latency_part_renders_both_profiles_side_by_side_and_survives_the_raw_round_trip(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import json
 
     import latency
     import render
 
-    def fake(datasets, profiles, methods, workers, seeds, jobs, peer_profiles=None):
+    def fake(datasets: Sequence[str], profiles: Sequence[str], methods: Sequence[str], workers: int, seeds: int,
+             jobs: int, peer_profiles: set[str] | None = None
+             ) -> tuple[list[tuple[str, str, int, str, float, dict[str, Any]]], float]:
         assert peer_profiles is None  # the peers run under every profile
         slower = {"ideal": 1.0, "sagemaker-logs": 1.2, "target": 1.4}
         return [(d, m, s, p, 1000.0 * slower[p] * (3 if m == "Random" else 1), {"trained": 10, "judged": 9,

@@ -14,7 +14,8 @@ def quality(h: dict[str, Any]) -> float:
 
 
 def objective(h: dict[str, Any], epoch: int) -> float:
-    return 0.5 + 0.4 * quality(h) * (epoch / 9.0) ** 0.5
+    growth: float = (epoch / 9.0) ** 0.5  # float ** float is typed Any (it may be complex)
+    return 0.5 + 0.4 * quality(h) * growth
 
 
 def cost(h: dict[str, Any], epoch: int) -> float:

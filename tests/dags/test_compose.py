@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+import yaml  # type: ignore[import-untyped]  # no types-PyYAML in the test extra
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_SERVICES = {
@@ -33,12 +33,14 @@ EMULATED = {"aws", "sagemaker-emulator", "aws-init"}
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+    parsed: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+    return parsed
 
 
 @pytest.fixture(scope="module")
 def services(compose: dict[str, Any]) -> dict[str, Any]:
-    return compose["services"]
+    services: dict[str, Any] = compose["services"]
+    return services
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -163,7 +165,9 @@ def test_emulated_env_routes_sagemaker_to_the_emulator_and_the_rest_to_moto() ->
 
 def test_image_is_airflow_3_3_with_this_project_installed() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    version = re.search(r"^ARG AIRFLOW_VERSION=(\S+)$", dockerfile, re.MULTILINE).group(1)
+    match = re.search(r"^ARG AIRFLOW_VERSION=(\S+)$", dockerfile, re.MULTILINE)
+    assert match is not None
+    version = match.group(1)
     assert version.startswith("3.3.")
     assert "FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}" in dockerfile
     assert "COPY hb_core/ hb_core/" in dockerfile and "COPY plugins/hb_airflow/ plugins/hb_airflow/" in dockerfile

@@ -65,7 +65,8 @@ def parse(folder: Path, home: Path) -> dict[str, Any]:
                           timeout=300, cwd=str(home))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     line = next(line for line in done.stdout.splitlines() if line.startswith("DAGBAG "))
-    return json.loads(line.removeprefix("DAGBAG "))
+    bag: dict[str, Any] = json.loads(line.removeprefix("DAGBAG "))
+    return bag
 
 
 @pytest.fixture(scope="module")

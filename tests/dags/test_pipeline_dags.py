@@ -49,24 +49,27 @@ def seed_approved(moto: str, group: str, accuracy: float) -> str:
     groups = sagemaker.list_model_package_groups(NameContains=group)["ModelPackageGroupSummaryList"]
     if not any(g["ModelPackageGroupName"] == group for g in groups):
         sagemaker.create_model_package_group(ModelPackageGroupName=group)
-    return sagemaker.create_model_package(
+    arn: str = sagemaker.create_model_package(
         ModelPackageGroupName=group, ModelApprovalStatus="Approved", ModelPackageDescription="seeded (production)",
         InferenceSpecification={"Containers": [{"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/mlp:1",
                                                 "ModelDataUrl": f"{S3_OUTPUT}/seeded/model.tar.gz"}],
                                 "SupportedContentTypes": ["application/json"],
                                 "SupportedResponseMIMETypes": ["application/json"]},
         CustomerMetadataProperties={METRIC_KEY: "accuracy", VALUE_KEY: repr(accuracy)})["ModelPackageArn"]
+    return arn
 
 
 def versions(moto: str, group: str) -> list[dict[str, Any]]:
     page = client("sagemaker", moto).list_model_packages(ModelPackageGroupName=group, SortBy="CreationTime",
                                                           SortOrder="Ascending", MaxResults=100)
-    return page["ModelPackageSummaryList"]
+    summaries: list[dict[str, Any]] = page["ModelPackageSummaryList"]
+    return summaries
 
 
 def s3_object(moto: str, url: str) -> bytes:
     bucket, _, key = url.removeprefix("s3://").partition("/")
-    return client("s3", moto).get_object(Bucket=bucket, Key=key)["Body"].read()
+    body: bytes = client("s3", moto).get_object(Bucket=bucket, Key=key)["Body"].read()
+    return body
 
 
 def test_pipeline_registers_its_model_when_none_is_approved(first_run: DagResult, moto_server: str) -> None:

@@ -236,8 +236,10 @@ def deployment(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
         airflow.start_all()
         deployment = Deployment(airflow, airflow.token())
         for dag_id in dag_requests:
-            deployment.wait(lambda d=dag_id: airflow.request("GET", f"/api/v2/dags/{d}", token=deployment.token)[0]
-                            == 200, 120, f"DAG {dag_id} parsed")
+            def parsed(d: str = dag_id) -> bool:
+                return airflow.request("GET", f"/api/v2/dags/{d}", token=deployment.token)[0] == 200
+
+            deployment.wait(parsed, 120, f"DAG {dag_id} parsed")
         yield deployment
     finally:
         airflow.stop()

@@ -93,7 +93,7 @@ def test_mark_failed_mid_run_stops_every_trial_and_ends_the_job_failed(deploymen
                     >= 2, 120, "two trials report values")
     deployment.api("PATCH", f"/api/v2/dags/hb_long/dagRuns/{run_id}/taskInstances/tune", {"new_state": "failed"})
 
-    def terminal_and_gone() -> dict | None:
+    def terminal_and_gone() -> dict[str, Any] | None:
         job = deployment.job(name)
         return job if job["status"] in ("Completed", "Failed") and not deployment.live_trials(name) else None
 
@@ -256,8 +256,8 @@ def test_the_dashboard_needs_a_token_and_lists_every_run_with_its_true_status(de
         pytest.skip("needs the runs the earlier tests of this module leave (run the whole module)")
     assert deployment.airflow.request("GET", "/hyperband/api/jobs")[0] == 401
     assert deployment.airflow.request("GET", "/hyperband/")[0] == 401
-    status, page = deployment.airflow.request("GET", "/hyperband/", token=deployment.token)
-    assert status == 200 and b"Hyperband tuning jobs" in page
+    http_status, page = deployment.airflow.request("GET", "/hyperband/", token=deployment.token)
+    assert http_status == 200 and b"Hyperband tuning jobs" in page
     listed = {row["tuning_job_name"]: row for row in deployment.api("GET", "/hyperband/api/jobs")["jobs"]}
     for name, status in deployment.runs.items():
         row, job = listed[name], deployment.job(name)

@@ -23,7 +23,7 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -281,7 +281,7 @@ def test_the_sensors_behave_as_the_guide_says_on_the_finished_job(local_run: Dag
     assert HyperbandTuningSensor(task_id="done", **where).poke(context) is True
     state = asyncio.run(LocalFileStore(where["state_uri"]).load())
     assert state is not None
-    top = state.config.max_resource
+    top = cast(int, state.config.max_resource)  # a Hyperband job: set
     for trial in state.trials:
         assert TrialRungSensor(task_id=f"t{trial.trial_id}", trial_id=trial.trial_id, rung=top, **where).poke(context)
     with pytest.raises(ConfigError, match="rung"):

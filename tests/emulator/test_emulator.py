@@ -281,10 +281,13 @@ def test_faults_are_injected_per_operation_and_other_calls_reach_moto(
     sm, cw, s3 = client("sagemaker", emu.endpoint), client("cloudwatch", emu.endpoint), client("s3", emu.endpoint)
     s3.create_bucket(Bucket="via-emulator")  # proxied to moto
     codes = []
-    for call in (lambda: sm.describe_training_job(TrainingJobName="x"),
-                 lambda: sm.list_training_jobs(),
-                 lambda: cw.get_metric_data(MetricDataQueries=[], StartTime=0, EndTime=60),
-                 lambda: s3.put_object(Bucket="via-emulator", Key="k", Body=b"v")):
+    calls: tuple[Callable[[], object], ...] = (
+        lambda: sm.describe_training_job(TrainingJobName="x"),
+        lambda: sm.list_training_jobs(),
+        lambda: cw.get_metric_data(MetricDataQueries=[], StartTime=0, EndTime=60),
+        lambda: s3.put_object(Bucket="via-emulator", Key="k", Body=b"v"),
+    )
+    for call in calls:
         for _ in range(3):  # two faults in a row at most, then the call goes through
             try:
                 call()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -16,8 +17,9 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mlp"
 
 
 @pytest.fixture(scope="module")
-def evaluate():
+def evaluate() -> ModuleType:
     spec = importlib.util.spec_from_file_location("mlp_evaluate_under_test", EXAMPLE / "evaluate.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -39,7 +41,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"model": root / "model", "metrics": root / "out" / "metrics.json"}
 
 
-def test_the_replay_rebuilds_the_training_data_bit_for_bit(evaluate) -> None:
+def test_the_replay_rebuilds_the_training_data_bit_for_bit(evaluate: ModuleType) -> None:
     train = evaluate._train_module()
     X, y, problem = evaluate.replay()
     X_ref, y_ref = train.make_classification(seed=train.DATA_SEED, **train.DATA_PARAMS)
@@ -47,7 +49,7 @@ def test_the_replay_rebuilds_the_training_data_bit_for_bit(evaluate) -> None:
     assert len(problem.covariances) == 64 and problem.columns.shape == (20,)
 
 
-def test_the_held_out_set_is_deterministic_and_disjoint_from_train_and_validation(evaluate) -> None:
+def test_the_held_out_set_is_deterministic_and_disjoint_from_train_and_validation(evaluate: ModuleType) -> None:
     X, y = evaluate.held_out()
     X_again, y_again = evaluate.held_out()
     assert np.array_equal(X, X_again) and np.array_equal(y, y_again)
@@ -62,7 +64,7 @@ def test_the_held_out_set_is_deterministic_and_disjoint_from_train_and_validatio
         evaluate.held_out(seed=evaluate._train_module().DATA_SEED)
 
 
-def test_held_out_accuracy_matches_validation_accuracy(evaluate, trained: dict[str, Path]) -> None:
+def test_held_out_accuracy_matches_validation_accuracy(evaluate: ModuleType, trained: dict[str, Path]) -> None:
     """Same problem, unseen points: a model scores on the held-out set about what it scored on validation."""
     metrics = evaluate.evaluate(trained["model"])
     validation = json.loads(trained["metrics"].read_text())
@@ -72,7 +74,7 @@ def test_held_out_accuracy_matches_validation_accuracy(evaluate, trained: dict[s
     assert evaluate.evaluate(trained["model"] / "model.npz") == metrics  # the file or its directory
 
 
-def test_cli_evaluates_and_writes_channels(evaluate, trained: dict[str, Path], tmp_path: Path) -> None:
+def test_cli_evaluates_and_writes_channels(evaluate: ModuleType, trained: dict[str, Path], tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, str(EXAMPLE / "evaluate.py"), str(trained["model"]), "--n", "500"],
                           check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

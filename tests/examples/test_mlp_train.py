@@ -11,7 +11,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -25,7 +27,7 @@ LINE_RE = re.compile(r"^epoch=(\d+) validation:accuracy=([0-9.]+) train:loss=([0
 TINY = ["--units", "10", "--batch_size", "200", "--learning_rate", "0.01", "--l2", "0.0001"]
 
 
-def clean_env(**extra):
+def clean_env(**extra: object) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
     env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONUNBUFFERED="1")
@@ -33,14 +35,14 @@ def clean_env(**extra):
     return env
 
 
-def run(args, cwd, timeout=60, **env):
+def run(args: Sequence[object], cwd: Path, timeout: float = 60, **env: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(SCRIPT)] + [str(a) for a in args],
         cwd=str(cwd), env=clean_env(**env), capture_output=True, text=True, timeout=timeout,
     )
 
 
-def parse(stdout):
+def parse(stdout: str) -> list[tuple[int, str, str]]:
     lines = stdout.splitlines()
     out = []
     for line in lines:
@@ -50,12 +52,13 @@ def parse(stdout):
     return out
 
 
-def model_units(model_dir):
+def model_units(model_dir: Path) -> tuple[int, ...]:
     with np.load(Path(model_dir) / "model.npz") as z:
-        return z["W1"].shape
+        shape: tuple[int, ...] = z["W1"].shape
+        return shape
 
 
-def test_one_parseable_line_per_epoch(tmp_path):
+def test_one_parseable_line_per_epoch(tmp_path: Path) -> None:
     r = run(TINY + ["--epochs", "3"], tmp_path)
     assert r.returncode == 0, r.stderr
     rows = parse(r.stdout)
@@ -69,12 +72,12 @@ def test_one_parseable_line_per_epoch(tmp_path):
         "MetricDefinitions"]
     regex = {d["Name"]: re.compile(d["Regex"]) for d in metric_defs}
     for line, (epoch, acc, loss) in zip(r.stdout.splitlines(), rows):
-        assert regex["validation:accuracy"].search(line).group(1) == acc
-        assert regex["epoch"].search(line).group(1) == str(epoch)
-        assert regex["train:loss"].search(line).group(1) == loss
+        assert cast("re.Match[str]", regex["validation:accuracy"].search(line)).group(1) == acc
+        assert cast("re.Match[str]", regex["epoch"].search(line)).group(1) == str(epoch)
+        assert cast("re.Match[str]", regex["train:loss"].search(line)).group(1) == loss
 
 
-def test_cli_hyperparameters_and_unknown_arguments(tmp_path):
+def test_cli_hyperparameters_and_unknown_arguments(tmp_path: Path) -> None:
     r = run(TINY[2:] + ["--units", "12", "--epochs", "2",
                         "--sagemaker_program", "train.py",
                         "--sagemaker_submit_directory", "s3://bucket/src.tar.gz",
@@ -87,7 +90,7 @@ def test_cli_hyperparameters_and_unknown_arguments(tmp_path):
     assert model_units(tmp_path / "model") == (20, 12)
 
 
-def test_sm_hps_fallback_and_cli_precedence(tmp_path):
+def test_sm_hps_fallback_and_cli_precedence(tmp_path: Path) -> None:
     hps = {"units": 13, "epochs": "2", "batch_size": 200, "learning_rate": "0.01",
            "sagemaker_program": "train.py"}
     r = run([], tmp_path, SM_HPS=json.dumps(hps), SM_MODEL_DIR=tmp_path / "a")
@@ -100,7 +103,7 @@ def test_sm_hps_fallback_and_cli_precedence(tmp_path):
     assert model_units(tmp_path / "b") == (20, 14)
 
 
-def test_checkpoint_resume_equals_uninterrupted(tmp_path):
+def test_checkpoint_resume_equals_uninterrupted(tmp_path: Path) -> None:
     args = ["--units", "16", "--batch_size", "50", "--learning_rate", "0.005", "--l2", "0.001",
             "--seed", "3"]
     ck = tmp_path / "ck"
@@ -127,7 +130,7 @@ def test_checkpoint_resume_equals_uninterrupted(tmp_path):
     assert again.stdout == ""
 
 
-def test_different_seed_changes_results_and_checkpoint_mismatch_is_rejected(tmp_path):
+def test_different_seed_changes_results_and_checkpoint_mismatch_is_rejected(tmp_path: Path) -> None:
     ck = tmp_path / "ck"
     a = run(TINY + ["--epochs", "2", "--seed", "0"], tmp_path, SM_CHECKPOINT_DIR=ck)
     b = run(TINY + ["--epochs", "2", "--seed", "1"], tmp_path)
@@ -139,7 +142,7 @@ def test_different_seed_changes_results_and_checkpoint_mismatch_is_rejected(tmp_
     assert "checkpoint" in bad.stderr and "different run" in bad.stderr
 
 
-def test_sigterm_stops_promptly(tmp_path):
+def test_sigterm_stops_promptly(tmp_path: Path) -> None:
     ck = tmp_path / "ck"
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPT), "--units", "300", "--batch_size", "10",
@@ -147,6 +150,7 @@ def test_sigterm_stops_promptly(tmp_path):
         cwd=str(tmp_path), env=clean_env(SM_CHECKPOINT_DIR=ck, SM_MODEL_DIR=tmp_path / "m"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    assert proc.stdout is not None
     try:
         first = proc.stdout.readline()  # blocks until epoch 1 is done
         assert LINE_RE.match(first.strip()), first
@@ -171,7 +175,7 @@ def test_sigterm_stops_promptly(tmp_path):
     assert not [p for p in ck.iterdir() if p.name != "checkpoint.npz"]  # no temp files left
 
 
-def test_model_and_metrics_saved(tmp_path):
+def test_model_and_metrics_saved(tmp_path: Path) -> None:
     model_dir, out_dir = tmp_path / "model_out", tmp_path / "output" / "data"
     r = run(TINY + ["--epochs", "3"], tmp_path, SM_MODEL_DIR=model_dir, SM_OUTPUT_DATA_DIR=out_dir)
     assert r.returncode == 0, r.stderr
@@ -188,7 +192,7 @@ def test_model_and_metrics_saved(tmp_path):
     assert metrics["final_epoch"] == 3
 
 
-def test_write_data_and_channels(tmp_path):
+def test_write_data_and_channels(tmp_path: Path) -> None:
     r = run(["--write-data", tmp_path / "data"], tmp_path)
     assert r.returncode == 0, r.stderr
     with np.load(tmp_path / "data" / "train" / "train.npz") as z:
@@ -227,7 +231,7 @@ def test_write_data_and_channels(tmp_path):
 @pytest.mark.parametrize("name,value", [
     ("units", "0"), ("batch_size", "abc"), ("learning_rate", "-0.1"), ("epochs", "2.5"), ("l2", "nan"),
 ])
-def test_bad_hyperparameter_fails_clearly(tmp_path, name, value):
+def test_bad_hyperparameter_fails_clearly(tmp_path: Path, name: str, value: str) -> None:
     out = tmp_path / "output"
     r = run(["--" + name, value], tmp_path, SM_OUTPUT_DIR=out)
     assert r.returncode == 2
@@ -236,12 +240,12 @@ def test_bad_hyperparameter_fails_clearly(tmp_path, name, value):
     assert "%s=%s" % (name, value) in (out / "failure").read_text()
 
 
-def test_bad_sm_hps_value_fails_clearly(tmp_path):
+def test_bad_sm_hps_value_fails_clearly(tmp_path: Path) -> None:
     r = run([], tmp_path, SM_HPS=json.dumps({"units": 0}))
     assert r.returncode == 2 and "units=0" in r.stderr
 
 
-def test_tuning_json_is_a_hyperband_request():
+def test_tuning_json_is_a_hyperband_request() -> None:
     req = json.loads(TUNING.read_text())
     cfg = req["HyperParameterTuningJobConfig"]
     assert req["HyperParameterTuningJobName"] == "mlp-hyperband"

@@ -20,7 +20,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -89,7 +89,8 @@ def parse(stdout: str) -> list[tuple[int, str, str]]:
 
 
 def weights(path: Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    state_dict: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return state_dict
 
 
 # ---------------------------------------------------------------- training
@@ -109,9 +110,9 @@ def test_learns_prints_one_line_per_epoch_and_saves_the_model(tmp_path: Path, da
         "MetricDefinitions"]
     regex = {d["Name"]: re.compile(d["Regex"]) for d in definitions}
     for line, (epoch, acc, loss) in zip(r.stdout.splitlines(), rows):
-        assert regex["validation:accuracy"].search(line).group(1) == acc
-        assert regex["epoch"].search(line).group(1) == str(epoch)
-        assert regex["train:loss"].search(line).group(1) == loss
+        assert cast("re.Match[str]", regex["validation:accuracy"].search(line)).group(1) == acc
+        assert cast("re.Match[str]", regex["epoch"].search(line)).group(1) == str(epoch)
+        assert cast("re.Match[str]", regex["train:loss"].search(line)).group(1) == loss
     # the saved model predicts what the last epoch reported
     train = load_example("train")
     model, record = train.load_model(str(model_dir))
@@ -164,6 +165,7 @@ def test_sigterm_mid_epoch_exits_143_keeps_the_last_checkpoint_and_a_rerun_resum
     proc = subprocess.Popen([sys.executable, str(SCRIPT), *args, "--epochs", "50"], cwd=str(tmp_path),
                             env=clean_env(**data, SM_CHECKPOINT_DIR=ck, SM_MODEL_DIR=model_dir),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
     try:
         first = proc.stdout.readline()  # blocks until epoch 1 is done (12 batches of 4)
         assert LINE_RE.match(first.strip()), first

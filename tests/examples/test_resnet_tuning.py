@@ -44,7 +44,7 @@ JOBS, PARALLEL, MAX_RESOURCE = 4, 2, 3
 
 def small_request(name: str) -> dict[str, Any]:
     """examples/resnet/tuning.json, with a budget a CPU runs in seconds and the promotion variant."""
-    body = copy.deepcopy(json.loads(TUNING.read_text()))
+    body: dict[str, Any] = copy.deepcopy(json.loads(TUNING.read_text()))
     body["HyperParameterTuningJobName"] = name
     cfg = body["HyperParameterTuningJobConfig"]
     cfg["StrategyConfig"]["HyperbandStrategyConfig"].update(MinResource=1, MaxResource=MAX_RESOURCE,
@@ -59,8 +59,9 @@ def small_request(name: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def channels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return load_example("prepare_data").write_synthetic(str(tmp_path_factory.mktemp("resnet-tune-data")), 64, 32,
-                                                        seed=2)
+    written: dict[str, str] = load_example("prepare_data").write_synthetic(
+        str(tmp_path_factory.mktemp("resnet-tune-data")), 64, 32, seed=2)
+    return written
 
 
 def assert_promoted_trials_resumed(state: TuningState, log_of: Callable[[str, int], str]) -> list[str]:
@@ -105,7 +106,7 @@ def test_hb_tune_runs_the_resnet_request_on_local_processes_with_promotion(tmp_p
         ckpt = torch.load(job_dir / "trials" / trial_id / "checkpoints" / "checkpoint.pt", map_location="cpu",
                           weights_only=True)
         assert ckpt["epoch"] == state.trial(trial_id).resource  # type: ignore[union-attr]
-    best = state.trial(str((state.finish or {})["best_trial_id"]))
+    best = state.trial(str((state.finish or dict[str, Any]())["best_trial_id"]))
     assert best is not None and best.resource == MAX_RESOURCE
     assert (job_dir / "trials" / best.trial_id / str(best.attempt) / "model" / "model.pt").is_file()
     assert f"trials/{best.trial_id}/{best.attempt}/model" in run.stdout
@@ -170,7 +171,7 @@ def test_the_g4dn_request_runs_end_to_end_on_the_sagemaker_backend(emulator: Cal
     for trial_id in assert_promoted_trials_resumed(state, log_of):  # the checkpoint went through S3
         keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=f"checkpoints/{trial_id}/")["Contents"]]
         assert f"checkpoints/{trial_id}/checkpoint.pt" in keys
-    best = state.trial(str((state.finish or {})["best_trial_id"]))
+    best = state.trial(str((state.finish or dict[str, Any]())["best_trial_id"]))
     assert best is not None and best.resource == MAX_RESOURCE
     model = s3.get_object(Bucket=BUCKET, Key=f"output/resnet-sm-{best.trial_id}-{best.attempt}/output/model.tar.gz")
     with tarfile.open(fileobj=io.BytesIO(model["Body"].read()), mode="r:gz") as archive:

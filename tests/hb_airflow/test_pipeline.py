@@ -7,24 +7,21 @@ import json
 import math
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pendulum
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
+from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Asset, TriggerRule
-from airflow.sdk.definitions.param import ParamValidationError
+from airflow.sdk.definitions.xcom_arg import PlainXComArg
+from airflow.sdk.exceptions import ParamValidationError
 
-from hb_airflow.pipeline import (
-    configure_request,
-    local_model_dir,
-    publish_model,
-    put_json,
-    stage_data,
-    tuning_params,
-    tuning_pipeline,
-)
+from hb_airflow.artifacts import local_model_dir, publish_model, put_json
+from hb_airflow.operators import HyperbandTuningOperator
+from hb_airflow.pipeline import configure_request, stage_data, tuning_params, tuning_pipeline
 from hb_airflow.registry import decide
+from hb_airflow.trial import SageMakerTrialOperator
 from hb_core.errors import ConfigError
 from tests.aws_fixtures import aws, client, make_bucket, moto_server  # noqa: F401 - fixtures
 from tests.hb_airflow.conftest import tiny_request
@@ -128,7 +125,7 @@ def test_the_group_is_configure_tune_retrain_evaluate_compare_register_summary()
         "summary": ["evaluate", "register", "tune"]}
     assert dag.get_task("summary").trigger_rule == TriggerRule.NONE_FAILED  # runs when register is skipped
     assert dag.get_task("register").outlets == [model]
-    retrain = dag.get_task("retrain")
+    retrain = cast(SageMakerTrialOperator, dag.get_task("retrain"))
     static = retrain.training_job_definition["StaticHyperParameters"]
     assert static["epochs"] == "{{ ti.xcom_pull(task_ids='configure', key='retrain')['static']['epochs'] }}"
     assert static["sleep"] == "{{ ti.xcom_pull(task_ids='configure', key='retrain')['static']['sleep'] }}"
@@ -136,8 +133,10 @@ def test_the_group_is_configure_tune_retrain_evaluate_compare_register_summary()
     [channel] = retrain.training_job_definition["InputDataConfig"]
     assert channel["DataSource"]["S3DataSource"]["S3Uri"].endswith("['channels']['train'] }}")
     assert "best_hyperparameters" in retrain.hyperparameters
-    tune = dag.get_task("tune")
-    assert (tune.tuning_request.key, tune.backend.key) == ("tuning_request", "backend")  # configure's XComs
+    tune = cast(HyperbandTuningOperator, dag.get_task("tune"))
+    # at parse time both fields hold configure's XComArgs, not the dict | str they are rendered to
+    request_arg, backend_arg = cast(PlainXComArg, tune.tuning_request), cast(PlainXComArg, tune.backend)
+    assert (request_arg.key, backend_arg.key) == ("tuning_request", "backend")  # configure's XComs
 
 
 def test_without_a_model_package_group_there_is_no_registry_step() -> None:
@@ -157,9 +156,9 @@ def test_a_bad_factory_call_fails_when_the_dag_is_parsed() -> None:
 
 
 @pytest.mark.parametrize("returned", [{"score": math.nan}, {"loss": 0.1}, {"score": "high"}])
-def test_evaluate_fails_when_the_callable_returns_no_finite_metric(tmp_path: Path, returned: dict) -> None:
+def test_evaluate_fails_when_the_callable_returns_no_finite_metric(tmp_path: Path, returned: dict[str, Any]) -> None:
     dag = build(evaluate=lambda model_dir: returned)
-    evaluate = dag.get_task("evaluate").python_callable
+    evaluate = cast(PythonOperator, dag.get_task("evaluate")).python_callable
     with pytest.raises(AirflowFailException, match="must return a finite 'score'"):
         evaluate({"model_artifacts": str(tmp_path), "training_job_name": "retrain-1-0000-1"})
     with pytest.raises(AirflowFailException, match="does not exist"):
@@ -167,7 +166,7 @@ def test_evaluate_fails_when_the_callable_returns_no_finite_metric(tmp_path: Pat
 
 
 def test_register_is_skipped_with_the_reason_when_the_model_is_not_better() -> None:
-    register = build(model_package_group="tiny").get_task("register").python_callable
+    register = cast(PythonOperator, build(model_package_group="tiny").get_task("register")).python_callable
     decision = decide(0.5, metric="score", champion=None, threshold=None).to_dict() | {
         "register": False, "approval_status": None, "reason": "score=0.5 does not beat the approved version 2"}
     with pytest.raises(AirflowSkipException, match="does not beat the approved version 2"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import pytest
 
@@ -78,7 +79,8 @@ def registry(aws: str, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:  # noq
     return ModelRegistry("hb_registry")
 
 
-def register(registry: ModelRegistry, decision: RegistrationDecision, job: str = "retrain-1234abcd-0000-1") -> dict:
+def register(registry: ModelRegistry, decision: RegistrationDecision,
+             job: str = "retrain-1234abcd-0000-1") -> dict[str, Any]:
     return registry.register("mlp", decision, model_data_url=f"s3://b/{job}/output/model.tar.gz",
                              image="123456789012.dkr.ecr.us-east-1.amazonaws.com/mlp:1", training_job=job,
                              tuning_job="mlp-hyperband-1234abcd", content_types=["application/json"],

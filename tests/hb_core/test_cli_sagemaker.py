@@ -80,7 +80,7 @@ def test_every_recorded_value_is_one_the_trial_printed_at_that_epoch(
                                                         for r in range(1, trial.resource + 1)], trial.trial_id
     judged = [d for d in decisions if d.rung is not None and d.action in ("continue", "stop", "record")]
     assert {d.rung for d in judged} == {1, 3, 9}  # trials at every rung
-    assert all(d.value == lines[str(d.trial_id)][d.rung] for d in judged)  # type: ignore[index]
+    assert all(d.value == lines[str(d.trial_id)][d.rung] for d in judged)
     best = state.trial(str(state.finish["best_trial_id"])) if state.finish else None
     assert best is not None and best.status is TrialStatus.COMPLETED and best.resource == 9
     assert state.finish is not None and state.finish["best_objective"] == lines[best.trial_id][9]  # its last value

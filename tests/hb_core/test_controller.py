@@ -8,6 +8,7 @@ import pytest
 
 from hb_core.controller import converged, decide, new_state, outstanding_actions
 from hb_core.events import (
+    Event,
     Finish,
     Launch,
     MetricReported,
@@ -74,7 +75,7 @@ def test_contract_launch_report_complete_fail_stop(strategy: str, extra: dict[st
     for _ in range(40):
         if state.done:
             break
-        events = []
+        events: list[Event] = []
         for index in state.active:
             trial = state.trials[index]
             budget = trial.budget or 27
@@ -92,7 +93,7 @@ def test_contract_launch_report_complete_fail_stop(strategy: str, extra: dict[st
 
 def test_stopping_rule_keeps_only_the_top_third() -> None:
     state, _ = fresh("Hyperband", parallel=3, max_jobs=3)
-    start = [TrialStarted(t, 1, 0.0) for t in ("0000", "0001", "0002")]
+    start: list[Event] = [TrialStarted(t, 1, 0.0) for t in ("0000", "0001", "0002")]
     state, _ = decide(state, start, 0.0)
     # first at rung 1: an empty rung keeps it
     state, actions = decide(state, [MetricReported("0000", 1, 1.0, 0.50)], 1.0)
@@ -154,7 +155,7 @@ def test_promotion_variant_pauses_then_promotes_the_best() -> None:
     state, actions = fresh("Hyperband", variant="Promotion", parallel=3, max_jobs=4)
     assert {a.budget for a in actions if isinstance(a, Launch)} == {1}
     values = {"0000": 0.3, "0001": 0.9, "0002": 0.6}
-    events = []
+    events: list[Event] = []
     for trial_id, value in values.items():
         events += [MetricReported(trial_id, 1, 1.0, value), TrialCompleted(trial_id, 1, 1.0)]
     state, actions = decide(state, events, 1.0)
@@ -189,7 +190,7 @@ def test_failed_trials_leave_the_rung_statistics() -> None:
 
 def test_fail_fast_when_the_first_trials_all_fail() -> None:
     state, _ = fresh("Random", parallel=3, max_jobs=20)
-    failures = [TrialFailed(f"{i:04d}", 1, 1.0, "ImportError: no module named torch") for i in range(3)]
+    failures: list[Event] = [TrialFailed(f"{i:04d}", 1, 1.0, "ImportError: no module named torch") for i in range(3)]
     state, actions = decide(state, failures, 1.0)
     assert state.status is TuningStatus.FAILED
     finish = [a for a in actions if isinstance(a, Finish)]
@@ -269,11 +270,12 @@ def test_outstanding_actions_after_restart() -> None:
 
 def test_state_round_trips_through_json_mid_run() -> None:
     state, _ = fresh("Hyperband", variant="Promotion", parallel=3, max_jobs=6, brackets=2)
-    events = [MetricReported("0000", 1, 1.0, 0.3), TrialCompleted("0000", 1, 1.0), TrialStarted("0001", 1, 0.5)]
+    events: list[Event] = [MetricReported("0000", 1, 1.0, 0.3), TrialCompleted("0000", 1, 1.0),
+                           TrialStarted("0001", 1, 0.5)]
     state, _ = decide(state, events, 1.0)
     again = TuningState.from_dict(json.loads(json.dumps(state.to_dict())))
     assert again == state
-    later = [MetricReported("0001", 1, 2.0, 0.7)]
+    later: list[Event] = [MetricReported("0001", 1, 2.0, 0.7)]
     assert decide(again, later, 2.0) == decide(state, later, 2.0)
 
 

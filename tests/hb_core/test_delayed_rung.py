@@ -11,7 +11,7 @@ from hb_core.config import HyperbandConfig, TuningConfig
 from hb_core.controller import decide, new_state
 from hb_core.curves import mlp_accuracy, mlp_epoch_seconds
 from hb_core.errors import ConfigError
-from hb_core.events import Launch, MetricReported, Resume, Stop, TrialCompleted, TrialStarted
+from hb_core.events import Event, Launch, MetricReported, Resume, Stop, TrialCompleted, TrialStarted
 from hb_core.rungs import keeps
 from hb_core.state import TrialStatus, TuningState
 from tests.helpers import request
@@ -58,7 +58,7 @@ def test_stopping_variant_stops_arrivals_before_the_rung_holds_min_results() -> 
 
 def test_promotion_variant_promotes_only_once_the_rung_holds_min_results() -> None:
     state = started(4, variant="Promotion", parallel=3, max_jobs=5)
-    events = []
+    events: list[Event] = []
     for trial_id, value in (("0000", 0.3), ("0001", 0.9), ("0002", 0.6)):
         events += [MetricReported(trial_id, 1, 1.0, value), TrialCompleted(trial_id, 1, 1.0)]
     state, actions = decide(state, events, 1.0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -94,7 +94,7 @@ def test_stop_delay_bills_the_time_the_stop_takes_to_land() -> None:
 def test_warm_pool_reuse_pays_the_warm_start_and_bills_the_retained_time() -> None:
     latency = Latency(startup_seconds=100, warm_startup_seconds=10, metric_delay_seconds=5)
     warm = _run(latency, strategy="Random", max_jobs=3, max_resource=5, keep_alive=300)
-    starts = sorted(t.start_time for t in warm.state.trials)
+    starts = sorted(cast(float, t.start_time) for t in warm.state.trials)  # every trial here has started
     # trial 0 starts cold and trains 100..150; its end is seen at 155, when trial 1 launches on its instance
     assert warm.warm_starts == 2
     assert warm.state.retained_billable_seconds == pytest.approx(2 * 5)  # each reuse ended a 5 s retention

@@ -200,7 +200,7 @@ def test_never_reproposes_a_configuration_already_tried_on_a_categorical_space(k
         {"Name": f"op{i}", "Values": ["a", "b", "c", "d", "e"]} for i in range(4)]}
     cfg = config("Hyperband", parallel=4, max_jobs=120, sampler=kind, ranges=ranges)
 
-    def objective(hps: dict, resource: int) -> float:
+    def objective(hps: dict[str, Any], resource: int) -> float:
         return sum(ord(v) for v in hps.values()) / 400 * (1 - 0.5**resource)
 
     result = simulate(cfg, objective)

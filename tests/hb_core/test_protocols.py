@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from hb_core.backends.clock import VirtualClock
 from hb_core.backends.local import LocalBackend
@@ -21,4 +22,4 @@ async def test_local_and_simulated_backends_are_backends_with_a_price_and_a_mode
     assert isinstance(local, Backend) and isinstance(simulated, Backend)
     assert local.price_per_second() is None and simulated.price_per_second() == 0.25
     assert await local.model_uri("0003", 2) == str(local.model_dir("0003", 2))
-    assert await simulated.model_uri("0003", 2) is None
+    assert await cast(Backend, simulated).model_uri("0003", 2) is None  # through the protocol: str | None

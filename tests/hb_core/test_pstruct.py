@@ -18,7 +18,8 @@ operations = st.lists(st.tuples(st.sampled_from(["insert", "remove"]), values), 
 def test_sorted_items_match_a_sorted_list_and_keep_old_versions(
     operations: list[tuple[str, float]], probes: list[float]
 ) -> None:
-    items, reference = SortedItems(), []
+    items: SortedItems[float] = SortedItems()
+    reference: list[float] = []
     history = []
     for op, value in operations:
         history.append((items, list(reference)))
@@ -50,7 +51,8 @@ def test_sorted_items_hold_tuples_and_compare_with_sequences() -> None:
 @settings(max_examples=100, deadline=None)
 @given(size=st.integers(0, 3000), updates=st.lists(st.tuples(st.integers(0, 5000), st.integers()), max_size=50))
 def test_pvector_matches_a_list_across_levels(size: int, updates: list[tuple[int, int]]) -> None:
-    vector, reference = PVector(range(size)), list(range(size))
+    vector: PVector[object] = PVector(range(size))  # object: the last check appends a str
+    reference = list(range(size))
     before = vector
     for index, value in updates:
         if size:

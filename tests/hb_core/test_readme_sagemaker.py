@@ -63,7 +63,7 @@ def test_the_readme_runs_from_zero_to_a_finished_tuning_job_on_the_emulator(work
     server = subprocess.Popen(["bash", "-c", serve], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True, start_new_session=True)
     try:
-        assert server.stdout is not None
+        assert server.stdout is not None and server.stderr is not None
         url = server.stdout.readline().strip()
         assert url == f"http://127.0.0.1:{port}", server.stderr.read() if server.poll() is not None else url
         assert server.stdout.readline().startswith(f"export AWS_ENDPOINT_URL={url} ")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -168,13 +168,15 @@ def test_an_abort_repeated_on_a_stopping_job_stops_again_and_records_the_ends_it
     running = asyncio.run(started())
     active = [running.trials[i] for i in running.active]
     assert len(active) == 3
-    stopping, stops = abort(running, "killed by a user", 100.0)
+    stopping, actions = abort(running, "killed by a user", 100.0)
+    stops = cast("tuple[Stop, ...]", actions)  # an abort's actions are Stops until the last trial ends
     assert stopping.status.value == "Stopping" and {a.trial_id for a in stops} == {t.trial_id for t in active}
     again, restops = abort(stopping, "a second reason", 101.0)  # the intent stays; the stops go out again
     assert again.completion_reason == "killed by a user" and restops == tuple(
         Stop(a.trial_id, a.attempt, a.reason) for a in stops)
     ended = [TrialStopped(t.trial_id, t.attempt, 102.0) for t in active[:2]]
-    partly, last = abort(again, "killed by a user", 102.0, ended)
+    partly, actions = abort(again, "killed by a user", 102.0, ended)
+    last = cast("tuple[Stop, ...]", actions)
     assert partly.status.value == "Stopping" and [a.trial_id for a in last] == [active[2].trial_id]
     done, finish = abort(partly, "killed by a user", 103.0, [TrialStopped(active[2].trial_id, active[2].attempt, 103.0)])
     assert done.status.value == "Failed" and done.completion_reason == "killed by a user"

@@ -19,7 +19,7 @@ from hb_core.config import Objective, ObjectiveType, TuningConfig, WarmStartType
 from hb_core.controller import decide, new_state
 from hb_core.curves import make_curve
 from hb_core.errors import StateError
-from hb_core.events import MetricReported, Stop, TrialStarted
+from hb_core.events import Event, MetricReported, Stop, TrialStarted
 from hb_core.runner import Tuner
 from hb_core.state import Trial, TrialStatus, TuningState
 from hb_core.strategies import BayesianSampler, JointGPSampler, RandomSampler, RungGPSampler, make_sampler
@@ -140,7 +140,7 @@ def test_seeded_rungs_judge_the_first_trials() -> None:
         state = new_state(cfg, now=0.0)
         state = seed_rungs(state, [parent]) if seeded else state
         state, _ = decide(state, [], 0.0, sampler=RandomSampler(cfg.space))
-        events = [TrialStarted("0000", 1, 1.0), MetricReported("0000", 1, 1.0, -5.0, seq=1)]
+        events: list[Event] = [TrialStarted("0000", 1, 1.0), MetricReported("0000", 1, 1.0, -5.0, seq=1)]
         state, actions = decide(state, events, 1.0, sampler=RandomSampler(cfg.space))
         assert any(isinstance(a, Stop) and a.trial_id == "0000" for a in actions) is stopped
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hb_core.events import Event, Launch, MetricReported, Resume, TrialFailed
-from hb_core.protocols import Backend, StateStore
+from hb_core.protocols import Backend, Clock, StateStore
 from hb_core.state import Decision, TrialStatus, TuningState
 
 __all__ = [
@@ -158,7 +158,7 @@ class FaultyBackend:
     inner: Backend
     rates: FaultRates
     seed: int = 0
-    clock: object | None = None
+    clock: Clock | None = None
     held: list[tuple[int, Event]] = field(default_factory=list)
     running: dict[str, int] = field(default_factory=dict)
     injected: dict[str, int] = field(default_factory=dict)
@@ -213,7 +213,7 @@ class FaultyBackend:
                     self._count(kind)
                     # The job really ends: the backend stops it, and its own stop event becomes stale.
                     await self.inner.stop(trial_id, attempt, kind)
-                    now = self.clock.now() if self.clock is not None else 0.0  # type: ignore[attr-defined]
+                    now = self.clock.now() if self.clock is not None else 0.0
                     injected.append(TrialFailed(trial_id, attempt, now, f"injected {kind}", retriable=retriable))
                     self.running.pop(trial_id, None)
                     break
@@ -224,7 +224,7 @@ class FaultyBackend:
 
     def next_event_time(self) -> float | None:
         if self.held:
-            now = self.clock.now() if self.clock is not None else None  # type: ignore[attr-defined]
+            now = self.clock.now() if self.clock is not None else None
             if now is not None:
                 hint = self.inner.next_event_time()
                 return now + 1e-3 if hint is None else min(hint, now + 1e-3)

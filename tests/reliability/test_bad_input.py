@@ -30,7 +30,8 @@ json_values = st.recursive(
 def a_state_dict() -> dict[str, Any]:
     state, _ = decide(new_state(config("Hyperband", parallel=2, max_jobs=4), now=0.0), [], 0.0)
     state, _ = decide(state, [TrialStarted("0000", 1, 1.0), MetricReported("0000", 1, 2.0, 0.5)], 2.0)
-    return json.loads(json.dumps(state.to_dict()))
+    plain: dict[str, Any] = json.loads(json.dumps(state.to_dict()))
+    return plain
 
 
 STATE = a_state_dict()

@@ -34,14 +34,16 @@ def test_arbitrary_requests_long(request: Any) -> None:
 @given(st.lists(st.tuples(st.sampled_from(test_config.VALID_PATHS),
                           st.just(test_config.DELETE) | test_config.json_values), min_size=1, max_size=4))
 def test_mutated_requests_long(mutations: list[tuple[tuple[Any, ...], Any]]) -> None:
-    test_config.test_mutated_valid_request_parses_or_raises_config_error.hypothesis.inner_test(mutations)
+    # the ignores: Hypothesis adds `.hypothesis` to a @given test at run time; its types do not say so
+    inner = test_config.test_mutated_valid_request_parses_or_raises_config_error.hypothesis  # type: ignore[attr-defined]
+    inner.inner_test(mutations)
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(path=st.lists(st.integers(0, 50), max_size=6), value=test_bad_input.json_values)
 def test_corrupted_states_long(tmp_path_factory: pytest.TempPathFactory, path: list[int], value: Any) -> None:
-    test_bad_input.test_a_corrupted_state_is_a_clear_error_or_a_valid_state.hypothesis.inner_test(
-        tmp_path_factory, path, value)
+    inner = test_bad_input.test_a_corrupted_state_is_a_clear_error_or_a_valid_state.hypothesis  # type: ignore[attr-defined]
+    inner.inner_test(tmp_path_factory, path, value)
 
 
 @pytest.mark.parametrize("point", CRASH_POINTS)

@@ -29,7 +29,7 @@ from tests.reliability.faults import (
     check_invariants,
 )
 
-VARIANTS = [{}, {"variant": "Promotion"}, {"brackets": 2}]
+VARIANTS: list[dict[str, Any]] = [{}, {"variant": "Promotion"}, {"brackets": 2}]
 MAX_RESTARTS = 50
 
 

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import time
+from types import FrameType
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, required=True)
@@ -26,7 +27,7 @@ if os.environ.get("HB_TEST_LAUNCHES"):
         handle.write(os.environ["TRAINING_JOB_NAME"] + "\n")
 
 
-def stopped(signum, frame):
+def stopped(signum: int, frame: FrameType | None) -> None:
     print(f"stopping: saving a checkpoint (at most {args.stop_seconds} s)", file=sys.stderr, flush=True)
     deadline = time.monotonic() + args.stop_seconds
     while time.monotonic() < deadline and (not args.stop_hold or os.path.exists(args.stop_hold)):

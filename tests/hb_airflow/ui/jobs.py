@@ -50,7 +50,7 @@ def request(name: str, *, jobs: int = 30, parallel: int = 4, seed: int = 7) -> d
 def accuracy(hp: dict[str, HyperparameterValue], resource: int) -> float:
     """A learning curve that saturates at a level set by the hyperparameters (best near lr=0.01, many units)."""
     lr, units = float(hp["learning_rate"]), float(hp["hidden_units"])
-    ceiling = 0.97 - 0.12 * abs(math.log10(lr) + 2.0) ** 1.5 - 0.04 * (512 - units) / 512
+    ceiling: float = 0.97 - 0.12 * abs(math.log10(lr) + 2.0) ** 1.5 - 0.04 * (512 - units) / 512
     speed = 2.0 + 6.0 * abs(math.log10(lr) + 1.0)
     return max(0.05, ceiling * (1 - math.exp(-resource / speed)))
 

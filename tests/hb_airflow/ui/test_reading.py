@@ -8,6 +8,7 @@ import os
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -241,7 +242,7 @@ def test_the_state_root_comes_from_the_airflow_config(monkeypatch: pytest.Monkey
     assert app.state_root_setting() == str(Path(AIRFLOW_HOME) / "hyperband")
     monkeypatch.setenv("AIRFLOW__HYPERBAND__STATE_ROOT", str(tmp_path))
     assert app.state_root_setting() == str(tmp_path)
-    assert app._root().root == tmp_path
+    assert cast(StateRoot, app._root()).root == tmp_path  # a path setting gives a StateRoot
     monkeypatch.setenv("AIRFLOW__HYPERBAND__STATE_ROOT", "gs://bucket/prefix")
     with pytest.raises(HTTPException, match="local directory or s3://bucket/prefix` must hold"):
         app._root()

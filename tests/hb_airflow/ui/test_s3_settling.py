@@ -36,7 +36,7 @@ REASON = "the Airflow task was killed by a user"
 def slow_stopping(name: str, hold: Path) -> dict[str, object]:
     """A request whose stopped training jobs end once the file ``hold`` is gone (at most 60 s after their stop)."""
     body = request(name=name, jobs=6, parallel=2, max_resource=27, sleep=0.5)
-    body["TrainingJobDefinition"]["StaticHyperParameters"].update(  # type: ignore[index]
+    body["TrainingJobDefinition"]["StaticHyperParameters"].update(
         {"sagemaker_program": "checkpointing.py", "sagemaker_submit_directory": str(CHECKPOINTING),
          "stop_seconds": "60", "stop_hold": str(hold)})
     return body
@@ -57,12 +57,12 @@ async def left_stopping(emu: Emulator, moto: str, name: str, hold: Path) -> Tuni
             await asyncio.sleep(0.2)
             state = await tuner.step()
         hold.touch()
-        state = await tuner.abort(REASON, timeout=0)  # the stops are sent; nobody waits for them to land
+        aborted = await tuner.abort(REASON, timeout=0)  # the stops are sent; nobody waits for them to land
     finally:
         await sagemaker.close()
         await store.close()
-    assert state is not None and state.status is TuningStatus.STOPPING and state.active, state
-    return state
+    assert aborted is not None and aborted.status is TuningStatus.STOPPING and aborted.active, aborted
+    return aborted
 
 
 def stored(moto: str, name: str) -> TuningState:

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -28,7 +28,16 @@ from hb_core.backends.stores import LocalFileStore, MemoryStore
 from hb_core.config import MetricDefinition, TuningConfig
 from hb_core.controller import decide, new_state
 from hb_core.errors import BackendError, ConfigError
-from hb_core.events import Event, Launch, MetricReported, Resume, TrialFailed, TrialStarted, TrialStopped
+from hb_core.events import (
+    Event,
+    Launch,
+    MetricReported,
+    Resume,
+    TrialCompleted,
+    TrialFailed,
+    TrialStarted,
+    TrialStopped,
+)
 from hb_core.naming import JOB_NAME_PATTERN
 from hb_core.runner import Tuner
 from hb_core.state import TrialStatus, TuningStatus
@@ -182,7 +191,7 @@ async def test_launch_runs_the_entry_point_in_script_mode(tmp_path: Path) -> Non
     assert [m.value for m in metrics] == pytest.approx([0.5, 0.75, 0.875])
     times = [e.time for e in events]
     assert times == sorted(times) and all(t > 1000 and t == int(t) for t in times)  # the TickClock's readings
-    assert events[-1].kind == "TrialCompleted" and events[-1].billable_seconds is not None
+    assert events[-1].kind == "TrialCompleted" and cast(TrialCompleted, events[-1]).billable_seconds is not None
     assert b.metrics("0000") == {"score": 0.875, "loss": 0.125, "epoch": 3.0}
 
     attempt = tmp_path / "job" / "trials" / "0000" / "1"
@@ -253,7 +262,8 @@ async def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
     await b.stop("0000", 1, "rank 3 of 3 at rung 1")
     events = await collect(b, ended)
     await b.close()
-    assert events[-1] == TrialStopped("0000", 1, events[-1].time, billable_seconds=events[-1].billable_seconds)
+    assert events[-1] == TrialStopped("0000", 1, events[-1].time,
+                                      billable_seconds=cast(TrialStopped, events[-1]).billable_seconds)
     exit_record = json.loads((attempt / proc.EXIT_FILE).read_text())
     assert exit_record["returncode"] == -signal.SIGTERM  # the supervisor outlived the SIGTERM to record it
     assert json.loads((attempt / proc.STOP_FILE).read_text())["reason"] == "rank 3 of 3 at rung 1"
@@ -539,7 +549,7 @@ async def test_end_to_end_hyperband_on_local_processes(tmp_path: Path) -> None:
     state = await asyncio.wait_for(tuner.run(), timeout=40)
     await b.close()
     assert state.status is TuningStatus.COMPLETED and len(state.trials) == 8
-    best_id = (state.finish or {})["best_trial_id"]
+    best_id = (state.finish or dict[str, Any]())["best_trial_id"]
     quality = {t.trial_id: 1 - (float(t.hyperparameters["x"]) - 0.3) ** 2 for t in state.trials}
     assert best_id == max(quality, key=quality.__getitem__)  # rankings agree at every rung: the best survives
     best = state.trial(best_id)

@@ -10,7 +10,7 @@ import asyncio
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hb_core import barrier
 from hb_core.backends import process as proc
@@ -95,7 +95,7 @@ async def test_promoted_in_place_trials_continue_in_the_same_process(tmp_path: P
     in_place = [d for d in decisions if d.action == "promote" and "in place" in d.message]
     assert in_place, "the first trials reach empty rungs: at least one is promoted in place"
     for decision in in_place:
-        trial = state.trial(decision.trial_id)
+        trial = state.trial(cast(str, decision.trial_id))  # a promotion names its trial
         assert trial is not None and decision.rung is not None
         logs = [trained(backend, trial.trial_id, a) for a in range(1, trial.attempt + 1)]
         epochs = next(e for e in logs if decision.rung in e)  # the attempt that waited at the rung

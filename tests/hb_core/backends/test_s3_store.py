@@ -155,4 +155,4 @@ async def test_a_corrupt_state_is_a_state_error(aws: str) -> None:
     await s.close()
     with pytest.raises(ValueError, match="bucket"):
         S3Store("a/b", "x", aio_clients(aws))
-    assert RealClock  # the default clock
+    assert RealClock  # type: ignore[truthy-function]  # the default clock

@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -675,7 +675,8 @@ async def test_end_to_end_hyperband_stops_the_losers_and_finds_the_best(emulator
     decisions = await store.read_decisions()
     assert len(decisions) == state.decision_count
     rung_decisions = [d for d in decisions if d.rung is not None]
-    assert rung_decisions and all(d.value == score(x[d.trial_id], d.rung) for d in rung_decisions  # type: ignore[index]
+    assert rung_decisions and all(d.value == score(x[cast(str, d.trial_id)], cast(int, d.rung))
+                                  for d in rung_decisions
                                   if d.action in ("continue", "stop", "record"))
     stopped = [t for t in state.trials if t.status is TrialStatus.STOPPED]
     assert stopped and {d.trial_id for d in decisions if d.action == "stop"} == {t.trial_id for t in stopped}
@@ -762,7 +763,7 @@ async def test_a_new_controller_adopts_the_jobs_after_a_crash(emulator: Callable
     emu = emulator()
     body = request(name="crash", jobs=6, parallel=2, max_resource=9, sleep=0.1)
     first, first_backend, first_store = _tuner(emu, aws, body, "state/crash")
-    first.backend = _CrashAfterLaunch(first_backend, 4)  # type: ignore[assignment]
+    first.backend = _CrashAfterLaunch(first_backend, 4)
     with pytest.raises(_Crash):
         await asyncio.wait_for(first.run(), 60)
     await first_backend.close()
