@@ -30,6 +30,11 @@ With ``run_processes=False`` a job runs nothing: it stays InProgress /
 Training until it is stopped, interrupted, or ended by
 :meth:`Emulator.complete` / :meth:`Emulator.fail` (fake jobs for fast tests
 and benchmarks).
+
+Size: about 570 lines, over the project's 400, because it is one lifecycle:
+the record, the download, the supervised run with its log and metric
+forwarding, checkpoint sync and the upload share a job's state, and split
+apart they would pass it back and forth.
 """
 
 from __future__ import annotations

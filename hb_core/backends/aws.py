@@ -26,6 +26,11 @@ Terms:
   job's CloudWatch Logs stream forward. Both hand out each point or line once.
 
 No airflow here: this module sits in ``hb_core.backends``.
+
+Size: about 570 lines, over the project's 400: the clients, the one backoff
+they all go through, and the two readers built on it (CloudWatch batching,
+log paging) are the AWS plumbing the backend and the store share; each part is
+small and they change together when AWS's calls do.
 """
 
 from __future__ import annotations
