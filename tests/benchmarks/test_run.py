@@ -70,11 +70,13 @@ def test_the_latency_part_renders_both_profiles_side_by_side_and_survives_the_ra
     import latency
     import render
 
+    from hb_core.latency import DEFAULT_SAGEMAKER_PROFILE
+
     def fake(datasets: Sequence[str], profiles: Sequence[str], methods: Sequence[str], workers: int, seeds: int,
              jobs: int, peer_profiles: set[str] | None = None
              ) -> tuple[list[tuple[str, str, int, str, float, dict[str, Any]]], float]:
         assert peer_profiles is None  # the peers run under every profile
-        slower = {"ideal": 1.0, latency.DEFAULT_SAGEMAKER_PROFILE: 1.2, "target": 1.4}
+        slower = {"ideal": 1.0, DEFAULT_SAGEMAKER_PROFILE: 1.2, "target": 1.4}
         return [(d, m, s, p, 1000.0 * slower[p] * (3 if m == "Random" else 1), {"trained": 10, "judged": 9,
                  "billed": 36.0, "trials": 5, "epochs": 10})
                 for d in datasets for p in profiles for m in methods for s in range(seeds)], 1.0
@@ -89,4 +91,4 @@ def test_the_latency_part_renders_both_profiles_side_by_side_and_survives_the_ra
     assert lines.startswith("## Hyperband under latency") and "### CIFAR-10" in lines
     for p in latency.BENCH_PROFILES:
         assert f"| `{p}` |" in lines
-    assert f"| `{latency.DEFAULT_SAGEMAKER_PROFILE}` | 3,600" in lines and "1.00 vs ideal" in lines and "--latency-seeds 2" in lines
+    assert f"| `{DEFAULT_SAGEMAKER_PROFILE}` | 3,600" in lines and "1.00 vs ideal" in lines and "--latency-seeds 2" in lines

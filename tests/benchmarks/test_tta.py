@@ -43,10 +43,10 @@ def test_summary_counts_reached_runs_and_marks_a_censored_median() -> None:
 def test_bootstrap_interval_holds_the_median_and_is_reproducible() -> None:
     values = np.random.default_rng(1).exponential(10.0, size=40)
     # the ignores: tta's parameters say Sequence[float]; numpy arrays are what the benchmarks give it
-    median, low, high = tta.bootstrap_median(values, seed=3)  # type: ignore[arg-type]
+    median, low, high = tta.bootstrap_median(values, seed=3)
     assert low <= median <= high
-    assert tta.bootstrap_median(values, seed=3) == (median, low, high)  # type: ignore[arg-type]
-    wide = tta.bootstrap_median(values[:8], seed=3)  # type: ignore[arg-type]
+    assert tta.bootstrap_median(values, seed=3) == (median, low, high)
+    wide = tta.bootstrap_median(values[:8], seed=3)
     assert wide[2] - wide[1] > high - low  # fewer runs: a wider interval
 
 
@@ -66,9 +66,9 @@ def test_speedup_of_a_method_against_itself_is_one() -> None:
 
 def test_paired_speedup_resamples_seeds_together() -> None:
     slow = np.array([10.0, 20.0, 30.0, 40.0, 50.0])
-    ratio, low, high = tta.speedup(slow, slow / 2.0, paired=True)  # type: ignore[arg-type]
+    ratio, low, high = tta.speedup(slow, slow / 2.0, paired=True)
     assert ratio == 2.0 and low == 2.0 and high == 2.0  # every paired resample has ratio exactly 2
-    _, low_u, high_u = tta.speedup(slow, slow / 2.0, paired=False)  # type: ignore[arg-type]
+    _, low_u, high_u = tta.speedup(slow, slow / 2.0, paired=False)
     assert low_u < 2.0 < high_u
 
 
@@ -99,4 +99,4 @@ def test_spearman_matches_scipy_with_ties() -> None:
     rng = np.random.default_rng(0)
     a = rng.integers(0, 5, size=50).astype(float)
     b = a + rng.normal(0, 2, size=50)
-    assert tta.spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)  # type: ignore[arg-type]
+    assert tta.spearman(a, b) == pytest.approx(spearmanr(a, b).statistic)
