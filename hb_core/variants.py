@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from hb_core.config import HyperbandConfig, HyperbandVariant, Objective, Strategy, TuningConfig
 from hb_core.events import Action, RungVerdict, Stop
 from hb_core.pstruct import PVector
-from hb_core.rungs import bracket_for, bracket_weights, keeps, promote_count
+from hb_core.rungs import bracket_for, bracket_weights, keeps
 from hb_core.state import Rung, Trial, TrialStatus, evolve
 
 __all__ = ["FullBudget", "Hyperband", "Promotion", "Stopping", "Variant", "Work", "variant_for"]
@@ -173,7 +173,8 @@ class Promotion(Hyperband):
         n = len(rung.keys)
         position = rung.rank(key)
         paused = self._best_paused(work)
-        if position > promote_count(n, self.eta) or (paused is not None and paused[:2] < (-level, key)):
+        promotable = keeps(position, n, self.eta, self.hb.min_rung_results, paused=True)  # as a paused one
+        if not promotable or (paused is not None and paused[:2] < (-level, key)):
             work.actions.append(RungVerdict(trial.trial_id, trial.attempt, level, level))  # ends here: it pauses
             return trial
         to_level = bracket[j + 1].level

@@ -32,11 +32,13 @@ from tests.helpers import request
 HB = ("HyperParameterTuningJobConfig", "StrategyConfig", "HyperbandStrategyConfig")
 
 
-def barrier_config(timeout: Any = 60, **kwargs: Any) -> TuningConfig:
+def barrier_config(timeout: Any = 60, min_rung_results: int | None = None, **kwargs: Any) -> TuningConfig:
     body = request(**kwargs)
     hb = body[HB[0]][HB[1]][HB[2]]
     if timeout is not None:
         hb["RungBarrierTimeoutSeconds"] = timeout
+    if min_rung_results is not None:
+        hb["MinRungResults"] = min_rung_results
     return TuningConfig.from_dict(body)
 
 
@@ -162,6 +164,16 @@ def test_promotion_variant_promotes_in_place_or_ends_the_job_at_its_rung() -> No
     assert actions == ()
     state, actions = decide(state, [MetricReported("0002", 1, 3.0, 0.97, seq=3)], 3.0)
     assert actions == (RungVerdict("0002", 1, 3, 3),)  # alone at rung 3: it ends there and pauses
+
+
+def test_an_in_place_promotion_waits_for_min_rung_results_as_a_paused_one_does() -> None:
+    config = barrier_config(variant="Promotion", parallel=4, max_jobs=8, min_rung_results=4)
+    state, _ = started(config)
+    for trial_id, value in (("0000", 0.3), ("0001", 0.9), ("0002", 0.95)):  # n = 3 < 4: nobody is promotable
+        state, actions = decide(state, [MetricReported(trial_id, 1, 1.0, value)], 1.0)
+        assert actions == (RungVerdict(trial_id, 1, 1, 1),)
+    state, actions = decide(state, [MetricReported("0003", 1, 1.0, 0.97)], 1.0)  # n = 4: the best is promotable
+    assert actions == (RungVerdict("0003", 1, 1, 3),) and state.trials[3].budget == 3
 
 
 def test_a_paused_trial_that_ranks_better_wins_the_slot_over_the_arriving_one() -> None:
