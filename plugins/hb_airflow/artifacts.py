@@ -21,6 +21,8 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
+from hb_core import barrier
+
 __all__ = ["local_model_dir", "publish_model", "put_json", "stage_data"]
 
 
@@ -92,7 +94,10 @@ def stage_data(
     Local backend: the local channel directories as they are, ``submit_directory`` None (the
     request's own stays). SageMaker: each directory uploaded to ``<s3_prefix>/<channel>/``, and
     ``code_files`` of ``code_dir`` packed as ``<s3_prefix>/code/sourcedir.tar.gz`` (what the
-    SageMaker SDK does with ``source_dir``), returned as ``submit_directory``.
+    SageMaker SDK does with ``source_dir``), returned as ``submit_directory``. The archive also
+    holds the rung barrier's helper as ``barrier.py`` (``hb_core/barrier.py``, dependency-free)
+    unless ``code_files`` names one: the training container has no ``hb_core``, and a script that
+    falls back to ``import barrier`` would otherwise train without the barrier the request asks for.
     """
     if backend == "local":
         return {**{name: str(path) for name, path in channels.items()}, "submit_directory": None}
@@ -115,6 +120,8 @@ def stage_data(
             with tarfile.open(archive, "w:gz") as tar:
                 for name in code_files:
                     tar.add(Path(code_dir) / name, arcname=name)
+                if "barrier.py" not in code_files:
+                    tar.add(barrier.__file__, arcname="barrier.py")
             hook.load_file(str(archive), key=key, bucket_name=bucket, replace=True)
         staged["submit_directory"] = url
     return staged

@@ -22,6 +22,7 @@ from hb_airflow.operators import HyperbandTuningOperator
 from hb_airflow.pipeline import configure_request, stage_data, tuning_params, tuning_pipeline
 from hb_airflow.registry import decide
 from hb_airflow.trial import SageMakerTrialOperator
+from hb_core import barrier
 from hb_core.errors import ConfigError
 from tests.aws_fixtures import aws, client, make_bucket, moto_server  # noqa: F401 - fixtures
 from tests.hb_airflow.conftest import tiny_request
@@ -220,5 +221,7 @@ def test_stage_data_uploads_channels_and_code_for_sagemaker_only(tmp_path: Path,
     assert s3.get_object(Bucket="artifacts", Key="run-1/train/part/train.npz")["Body"].read() == b"data"
     archive = tmp_path / "sourcedir.tar.gz"
     archive.write_bytes(s3.get_object(Bucket="artifacts", Key="run-1/code/sourcedir.tar.gz")["Body"].read())
-    with tarfile.open(archive) as tar:
-        assert tar.getnames() == ["train.py"]
+    with tarfile.open(archive) as tar:  # the script and the barrier's helper, which the container lacks
+        assert tar.getnames() == ["train.py", "barrier.py"]
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    assert (tmp_path / "unpacked" / "barrier.py").read_text() == Path(barrier.__file__).read_text()
