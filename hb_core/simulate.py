@@ -180,14 +180,6 @@ def _result(state: TuningState, elapsed: float, peak_running: int) -> Simulation
     best_trial = state.best_trial()
     best = records[best_trial.index] if best_trial is not None else None
     best_value = best.last_value if best else None
-    return SimulationResult(records, best, best_value, _trace(state), elapsed, state, peak_running)
+    return SimulationResult(records, best, best_value, state.best_so_far(), elapsed, state, peak_running)
 
 
-def _trace(state: TuningState) -> list[tuple[float, float]]:
-    objective = state.config.objective
-    points = sorted((time, value) for t in state.trials if t.status is not TrialStatus.FAILED for _, value, time in t.points)
-    trace: list[tuple[float, float]] = []
-    for time, value in points:
-        if not trace or objective.key(value) < objective.key(trace[-1][1]):
-            trace.append((time, value))
-    return trace

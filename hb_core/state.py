@@ -21,7 +21,7 @@ Every record here is written to and read from JSON by one serializer driven by
 its fields (:mod:`hb_core.records`): a field is declared once, in its class.
 The module is a little over 400 lines because it is the checkpoint's whole
 schema (each record with the rules that read it: ``Rung.cutoff``,
-``Trial.value_at``, ``TuningState.best_trial``); split, a reader would hold
+``Trial.value_at``, ``TuningState.best_trial`` and ``best_so_far``); split, a reader would hold
 several files to see one checkpoint.
 """
 
@@ -338,6 +338,21 @@ class TuningState(Record):
             ended_best: Trial = self.trials[self.best_index]
             return ended_best
         return best_reported(self.trials, self.config.objective)
+
+    def best_so_far(self) -> list[tuple[float, float]]:
+        """(time, best value reported so far), one entry per improvement, in time order.
+
+        Failed trials' values and non-finite values do not count. The simulator's trace and the
+        dashboard's best-so-far chart are both this.
+        """
+        key = self.config.objective.key
+        points = sorted((time, value) for t in self.trials if t.status is not TrialStatus.FAILED
+                        for _, value, time in t.points if math.isfinite(value))
+        trace: list[tuple[float, float]] = []
+        for time, value in points:
+            if not trace or key(value) < key(trace[-1][1]):
+                trace.append((time, value))
+        return trace
 
     def with_changes(self, **changes: Any) -> TuningState:
         return replace(self, **changes)

@@ -315,3 +315,21 @@ def test_a_job_that_completes_after_its_stop_was_decided_counts_as_stopped() -> 
     state, _ = decide(state, [TrialCompleted("0001", 1, 2.0)], 2.0)
     assert state.trials[1].status is TrialStatus.STOPPED
     assert "before the stop landed" in (state.trials[1].stop_reason or "")
+
+
+def test_best_so_far_steps_at_each_improvement_and_skips_failed_trials_and_nan() -> None:
+    state, _ = fresh("Random", parallel=3, max_jobs=6, objective=("Minimize", "loss"))
+    state, _ = decide(state, [TrialStarted(t, 1, 0.0) for t in ("0000", "0001", "0002")], 0.0)
+    rounds: list[tuple[float, list[Event]]] = [
+        (1.0, [MetricReported("0000", 1, 1.0, 0.5)]),
+        (2.0, [MetricReported("0001", 1, 2.0, math.nan)]),
+        (2.5, [MetricReported("0002", 1, 2.5, 0.1)]),  # its trial fails below: the value does not count
+        (2.6, [TrialFailed("0002", 1, 2.6, "AlgorithmError")]),
+        (3.0, [MetricReported("0001", 1, 3.0, 0.4, seq=2)]),
+        (3.5, [MetricReported("0001", 1, 3.5, 0.45, seq=3)]),  # worse: no step
+        (4.0, [MetricReported("0000", 1, 4.0, 0.3, seq=2)]),
+    ]
+    for now, events in rounds:
+        state, _ = decide(state, events, now)
+    assert state.trials[2].status is TrialStatus.FAILED
+    assert state.best_so_far() == [(1.0, 0.5), (3.0, 0.4), (4.0, 0.3)]

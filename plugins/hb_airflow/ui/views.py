@@ -16,7 +16,7 @@ from hb_core.errors import ConfigError
 from hb_core.naming import training_job_name
 from hb_core.report import summary
 from hb_core.rungs import keep_count
-from hb_core.state import Decision, Trial, TrialStatus, TuningState, TuningStatus
+from hb_core.state import Decision, Trial, TuningState, TuningStatus
 
 __all__ = [
     "TaskLink",
@@ -199,18 +199,8 @@ def trial_rows(state: TuningState, *, order: str = "best", as_of: float | None =
 
 
 def best_so_far(state: TuningState) -> list[tuple[float, float]]:
-    """(seconds since the job was created, best value reported so far), one entry per improvement.
-
-    Failed trials' values do not count, as in :func:`hb_core.simulate`'s trace.
-    """
-    objective = state.config.objective
-    points = sorted((time, value) for t in state.trials if t.status is not TrialStatus.FAILED
-                    for _, value, time in t.points if math.isfinite(value))
-    trace: list[tuple[float, float]] = []
-    for time, value in points:
-        if not trace or objective.key(value) < objective.key(trace[-1][1]):
-            trace.append((max(0.0, time - state.created_time), value))
-    return trace
+    """(seconds since the job was created, best value reported so far): :meth:`TuningState.best_so_far`."""
+    return [(max(0.0, time - state.created_time), value) for time, value in state.best_so_far()]
 
 
 def decision_page(page: DecisionPage) -> dict[str, Any]:
