@@ -187,16 +187,18 @@ class LiveTail:
             kept.pop(key, None)
         self._final.discard(key)
 
-    async def wait(self, timeout: float) -> None:
-        """Return once a metric line is buffered (or the reader stopped), or after ``timeout`` seconds."""
+    async def wait(self, timeout: float) -> bool:
+        """Return once a metric line is buffered (or the reader stopped): True; or after ``timeout`` seconds: False."""
         if self._ready is None:
             self._ready = asyncio.Event()
         if self._ready.is_set():
             self._ready.clear()
-            return
+            return True
+        woken = False
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            woken = await asyncio.wait_for(self._ready.wait(), timeout)
         self._ready.clear()
+        return woken
 
     async def close(self) -> None:
         task, self._task = self._task, None

@@ -31,7 +31,12 @@ Terms (AWS calls and their limits are in :mod:`hb_core.backends.aws`):
   ``MaxRuntimeExceeded`` and ``MaxWaitTimeExceeded`` are failures that are
   not (a configuration that cannot finish within its limit; SageMaker reports
   them as Stopped). ``billable_seconds`` is ``BillableTimeInSeconds`` (else
-  ``TrainingEndTime - TrainingStartTime``).
+  ``TrainingEndTime - TrainingStartTime``). SageMaker pushes no job end to a
+  caller (only EventBridge rules do), so with the Live Tail source the jobs
+  due to end (stopped, told to end at their rung, or past the last value of
+  their budget) are described every ``end_poll_seconds`` (5) while the
+  runner waits, and the end of one wakes it: a freed slot is refilled within
+  seconds of the job's end, not at the runner's next poll.
 - *metric sources*, the lowest delay first (figures measured on the
   emulator: ``benchmarks/results/SAGEMAKER_EMULATOR.md``). On AWS, Logs
   events are readable within seconds of being printed, a Live Tail session
@@ -233,6 +238,8 @@ class _Job:
     resource: int | None = None  # latest ResourceMetricName value (logs)
     billable: float | None = None
     told_to_end: bool = False  # stopped, or told to end at its rung: its end is reported at once
+    budget: int | None = None  # the resource it trains to (None: not known, a job found after a restart)
+    reached: int = 0  # the resource of the latest value it printed
     trailing: bool = False  # reported ended, its values still read until its hold is over
 
     def __post_init__(self) -> None:
@@ -250,7 +257,8 @@ class SageMakerBackend:
     ``"cloudwatch"`` (module docstring);
     ``metric_period``, ``metric_dimension`` and ``metric_delay_seconds`` shape
     the CloudWatch queries; ``retry`` is the backoff for throttling and 5xx
-    errors. ``notes`` lists what a summary must say about the metrics (once
+    errors; ``end_poll_seconds`` paces the Describe calls on jobs due to end
+    (module docstring, *statuses*). ``notes`` lists what a summary must say about the metrics (once
     each): why CloudWatch values could not be exact, why Live Tail was not
     used. ``live_tail`` is the Live Tail reader (None with the other sources).
     """
@@ -272,6 +280,7 @@ class SageMakerBackend:
         metric_dimension: Literal["Host", "TrainingJobName"] = "Host",
         metric_delay_seconds: float = 0.0,
         retry: RetryPolicy | None = None,
+        end_poll_seconds: float = 5.0,
     ) -> None:
         definition = config.training_job_definition
         if definition is None:
@@ -283,6 +292,8 @@ class SageMakerBackend:
         if metric_dimension not in ("Host", "TrainingJobName"):
             raise ConfigError("metric_dimension", "`metric_dimension in ('Host', 'TrainingJobName')` must hold",
                               metric_dimension)
+        if not (isinstance(end_poll_seconds, int | float) and 0 < end_poll_seconds < math.inf):
+            raise ConfigError("end_poll_seconds", "`0 < end_poll_seconds < inf` must hold", end_poll_seconds)
         if describe_concurrency < 1 or metric_period < 1:
             raise ConfigError("describe_concurrency", "`describe_concurrency >= 1 and metric_period >= 1` must hold",
                               (describe_concurrency, metric_period))
@@ -299,6 +310,7 @@ class SageMakerBackend:
         self.metric_period = metric_period
         self.metric_dimension = metric_dimension
         self.metric_delay_seconds = metric_delay_seconds
+        self.end_poll_seconds = float(end_poll_seconds)
         self.prices = dict(DEFAULT_PRICES if price_table is None else price_table)
         self.pool = ClientPool(clients, clock=self.clock, retry=retry)
         self._definition = definition.to_dict()
@@ -403,7 +415,7 @@ class SageMakerBackend:
                                                 billable_seconds=0.0))
                 return
             raise
-        self._jobs[key] = _Job(action.trial_id, action.attempt, name, from_resource, time.time())
+        self._jobs[key] = _Job(action.trial_id, action.attempt, name, from_resource, time.time(), budget=action.budget)
         if self.live_tail is not None:
             self.live_tail.created(name)
         log.info("training job %s: created, budget %s", name, action.budget)
@@ -479,14 +491,37 @@ class SageMakerBackend:
         return None
 
     async def _wait_for_event(self, timeout: float) -> None:
-        """``wait_for_event`` with the Live Tail source: until a metric line arrives, or ``timeout`` seconds."""
-        if self._events:
-            return
-        if self.live_tail is not None and self._source == "live":
-            self.live_tail.start()
-            await self.live_tail.wait(timeout)
-        else:  # fell back to polling the logs
-            await self.clock.sleep_until(self.clock.now() + timeout)
+        """``wait_for_event`` with the Live Tail source: until a metric line arrives, a job due to end has ended
+        (:meth:`_ending`, described every ``end_poll_seconds``), or ``timeout`` seconds."""
+        deadline = self.clock.now() + timeout
+        while not self._events:
+            remaining = deadline - self.clock.now()
+            if remaining <= 0:
+                return
+            ending = self._ending()
+            step = min(remaining, self.end_poll_seconds) if ending else remaining
+            if self.live_tail is not None and self._source == "live":
+                self.live_tail.start()
+                if await self.live_tail.wait(step):
+                    return
+            else:  # fell back to polling the logs
+                await self.clock.sleep_until(self.clock.now() + step)
+            if ending and await self._any_ended(ending):
+                return
+
+    def _ending(self) -> list[_Job]:
+        """The running jobs due to end soon: stopped, told to end at their rung, or past their budget's last value."""
+        return [job for job in self._jobs.values()
+                if job.started and job.terminal is None and not job.reported
+                and (job.told_to_end or (job.budget is not None and job.reached >= job.budget))]
+
+    async def _any_ended(self, jobs: Sequence[_Job]) -> bool:
+        """Describe ``jobs``; whether one of them has ended (the next :meth:`poll` reports it)."""
+        found = await self._bounded([self._describe(job.name) for job in jobs])
+        for job, described in zip(jobs, found):
+            if described is not None:
+                self._saw(job, described)
+        return any(job.terminal is not None for job in jobs)
 
     async def close(self) -> None:
         """Close the Live Tail session and the clients. The jobs keep running: a new controller reattaches."""
@@ -561,9 +596,14 @@ class SageMakerBackend:
                     job.reported = True
                 continue
             job.misses = 0
-            job.status = str(described.get("TrainingJobStatus"))
-            if job.status in ENDED:
-                job.terminal, job.ended_seen = described, time.time()
+            self._saw(job, described)
+
+    @staticmethod
+    def _saw(job: _Job, described: dict[str, Any]) -> None:
+        """Take the status a DescribeTrainingJob of ``job`` gave; an ended job keeps it as its terminal record."""
+        job.status = str(described.get("TrainingJobStatus"))
+        if job.status in ENDED:
+            job.terminal, job.ended_seen = described, time.time()
 
     async def _list_in_progress(self) -> set[str]:
         names: set[str] = set()
@@ -702,6 +742,7 @@ class SageMakerBackend:
     def _metric(self, job: _Job, value: float, resource: int | None) -> MetricReported | None:
         job.ordinal += 1
         seq = job.from_resource + job.ordinal
+        job.reached = max(job.reached, seq if resource is None else resource)
         if seq <= job.known:
             return None  # the tuning state has it (we are re-reading after a restart)
         return MetricReported(job.trial_id, job.attempt, self.clock.now(), value, seq, resource)
@@ -784,6 +825,8 @@ class SageMakerBackend:
         job = self._jobs.get((action.trial_id, action.attempt))
         if job is not None and not action.goes_on:
             job.told_to_end = True
+        elif job is not None:
+            job.budget = action.budget  # promoted in place: it trains on to the next rung
 
     def _follow_rungs(self, action: Launch | Resume) -> None:
         hb = self.config.hyperband

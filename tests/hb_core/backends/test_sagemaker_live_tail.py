@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +22,7 @@ from hb_core.backends.live_tail import LogEvent, Mark
 from hb_core.backends.s3_store import S3Store
 from hb_core.backends.sagemaker import SageMakerBackend
 from hb_core.config import TuningConfig
+from hb_core.errors import ConfigError
 from hb_core.events import Launch, MetricReported, TrialStopped
 from hb_core.protocols import EventSource
 from hb_core.runner import Tuner
@@ -177,6 +179,49 @@ async def test_a_stopped_job_still_gets_its_end_reported(emulator: Callable[...,
         await b.wait_for_event(0.1)
     await b.close()
     assert any(isinstance(e, TrialStopped) for e in events)
+
+
+async def test_the_end_of_a_stopped_job_wakes_the_runner(emulator: Callable[..., Emulator], aws: str) -> None:
+    emu = emulator(run_processes=False, live_tail_update_seconds=0.1)
+    b = live_backend(emu, aws, request(name="endstop"), end_poll_seconds=0.2)
+    await b.launch(Launch("0000", 1, {"x": 0.5}, 9))
+    await _until(lambda: emu.job(b.training_job_name("0000", 1))["SecondaryStatus"] == "Training")
+    assert [e.kind for e in await b.poll()] == ["TrialStarted"]
+    await b.stop("0000", 1, "rung 1")
+    await asyncio.wait_for(b.wait_for_event(3600.0), 60)  # nothing is printed: only the job's end can wake it
+    assert [e.kind for e in await b.poll()] == ["TrialStopped"]
+    await b.close()
+
+
+async def test_the_end_of_a_job_past_its_budget_wakes_the_runner(emulator: Callable[..., Emulator], aws: str) -> None:
+    emu = emulator(run_processes=False, live_tail_update_seconds=0.1)
+    b = live_backend(emu, aws, request(name="endbudget"), end_poll_seconds=0.2)
+    name = b.training_job_name("0000", 1)
+    await b.launch(Launch("0000", 1, {"x": 0.5}, 2))
+    stream = await _stream(aws, name)
+    await _until(lambda: emu.live_tail.open == 1 and b.live_tail is not None and b.live_tail.active)
+    assert [e.kind for e in await b.poll()] == ["TrialStarted"]
+    events: list[Any] = []
+    for line in ("epoch=1 score=0.25", "epoch=2 score=0.5"):
+        _put(emu.endpoint, stream, [line])
+        await asyncio.wait_for(b.wait_for_event(3600.0), 60)  # woken by the line
+        events += await b.poll()
+        if line.startswith("epoch=1"):  # before its budget's last value the job is not due to end: not described
+            described = b.api_calls["DescribeTrainingJob"]
+            await b.wait_for_event(0.5)
+            assert b.api_calls["DescribeTrainingJob"] == described
+    emu.complete(name)
+    await asyncio.wait_for(b.wait_for_event(3600.0), 60)  # nothing more is printed: only the job's end can wake it
+    events += await b.poll()
+    assert [(e.kind, getattr(e, "seq", None)) for e in events] == [
+        ("MetricReported", 1), ("MetricReported", 2), ("TrialCompleted", None)]
+    await b.close()
+
+
+@pytest.mark.parametrize("value", [0, -1.0, math.inf, math.nan])
+def test_end_poll_seconds_must_be_a_positive_number(emulator: Callable[..., Emulator], aws: str, value: float) -> None:
+    with pytest.raises(ConfigError, match="end_poll_seconds"):
+        live_backend(emulator(run_processes=False), aws, request(name="endbad"), end_poll_seconds=value)
 
 
 # ---------------------------------------------------------------- helpers
