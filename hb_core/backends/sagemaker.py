@@ -258,7 +258,7 @@ class SageMakerBackend:
     ``metric_period``, ``metric_dimension`` and ``metric_delay_seconds`` shape
     the CloudWatch queries; ``retry`` is the backoff for throttling and 5xx
     errors; ``end_poll_seconds`` paces the Describe calls on jobs due to end
-    (module docstring, *statuses*). ``notes`` lists what a summary must say about the metrics (once
+    (module docstring, *statuses*; ``math.inf`` turns them off). ``notes`` lists what a summary must say about the metrics (once
     each): why CloudWatch values could not be exact, why Live Tail was not
     used. ``live_tail`` is the Live Tail reader (None with the other sources).
     """
@@ -292,8 +292,9 @@ class SageMakerBackend:
         if metric_dimension not in ("Host", "TrainingJobName"):
             raise ConfigError("metric_dimension", "`metric_dimension in ('Host', 'TrainingJobName')` must hold",
                               metric_dimension)
-        if not (isinstance(end_poll_seconds, int | float) and 0 < end_poll_seconds < math.inf):
-            raise ConfigError("end_poll_seconds", "`0 < end_poll_seconds < inf` must hold", end_poll_seconds)
+        if not (isinstance(end_poll_seconds, int | float) and end_poll_seconds > 0):  # NaN fails too
+            raise ConfigError("end_poll_seconds", "`end_poll_seconds > 0` (inf: ends seen at the runner's poll only) "
+                              "must hold", end_poll_seconds)
         if describe_concurrency < 1 or metric_period < 1:
             raise ConfigError("describe_concurrency", "`describe_concurrency >= 1 and metric_period >= 1` must hold",
                               (describe_concurrency, metric_period))
@@ -498,7 +499,7 @@ class SageMakerBackend:
             remaining = deadline - self.clock.now()
             if remaining <= 0:
                 return
-            ending = self._ending()
+            ending = self._ending() if math.isfinite(self.end_poll_seconds) else []
             step = min(remaining, self.end_poll_seconds) if ending else remaining
             if self.live_tail is not None and self._source == "live":
                 self.live_tail.start()

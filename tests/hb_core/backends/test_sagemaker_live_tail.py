@@ -193,6 +193,21 @@ async def test_the_end_of_a_stopped_job_wakes_the_runner(emulator: Callable[...,
     await b.close()
 
 
+async def test_end_polling_off_leaves_the_end_to_the_next_poll(emulator: Callable[..., Emulator], aws: str) -> None:
+    emu = emulator(run_processes=False, live_tail_update_seconds=0.1)
+    b = live_backend(emu, aws, request(name="endoff"), end_poll_seconds=math.inf)
+    await b.launch(Launch("0000", 1, {"x": 0.5}, 9))
+    await _until(lambda: emu.job(b.training_job_name("0000", 1))["SecondaryStatus"] == "Training")
+    assert [e.kind for e in await b.poll()] == ["TrialStarted"]
+    await b.stop("0000", 1, "rung 1")
+    await _until(lambda: emu.job(b.training_job_name("0000", 1))["TrainingJobStatus"] == "Stopped")
+    described = b.api_calls["DescribeTrainingJob"]
+    await b.wait_for_event(0.5)  # sleeps its whole timeout without a Describe
+    assert b.api_calls["DescribeTrainingJob"] == described
+    assert [e.kind for e in await b.poll()] == ["TrialStopped"]
+    await b.close()
+
+
 async def test_the_end_of_a_job_past_its_budget_wakes_the_runner(emulator: Callable[..., Emulator], aws: str) -> None:
     emu = emulator(run_processes=False, live_tail_update_seconds=0.1)
     b = live_backend(emu, aws, request(name="endbudget"), end_poll_seconds=0.2)
@@ -218,7 +233,7 @@ async def test_the_end_of_a_job_past_its_budget_wakes_the_runner(emulator: Calla
     await b.close()
 
 
-@pytest.mark.parametrize("value", [0, -1.0, math.inf, math.nan])
+@pytest.mark.parametrize("value", [0, -1.0, math.nan, "5"])
 def test_end_poll_seconds_must_be_a_positive_number(emulator: Callable[..., Emulator], aws: str, value: float) -> None:
     with pytest.raises(ConfigError, match="end_poll_seconds"):
         live_backend(emulator(run_processes=False), aws, request(name="endbad"), end_poll_seconds=value)
