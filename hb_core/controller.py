@@ -109,7 +109,7 @@ def new_state(config: TuningConfig, *, now: float, job_name: str | None = None, 
 
 
 def decide(
-    state: TuningState, events: tuple[Event, ...] | list[Event], now: float, *, sampler: Sampler | None = None
+    state: TuningState, events: Sequence[Event], now: float, *, sampler: Sampler | None = None
 ) -> tuple[TuningState, tuple[Action, ...]]:
     """One decision round. ``sampler`` defaults to the one the config asks for, with the state's warm-start prior."""
     if state.done:
