@@ -21,8 +21,8 @@ Every record here is written to and read from JSON by one serializer driven by
 its fields (:mod:`hb_core.records`): a field is declared once, in its class.
 The module is a little over 400 lines because it is the checkpoint's whole
 schema (each record with the rules that read it: ``Rung.cutoff``,
-``Trial.value_at``, ``TuningState.best_trial`` and ``best_so_far``); split, a reader would hold
-several files to see one checkpoint.
+``Trial.value_at``, ``TuningState.best_trial`` and ``best_so_far``); split,
+a reader would hold several files to see one checkpoint.
 """
 
 from __future__ import annotations
