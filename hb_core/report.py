@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from hb_core.state import PRICE_KEY, TuningState
+from hb_core.config import REMOVED_SAMPLERS
+from hb_core.state import PRICE_KEY, REMOVED_SAMPLER_KEY, TuningState
 
 __all__ = ["format_summary", "rung_table", "summary", "summary_text"]
 
@@ -70,6 +71,8 @@ def summary(state: TuningState) -> dict[str, Any]:
         "retained_seconds": round(state.retained_billable_seconds, 3),
         "cost": round(billed * state.extra[PRICE_KEY], 4) if PRICE_KEY in state.extra else None,
         "decisions": state.decision_count,
+        "notes": [REMOVED_SAMPLERS[removed] + f"; this job was saved with Sampler {removed} and reads on with Random"]
+        if (removed := state.extra.get(REMOVED_SAMPLER_KEY)) in REMOVED_SAMPLERS else [],
     }
 
 
@@ -102,6 +105,7 @@ def format_summary(s: dict[str, Any]) -> str:
     cost = f", cost {s['cost']:.2f}" if s.get("cost") is not None else ""
     retained = f" ({s['retained_seconds']:.1f} s warm pools)" if s.get("retained_seconds") else ""
     lines.append(f"  billable time   {s['billable_seconds']:.1f} s{retained}{cost}, {s['decisions']} decisions")
+    lines += [f"  note            {note}" for note in s.get("notes", ())]
     return "\n".join(lines)
 
 

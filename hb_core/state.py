@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, NamedTuple, TypeVar
 
-from hb_core.config import Objective, TuningConfig
+from hb_core.config import Objective, TuningConfig, stored_request
 from hb_core.errors import StateError
 from hb_core.events import Finish
 from hb_core.pstruct import PVector, SortedItems
@@ -43,6 +43,7 @@ from hb_core.space import HyperparameterValue
 
 __all__ = [
     "PRICE_KEY",
+    "REMOVED_SAMPLER_KEY",
     "SCHEMA_VERSION",
     "Decision",
     "PriorObservation",
@@ -60,6 +61,8 @@ __all__ = [
 SCHEMA_VERSION = 1
 #: ``TuningState.extra`` key: what one second of a training job costs (set when the backend has prices).
 PRICE_KEY = "price_per_second"
+#: ``TuningState.extra`` key: the removed sampler a checkpoint was saved with (read with Random instead).
+REMOVED_SAMPLER_KEY = "removed_sampler"
 
 _T = TypeVar("_T")
 
@@ -385,6 +388,11 @@ class TuningState(Record):
         version = data.get("schema_version") if isinstance(data, Mapping) else None
         if version != SCHEMA_VERSION:
             raise StateError(f"{what} schema_version must be {SCHEMA_VERSION}, but got {version!r}")
+        request, removed = stored_request(data.get("config"))
+        if removed is not None:  # saved before its sampler was removed: read on with Random, and say so
+            extra = data.get("extra")
+            data = {**data, "config": request,
+                    "extra": {**(extra if isinstance(extra, Mapping) else {}), REMOVED_SAMPLER_KEY: removed}}
         state = read(cls, data, what)
         state._check_consistency()
         return state

@@ -135,6 +135,7 @@ from hb_core.config.sections import (
 )
 from hb_core.config.tuning import (
     TuningConfig,
+    stored_request,
 )
 
 __all__ = [
@@ -180,4 +181,5 @@ __all__ = [
     "WarmStartConfig",
     "WarmStartType",
     "resource_hyperparameter",
+    "stored_request",
 ]

@@ -50,11 +50,17 @@ class SamplerType(StrEnum):
     MULTI_FIDELITY_GP = "MultiFidelityGP"
 
 
-#: Samplers that were removed, and why: a request naming one gets a ConfigError with this hint.
+#: Samplers that were removed, and why: a request naming one gets a ConfigError with this hint; a checkpoint
+#: saved with one is read with Random in its place (:func:`hb_core.config.stored_request`).
 REMOVED_SAMPLERS = {
     "KDE": "Sampler KDE (BOHB) was removed: it was level with Random (HB-stop/HB-KDE 0.97x-1.04x over 50 seeds "
            "on NAS-Bench-201) at 9x the CPU; use Random, or MultiFidelityGP for a model-based sampler",
 }
+
+
+def removed_sampler(name: object) -> str | None:
+    """The :data:`REMOVED_SAMPLERS` key ``name`` names (case aside), or None."""
+    return next((k for k in REMOVED_SAMPLERS if str(name).casefold() == k.casefold()), None)
 
 
 class EarlyStoppingType(StrEnum):

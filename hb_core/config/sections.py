@@ -17,6 +17,7 @@ from hb_core.config.enums import (
     SamplerType,
     WarmStartType,
     _Toggle,
+    removed_sampler,
 )
 from hb_core.config.keys import (
     CRITERIA,
@@ -134,7 +135,7 @@ class HyperbandConfig:
             rule = f"`NumberOfBrackets <= {rungs}, the number of rungs from MinResource to MaxResource` must hold"
             raise ConfigError(f.at("NumberOfBrackets"), rule, brackets)
         variant = f.choice("Variant", HyperbandVariant, default=HyperbandVariant.STOPPING)
-        removed = next((k for k in REMOVED_SAMPLERS if str(f.get("Sampler")).casefold() == k.casefold()), None)
+        removed = removed_sampler(f.get("Sampler"))
         if removed is not None:
             names = ", ".join(member.value for member in SamplerType)
             raise ConfigError(f.at("Sampler"), f"`Sampler is one of {names}` must hold", f.get("Sampler"),

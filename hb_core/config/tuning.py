@@ -17,7 +17,9 @@ from hb_core.config.definition import (
 from hb_core.config.enums import (
     EarlyStoppingType,
     HyperbandVariant,
+    SamplerType,
     Strategy,
+    removed_sampler,
 )
 from hb_core.config.keys import (
     CONFIG,
@@ -192,6 +194,26 @@ class TuningConfig:
             EXTENSIONS: self.extensions.to_dict() or None,
         }
         return _without_none(request)
+
+
+def stored_request(request: Any) -> tuple[Any, str | None]:
+    """A request read back from a checkpoint, with a removed ``Sampler`` read as Random; and the removed name.
+
+    A new request naming a removed sampler is refused (:data:`REMOVED_SAMPLERS`); a tuning job saved before
+    the removal still loads, so that it can be shown, stopped, or finished with Random from then on. Anything
+    else passes through unchanged (and is checked by :meth:`TuningConfig.from_dict`).
+    """
+    try:
+        name = request[CONFIG]["StrategyConfig"]["HyperbandStrategyConfig"].get("Sampler")
+    except (KeyError, TypeError, AttributeError):
+        return request, None
+    removed = removed_sampler(name)
+    if removed is None:
+        return request, None
+    hyperband = {**request[CONFIG]["StrategyConfig"]["HyperbandStrategyConfig"], "Sampler": SamplerType.RANDOM.value}
+    config = {**request[CONFIG], "StrategyConfig": {**request[CONFIG]["StrategyConfig"],
+                                                    "HyperbandStrategyConfig": hyperband}}
+    return {**request, CONFIG: config}, removed
 
 
 def _reject_constant(name: str) -> None:

@@ -13,8 +13,9 @@ from hb_core.config import HyperbandConfig, SamplerType, TuningConfig
 from hb_core.controller import decide, new_state
 from hb_core.curves import make_curve
 from hb_core.errors import ConfigError
-from hb_core.events import Launch
-from hb_core.state import Trial, TrialStatus, TuningState
+from hb_core.events import Launch, TrialCompleted
+from hb_core.report import summary_text
+from hb_core.state import REMOVED_SAMPLER_KEY, Trial, TrialStatus, TuningState
 from hb_core.strategies import RandomSampler, make_sampler
 from hb_core.strategies.model_based import DEFAULT_RANDOM_FRACTION, RungGPSampler, rung_value
 from hb_core.strategies.multi_fidelity import JointGPSampler, refit_size
@@ -170,6 +171,25 @@ def test_the_removed_kde_sampler_is_refused_with_its_reason_and_the_alternatives
     assert error.rule == "`Sampler is one of Random, Bayesian, MultiFidelityGP` must hold"
     assert str(error).startswith(f"{error.path}: {error.rule}, but got {value!r}. Sampler KDE (BOHB) was removed")
     assert "level with Random" in str(error) and "use Random, or MultiFidelityGP" in str(error)
+
+
+def test_a_checkpoint_saved_with_the_removed_kde_sampler_loads_with_random_and_says_so() -> None:
+    state, actions = decide(new_state(TuningConfig.from_dict(request("Hyperband", parallel=2, max_jobs=6)), now=0.0),
+                            [], 0.0)
+    saved = state.to_dict()
+    saved["config"]["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"]["Sampler"] = "KDE"
+    with pytest.raises(ConfigError, match="KDE"):  # a new request naming it is still refused
+        TuningConfig.from_dict(saved["config"])
+    loaded = TuningState.from_dict(saved)
+    assert loaded.config.hyperband is not None and loaded.config.hyperband.sampler is SamplerType.RANDOM
+    assert loaded.extra == {REMOVED_SAMPLER_KEY: "KDE"} and loaded.trials == state.trials
+    text = summary_text(loaded)
+    assert "note            Sampler KDE (BOHB) was removed" in text and "reads on with Random" in text
+    assert TuningState.from_dict(loaded.to_dict()) == loaded  # saved again, it stays readable and noted
+    running = [a.trial_id for a in actions if isinstance(a, Launch)]
+    after, more = decide(loaded, [TrialCompleted(t, 1, 1.0) for t in running], 1.0)  # and it goes on
+    assert after.n_ended == 2 and any(isinstance(a, Launch) for a in more)
+    assert "note" not in summary_text(state)
 
 
 # --- end to end -------------------------------------------------------------------------------------
