@@ -162,6 +162,23 @@ def test_api_job_trials_and_decisions(dashboard: Dashboard, viewer: str) -> None
     assert dashboard.request("/hyperband/api/jobs/no-such-job", token=viewer)[0] == 404
 
 
+def test_a_job_saved_with_a_removed_sampler_is_shown_with_the_note(dashboard: Dashboard, viewer: str) -> None:
+    saved = dashboard.state_root / "kde-saved"
+    shutil.copytree(dashboard.state_root / DONE, saved)
+    try:
+        state = json.loads((saved / "state.json").read_text())
+        state["job_name"] = "kde-saved"
+        state["config"]["HyperParameterTuningJobConfig"]["StrategyConfig"]["HyperbandStrategyConfig"]["Sampler"] = "KDE"
+        (saved / "state.json").write_text(json.dumps(state))
+        job = dashboard.json("/hyperband/api/jobs/kde-saved", viewer)
+        assert job["summary"]["status"] == "Completed" and "Sampler KDE (BOHB) was removed" in job["summary"]["notes"][0]
+        status, _, body = dashboard.request("/hyperband/jobs/kde-saved", token=viewer)
+        assert status == 200 and b"Note: Sampler KDE (BOHB) was removed" in body and b"reads on with Random" in body
+        assert dashboard.json(f"/hyperband/api/jobs/{DONE}", viewer)["summary"]["notes"] == []
+    finally:
+        shutil.rmtree(saved)
+
+
 # ---- job names with path characters ------------------------------------------------------------------
 
 TRAVERSALS = [
