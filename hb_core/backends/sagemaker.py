@@ -199,6 +199,7 @@ NOT_RETRIABLE_SECONDARY = ("MaxRuntimeExceeded", "MaxWaitTimeExceeded")
 CAPACITY = re.compile(r"CapacityError|InsufficientInstanceCapacity|InsufficientCapacity|insufficient capacity", re.IGNORECASE)
 METRIC_SOURCES = ("live", "logs", "cloudwatch")
 MISSES_BEFORE_LOST = 3  # Describe calls that find no job we created before it counts as lost
+FRESH_DESCRIBE_SECONDS = 1.0  # a poll does not describe again a job the end polling described this recently
 
 #: Approximate us-east-1 on-demand training prices, USD per instance-hour; override with your own.
 DEFAULT_PRICES: Mapping[str, float] = {
@@ -240,6 +241,7 @@ class _Job:
     told_to_end: bool = False  # stopped, or told to end at its rung: its end is reported at once
     budget: int | None = None  # the resource it trains to (None: not known, a job found after a restart)
     reached: int = 0  # the resource of the latest value it printed
+    described: float = -math.inf  # wall time of its latest DescribeTrainingJob
     trailing: bool = False  # reported ended, its values still read until its hold is over
 
     def __post_init__(self) -> None:
@@ -581,10 +583,11 @@ class SageMakerBackend:
             return
         listed = await self._list_in_progress()
         unlisted = []
+        fresh = time.time() - FRESH_DESCRIBE_SECONDS
         for job in waiting:
             if job.name in listed:
                 job.status, job.misses = "InProgress", 0
-            else:
+            elif job.described < fresh:  # not just described by the end polling
                 unlisted.append(job)
         found = await self._bounded([self._describe(job.name) for job in unlisted])
         now = self.clock.now()
@@ -602,9 +605,9 @@ class SageMakerBackend:
     @staticmethod
     def _saw(job: _Job, described: dict[str, Any]) -> None:
         """Take the status a DescribeTrainingJob of ``job`` gave; an ended job keeps it as its terminal record."""
-        job.status = str(described.get("TrainingJobStatus"))
+        job.status, job.described = str(described.get("TrainingJobStatus")), time.time()
         if job.status in ENDED:
-            job.terminal, job.ended_seen = described, time.time()
+            job.terminal, job.ended_seen = described, job.described
 
     async def _list_in_progress(self) -> set[str]:
         names: set[str] = set()

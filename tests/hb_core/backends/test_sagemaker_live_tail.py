@@ -193,6 +193,37 @@ async def test_the_end_of_a_stopped_job_wakes_the_runner(emulator: Callable[...,
     await b.close()
 
 
+async def test_a_poll_does_not_describe_again_a_job_the_end_polling_just_described(
+    emulator: Callable[..., Emulator], aws: str,
+) -> None:
+    emu = emulator(live_tail_update_seconds=0.1, stop_grace_seconds=120)  # it ignores SIGTERM: Stopping a while
+    make_bucket(aws, BUCKET)
+    body = request(name="endfresh", program="forever.py")
+    body["TrainingJobDefinition"]["StaticHyperParameters"]["ignore_term"] = "1"
+    b = live_backend(emu, aws, body, end_poll_seconds=0.2)
+    name = b.training_job_name("0000", 1)
+    await b.launch(Launch("0000", 1, {"x": 0.5}, 9))
+    events: list[Any] = []
+    for _ in range(200):  # its one value first, so that no line wakes the wait below
+        events += await b.poll()
+        if any(isinstance(e, MetricReported) for e in events):
+            break
+        await b.wait_for_event(0.1)
+    await b.stop("0000", 1, "rung 1")
+    for _ in range(50):  # nothing ends: the end polling describes the Stopping job (a late wake may come first)
+        await b.wait_for_event(0.5)
+        if b.api_calls["DescribeTrainingJob"]:
+            break
+    described = b.api_calls["DescribeTrainingJob"]
+    assert described >= 1 and emu.job(name)["TrainingJobStatus"] == "Stopping"
+    await b.poll()
+    assert b.api_calls["DescribeTrainingJob"] == described  # described a moment ago: not again at once
+    await asyncio.sleep(1.2)
+    await b.poll()
+    assert b.api_calls["DescribeTrainingJob"] == described + 1  # but once that is stale
+    await b.close()
+
+
 async def test_end_polling_off_leaves_the_end_to_the_next_poll(emulator: Callable[..., Emulator], aws: str) -> None:
     emu = emulator(run_processes=False, live_tail_update_seconds=0.1)
     b = live_backend(emu, aws, request(name="endoff"), end_poll_seconds=math.inf)
