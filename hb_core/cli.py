@@ -7,7 +7,8 @@
     hb-tune run FILE [--backend local] [--job-dir DIR] [--poll-interval S] [--name NAME]
                      [--gpus-per-trial N [--gpu-devices 0,1,...]]
     hb-tune run FILE --backend sagemaker [--state-uri S3URI] [--endpoint-url URL] [--region R]
-                     [--metric-source live|logs|cloudwatch] [--metric-period S] [--poll-interval S] [--name NAME]
+                     [--metric-source live|logs|cloudwatch] [--metric-period S] [--end-poll-seconds S]
+                     [--poll-interval S] [--name NAME]
     hb-tune show DIR|S3URI             the summary of the tuning job there (or the newest job under DIR)
     hb-tune package DIR --s3 S3URI [--channel NAME=DIR ...] [--create-bucket]
                                        upload DIR as S3URI/sourcedir.tar.gz and each channel under S3URI/data/NAME/
@@ -21,10 +22,12 @@ job directory (default ``./hyperband_runs/<job name>``); ``--gpus-per-trial N``
 gives each running trial N GPUs of its own (``CUDA_VISIBLE_DEVICES``, from
 ``--gpu-devices`` or the GPUs detected; :mod:`hb_core.backends.devices`). With the SageMaker
 backend, trials are SageMaker training jobs, rung metrics come from the
-training jobs' CloudWatch Logs (default: every printed line, exact; the next
-step is a Live Tail stream, which would cut the poll out of the delay) or
+training jobs' CloudWatch Logs (default: every printed line, exact, pushed by
+a Live Tail stream, a round as soon as one arrives; ``logs`` polls them) or
 from CloudWatch metrics (exact periods only, else the logs: see
-:mod:`hb_core.backends.sagemaker`), rounds run every 5 s, and the state lives
+:mod:`hb_core.backends.sagemaker`), rounds run every 5 s otherwise (a job due
+to end is described every ``--end-poll-seconds``, 5, and its end starts a
+round; ``inf`` turns that off), and the state lives
 in S3 (default ``<S3OutputPath>/<job name>/hyperband``); credentials and
 region come from boto's usual chain (environment, profile, instance role,
 ``AWS_ENDPOINT_URL``), ``--endpoint-url`` sends every AWS call elsewhere (the
@@ -149,17 +152,19 @@ def _run(args: argparse.Namespace) -> int:
         base_dir = Path(args.file).resolve().parent
     else:
         from hb_core.backends.s3_store import parse_s3_uri
-        from hb_core.backends.sagemaker import METRIC_SOURCES
+        from hb_core.backends.sagemaker import METRIC_SOURCES, check_end_poll_seconds
 
         if args.metric_source not in METRIC_SOURCES:
             raise ConfigError("--metric-source", f"`--metric-source in {METRIC_SOURCES}` must hold",
                               args.metric_source)
+        check_end_poll_seconds(args.end_poll_seconds, "--end-poll-seconds")
 
         where = args.state_uri or default_s3_state_uri(config, name)
         parse_s3_uri(where, "--state-uri")  # the SageMaker backend's state is in S3
         default = None if args.state_uri else (lambda parent: default_s3_state_uri(config, parent))
         parents = parent_state_uris(config, where, default)
-        options = {"metric_source": args.metric_source, "metric_period": args.metric_period}
+        options = {"metric_source": args.metric_source, "metric_period": args.metric_period,
+                   "end_poll_seconds": args.end_poll_seconds}
 
     def build() -> Tuner:  # in the event loop: the backend's tasks and clients belong to it
         return build_tuner(config, args.backend, job_name=name, state_uri=where, parent_state_uris=parents,
@@ -396,6 +401,9 @@ def _parser() -> argparse.ArgumentParser:
                           "or cloudwatch (exact periods only: needs ResourceMetricName, falls back to the logs)")
     run.add_argument("--metric-period", type=int, default=60,
                      help="sagemaker, cloudwatch: seconds per CloudWatch period (default 60, standard resolution)")
+    run.add_argument("--end-poll-seconds", type=float, default=5.0, metavar="S",
+                     help="sagemaker, live: describe the jobs due to end every S seconds while waiting, so that an "
+                          "end starts a round at once (default 5; inf: ends are seen at the next round)")
     run.add_argument("--poll-interval", type=float, default=None,
                      help="seconds between decision rounds (default: 1 local, 5 sagemaker)")
     run.add_argument("--name", default=None, help="tuning job name (default: HyperParameterTuningJobName)")

@@ -41,14 +41,14 @@ Sources of the profile figures (checked 2026; verify before relying on them):
 - ``StopTrainingJob`` sends SIGTERM; a job has 120 s before SIGKILL, then
   uploads its model; a script that checkpoints and exits on SIGTERM ends in
   tens of seconds: 30 s.
-- Polling: ``hb-tune run --backend sagemaker`` and the Airflow trigger round
-  every 30 s by default. With Live Tail a round runs when a value arrives,
+- Polling: the Airflow trigger rounds every 30 s by default (``hb-tune run
+  --backend sagemaker`` every 5 s). With Live Tail a round runs when a value arrives,
   and when a job due to end (stopped, told to end at its rung, or past its
   budget's last value) has ended: the backend describes those every 5 s
   while it waits (``SageMakerBackend.end_poll_seconds``), so the product sees
   an end up to 5 s late, which ``sagemaker-live`` counts as event-driven
   (inside the stop delay's uncertainty). A job's start is still seen at the
-  30 s poll; it decides nothing.
+  next round; it decides nothing.
 """
 
 from __future__ import annotations

@@ -184,6 +184,7 @@ __all__ = [
     "AwsClients",
     "RetryPolicy",
     "SageMakerBackend",
+    "check_end_poll_seconds",
     "settle_sagemaker",
 ]
 
@@ -294,9 +295,7 @@ class SageMakerBackend:
         if metric_dimension not in ("Host", "TrainingJobName"):
             raise ConfigError("metric_dimension", "`metric_dimension in ('Host', 'TrainingJobName')` must hold",
                               metric_dimension)
-        if not (isinstance(end_poll_seconds, int | float) and end_poll_seconds > 0):  # NaN fails too
-            raise ConfigError("end_poll_seconds", "`end_poll_seconds > 0` (inf: ends seen at the runner's poll only) "
-                              "must hold", end_poll_seconds)
+        check_end_poll_seconds(end_poll_seconds)
         if describe_concurrency < 1 or metric_period < 1:
             raise ConfigError("describe_concurrency", "`describe_concurrency >= 1 and metric_period >= 1` must hold",
                               (describe_concurrency, metric_period))
@@ -890,6 +889,12 @@ def _refusal(reason: Exception) -> str:
             if isinstance(reason, AwsCallError) and reason.code == "AccessDeniedException" else "")
     return (f"rung values come from polling the training jobs' CloudWatch Logs (GetLogEvents), not a Live Tail "
             f"stream: {reason}{hint}; each value is seen at a poll instead of about a second after it is printed")
+
+
+def check_end_poll_seconds(value: object, field: str = "end_poll_seconds") -> None:
+    """``end_poll_seconds`` (or the option ``field`` that sets it) is a number of seconds above 0, or inf."""
+    if isinstance(value, bool) or not (isinstance(value, int | float) and value > 0):  # NaN fails too
+        raise ConfigError(field, f"`{field} > 0` (inf: ends seen at the runner's poll only) must hold", value)
 
 
 def _resource_config(definition: Mapping[str, Any]) -> dict[str, Any]:

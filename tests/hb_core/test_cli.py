@@ -112,6 +112,8 @@ def test_show_prints_the_newest_job_under_a_directory(tmp_path: Path, capsys: py
     (["--backend", "sagemaker", "--job-dir", "runs/x"], "--job-dir"),
     (["--backend", "sagemaker", "--state-uri", "bucket/state"], "--state-uri"),
     (["--backend", "sagemaker", "--metric-source", "stdout", "--state-uri", "s3://b/p"], "--metric-source"),
+    (["--backend", "sagemaker", "--end-poll-seconds", "0", "--state-uri", "s3://b/p"], "--end-poll-seconds"),
+    (["--backend", "sagemaker", "--end-poll-seconds", "nan", "--state-uri", "s3://b/p"], "--end-poll-seconds"),
 ])
 def test_run_refuses_options_of_the_other_backend_or_bad_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], field: str,
