@@ -514,7 +514,7 @@ class SageMakerBackend:
     def _ending(self) -> list[_Job]:
         """The running jobs due to end soon: stopped, told to end at their rung, or past their budget's last value."""
         return [job for job in self._jobs.values()
-                if job.started and job.terminal is None and not job.reported
+                if job.terminal is None and not job.reported
                 and (job.told_to_end or (job.budget is not None and job.reached >= job.budget))]
 
     async def _any_ended(self, jobs: Sequence[_Job]) -> bool:
