@@ -224,6 +224,22 @@ async def test_a_poll_does_not_describe_again_a_job_the_end_polling_just_describ
     await b.close()
 
 
+class FrozenClock:
+    """A clock that does not move while the backend waits (a test's, or a virtual one nobody advances)."""
+
+    def now(self) -> float:
+        return 1000.0
+
+    async def sleep_until(self, when: float) -> None:
+        await asyncio.sleep(0)
+
+
+async def test_a_wait_on_a_clock_that_does_not_move_takes_one_step(emulator: Callable[..., Emulator], aws: str) -> None:
+    b = live_backend(emulator(run_processes=False), aws, request(name="frozen"), clock=FrozenClock())
+    await asyncio.wait_for(b.wait_for_event(0.2), 30)  # the timeout passed in real time; the clock says it did not
+    await b.close()
+
+
 async def test_end_polling_off_leaves_the_end_to_the_next_poll(emulator: Callable[..., Emulator], aws: str) -> None:
     emu = emulator(run_processes=False, live_tail_update_seconds=0.1)
     b = live_backend(emu, aws, request(name="endoff"), end_poll_seconds=math.inf)
