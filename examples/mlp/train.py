@@ -44,6 +44,11 @@ Extra command (not a hyperparameter):
     python train.py --write-data DIR
 writes DIR/train/train.npz and DIR/validation/validation.npz (the built-in
 data set), ready to be used as the ``train`` and ``validation`` channels.
+
+Size: about 770 lines in one file, over the project's 400, because SageMaker
+script mode runs a directory users copy without this project installed: the
+script carries its own input parsing, data, model, checkpointing and signal
+handling (only the optional rung barrier comes from ``hb_core/barrier.py``).
 """
 
 import argparse
