@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,23 +60,25 @@ def _files(directory: Path) -> Iterator[Path]:
             yield path
 
 
-def build_sourcedir(directory: Path) -> tuple[bytes, int]:
-    """``sourcedir.tar.gz`` of ``directory`` (module docstring) and its number of files."""
+def build_sourcedir(directory: Path, files: Sequence[str] | None = None,
+                    extra: Mapping[str, Path] | None = None) -> tuple[bytes, int]:
+    """``sourcedir.tar.gz`` of ``directory`` (module docstring) and its number of files: every file, or only
+    ``files`` (paths relative to ``directory``, in that order); ``extra`` adds entries (name -> file), uncounted."""
     if not directory.is_dir():
         raise ConfigError("DIR", "`DIR is a directory (the training script's source directory)` must hold",
                           str(directory))
+    chosen = list(_files(directory)) if files is None else [directory / name for name in files]
+    entries = [(path.relative_to(directory).as_posix(), path) for path in chosen] + list((extra or {}).items())
     buffer = io.BytesIO()
-    count = 0
     with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
-        for path in _files(directory):
+        for name, path in entries:
             data = path.read_bytes()
-            info = tarfile.TarInfo(path.relative_to(directory).as_posix())
+            info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(data), 0, 0o755 if path.stat().st_mode & 0o111 else 0o644
             archive.addfile(info, io.BytesIO(data))
-            count += 1
-    if count == 0:
+    if files is None and not chosen:
         raise ConfigError("DIR", "`DIR holds at least one file` must hold", str(directory))
-    return buffer.getvalue(), count
+    return buffer.getvalue(), len(chosen)
 
 
 def package(

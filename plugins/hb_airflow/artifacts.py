@@ -22,6 +22,7 @@ from typing import Any
 from airflow.providers.common.compat.sdk import AirflowFailException
 
 from hb_core import barrier
+from hb_core.backends.package import build_sourcedir
 
 __all__ = ["local_model_dir", "publish_model", "put_json", "stage_data"]
 
@@ -94,7 +95,8 @@ def stage_data(
     Local backend: the local channel directories as they are, ``submit_directory`` None (the
     request's own stays). SageMaker: each directory uploaded to ``<s3_prefix>/<channel>/``, and
     ``code_files`` of ``code_dir`` packed as ``<s3_prefix>/code/sourcedir.tar.gz`` (what the
-    SageMaker SDK does with ``source_dir``), returned as ``submit_directory``. The archive also
+    SageMaker SDK does with ``source_dir``; :func:`hb_core.backends.package.build_sourcedir`, as
+    ``hb-tune package`` packs it), returned as ``submit_directory``. The archive also
     holds the rung barrier's helper as ``barrier.py`` (``hb_core/barrier.py``, dependency-free)
     unless ``code_files`` names one: the training container has no ``hb_core``, and a script that
     falls back to ``import barrier`` would otherwise train without the barrier the request asks for.
@@ -115,13 +117,8 @@ def stage_data(
     if code_dir is not None:
         url = f"{prefix}/code/sourcedir.tar.gz"
         bucket, key = hook.parse_s3_url(url)
-        with tempfile.TemporaryDirectory() as tmp:
-            archive = Path(tmp) / "sourcedir.tar.gz"
-            with tarfile.open(archive, "w:gz") as tar:
-                for name in code_files:
-                    tar.add(Path(code_dir) / name, arcname=name)
-                if "barrier.py" not in code_files:
-                    tar.add(barrier.__file__, arcname="barrier.py")
-            hook.load_file(str(archive), key=key, bucket_name=bucket, replace=True)
+        helper = {} if "barrier.py" in code_files else {"barrier.py": Path(barrier.__file__)}
+        archive, _ = build_sourcedir(Path(code_dir), code_files, helper)
+        hook.load_bytes(archive, key=key, bucket_name=bucket, replace=True)
         staged["submit_directory"] = url
     return staged
