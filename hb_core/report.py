@@ -71,9 +71,16 @@ def summary(state: TuningState) -> dict[str, Any]:
         "retained_seconds": round(state.retained_billable_seconds, 3),
         "cost": round(billed * state.extra[PRICE_KEY], 4) if PRICE_KEY in state.extra else None,
         "decisions": state.decision_count,
-        "notes": [REMOVED_SAMPLERS[removed] + f"; this job was saved with Sampler {removed} and reads on with Random"]
-        if (removed := state.extra.get(REMOVED_SAMPLER_KEY)) in REMOVED_SAMPLERS else [],
+        "notes": _notes(state),
     }
+
+
+def _notes(state: TuningState) -> list[str]:
+    """What a reader of the summary must be told about the job itself (a sampler removed since it was saved)."""
+    removed = state.extra.get(REMOVED_SAMPLER_KEY)
+    if removed not in REMOVED_SAMPLERS:
+        return []
+    return [f"{REMOVED_SAMPLERS[removed]}; this job was saved with Sampler {removed} and reads on with Random"]
 
 
 def summary_text(state: TuningState) -> str:

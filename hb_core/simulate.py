@@ -181,5 +181,3 @@ def _result(state: TuningState, elapsed: float, peak_running: int) -> Simulation
     best = records[best_trial.index] if best_trial is not None else None
     best_value = best.last_value if best else None
     return SimulationResult(records, best, best_value, state.best_so_far(), elapsed, state, peak_running)
-
-

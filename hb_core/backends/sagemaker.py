@@ -263,7 +263,8 @@ class SageMakerBackend:
     errors; ``end_poll_seconds`` paces the Describe calls on jobs due to end
     (module docstring, *statuses*; ``math.inf`` turns them off). ``notes``
     lists what a summary must say about the metrics (once each): why
-    CloudWatch values could not be exact, why Live Tail was not used. ``live_tail`` is the Live Tail reader (None with the other sources).
+    CloudWatch values could not be exact, why Live Tail was not used.
+    ``live_tail`` is the Live Tail reader (None with the other sources).
     """
 
     #: Set per instance with ``metric_source="live"`` only (class docstring): then this is an EventSource.

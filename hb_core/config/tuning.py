@@ -204,16 +204,15 @@ def stored_request(request: Any) -> tuple[Any, str | None]:
     else passes through unchanged (and is checked by :meth:`TuningConfig.from_dict`).
     """
     try:
-        name = request[CONFIG]["StrategyConfig"]["HyperbandStrategyConfig"].get("Sampler")
+        config = request[CONFIG]
+        strategy = config["StrategyConfig"]
+        removed = removed_sampler(strategy["HyperbandStrategyConfig"].get("Sampler"))
     except (KeyError, TypeError, AttributeError):
         return request, None
-    removed = removed_sampler(name)
     if removed is None:
         return request, None
-    hyperband = {**request[CONFIG]["StrategyConfig"]["HyperbandStrategyConfig"], "Sampler": SamplerType.RANDOM.value}
-    config = {**request[CONFIG], "StrategyConfig": {**request[CONFIG]["StrategyConfig"],
-                                                    "HyperbandStrategyConfig": hyperband}}
-    return {**request, CONFIG: config}, removed
+    hyperband = {**strategy["HyperbandStrategyConfig"], "Sampler": SamplerType.RANDOM.value}
+    return {**request, CONFIG: {**config, "StrategyConfig": {**strategy, "HyperbandStrategyConfig": hyperband}}}, removed
 
 
 def _reject_constant(name: str) -> None:
