@@ -27,6 +27,10 @@ class Faults:
     - ``throttle``: operation -> rate of throttling errors (HTTP 400
       ``ThrottlingException``; CloudWatch ``Throttling``; S3 503 ``SlowDown``).
     - ``server_errors``: operation -> rate of HTTP 500 errors.
+    - ``damaged_bodies``: operation -> rate of successful replies whose body
+      is dropped on the way from moto (sent empty, the headers, S3's checksum
+      included, kept), as a transfer cut short: S3 clients see a checksum
+      mismatch. Calls the emulator answers itself are never damaged.
     - ``fail_first``: the first this many calls of every operation fault
       whatever the rates (throttle, then 500, alternating), so a test can
       know that each operation it made met a fault, however timing fell.
@@ -41,6 +45,7 @@ class Faults:
 
     throttle: dict[str, float] = field(default_factory=dict)
     server_errors: dict[str, float] = field(default_factory=dict)
+    damaged_bodies: dict[str, float] = field(default_factory=dict)
     max_consecutive: int = 2
     fail_first: int = 0
     duplicate_metrics: bool = False
@@ -56,22 +61,24 @@ class Faults:
         self.calls: Counter[str] = Counter()
 
     def draw(self, operation: str) -> str | None:
-        """``"throttle"``, ``"5xx"`` or None (no fault) for one call of ``operation``."""
+        """``"throttle"``, ``"5xx"``, ``"damaged"`` or None (no fault) for one call of ``operation``."""
         throttle = self.throttle.get(operation, self.throttle.get("*", 0.0))
         errors = self.server_errors.get(operation, self.server_errors.get("*", 0.0))
+        damaged = self.damaged_bodies.get(operation, self.damaged_bodies.get("*", 0.0))
         with self._lock:
             self.calls[operation] += 1
             if self.calls[operation] <= self.fail_first:
                 kind = "throttle" if self.calls[operation] % 2 else "5xx"
                 self.injected[f"{operation}:{kind}"] += 1
                 return kind
-            if not throttle and not errors:
+            if not throttle and not errors and not damaged:
                 return None
             if self._streak[operation] >= self.max_consecutive:
                 self._streak[operation] = 0
                 return None
             draw = self._rng.random()
-            drawn = "throttle" if draw < throttle else "5xx" if draw < throttle + errors else None
+            drawn = ("throttle" if draw < throttle else "5xx" if draw < throttle + errors
+                     else "damaged" if draw < throttle + errors + damaged else None)
             if drawn is None:
                 self._streak[operation] = 0
                 return None

@@ -244,7 +244,7 @@ class Emulator:
             operation = target.split(".", 1)[1]
             self._count(operation)
             fault = self.faults.draw(operation)
-            if fault is not None:
+            if fault is not None and fault != "damaged":  # a body is only damaged on the way from moto
                 request.reply(*error_response("json", fault))
                 return
             if not self.emulates(operation, body):
@@ -264,14 +264,14 @@ class Emulator:
         protocol, operation = _classify(request, method)
         self._count(operation)
         fault = self.faults.draw(operation)
-        if fault is not None:
+        if fault is not None and fault != "damaged":
             cloudwatch = "GraniteServiceVersion" in target or "GraniteServiceVersion" in request.path
             request.reply(*error_response(protocol, fault, "Throttling" if cloudwatch else None))
             return
         if target.endswith(".StartLiveTail"):
             self._live_tail(request, body)
             return
-        status = self._forward(request, method, body)
+        status = self._forward(request, method, body, damaged=fault == "damaged")
         if target.endswith(".PutLogEvents") and status == 200:
             sent = json.loads(body or b"{}")
             self.live_tail.publish(str(sent.get("logGroupName")), str(sent.get("logStreamName")),
@@ -301,7 +301,8 @@ class Emulator:
         with self._lock:
             self.calls[operation] += 1
 
-    def _forward(self, request: _Handler, method: str, body: bytes) -> int:
+    def _forward(self, request: _Handler, method: str, body: bytes, *, damaged: bool = False) -> int:
+        """Pass the request to moto and its reply back; ``damaged`` drops a successful reply's body on the way."""
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         if body or method in ("PUT", "POST"):
             headers["Content-Length"] = str(len(body))
@@ -309,7 +310,7 @@ class Emulator:
         try:
             connection.request(method, request.path, body=body or None, headers=headers)
             response = connection.getresponse()
-            data = response.read()
+            data = b"" if damaged and response.status == 200 else response.read()
             reply = {k: v for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP}
             length = response.getheader("Content-Length") if method == "HEAD" else None
             request.reply(response.status, reply, data, length=length)
@@ -529,9 +530,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", length if length is not None else str(len(body)))
         if "x-amzn-requestid" not in {k.lower() for k in headers}:
             self.send_header("x-amzn-RequestId", f"emulator-{time.monotonic_ns()}")
-        self.end_headers()
-        if self.command != "HEAD" and body:
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client may be gone (killed)
+            self.end_headers()
+            if self.command != "HEAD" and body:
                 self.wfile.write(body)
 
     def start_stream(self, headers: Mapping[str, str]) -> None:

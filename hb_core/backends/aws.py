@@ -9,7 +9,9 @@ Terms:
   instead (``hb_airflow.aws``). A :class:`ClientPool` opens each service's
   client once, on first use, and keeps it for its owner's life.
 - *transient error*: a throttling error (:data:`THROTTLING_CODES`), an HTTP
-  5xx, or a connection error. :meth:`ClientPool.call` retries it with
+  5xx, a connection error, or an object body that arrives cut short or fails
+  its checksum (S3's advice for a checksum mismatch is to fetch the object
+  again). :meth:`ClientPool.call` and :meth:`ClientPool.get_object` retry it with
   exponential backoff and full jitter (a delay drawn uniformly from
   ``[0, min(max_delay, base_delay * 2**n)]`` before retry n+1), sleeping on the
   owner's clock so tests can run it on a fast one, at most
@@ -42,7 +44,7 @@ import logging
 import math
 import random
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -53,7 +55,10 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    FlexibleChecksumError,
+    IncompleteReadError,
     ReadTimeoutError,
+    ResponseStreamingError,
 )
 
 from hb_core.errors import BackendError
@@ -202,6 +207,8 @@ def http_status(exc: ClientError) -> int | None:
 
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectTimeoutError, asyncio.TimeoutError,
+    # raised while a response body is read: the bytes were cut short or damaged on the way
+    FlexibleChecksumError, IncompleteReadError, ResponseStreamingError,
 )
 try:  # aiobotocore wraps most aiohttp errors, but not every one
     import aiohttp
@@ -259,6 +266,24 @@ class ClientPool:
         """``operation`` (e.g. ``DescribeTrainingJob``) with backoff; AwsCallError when it fails for good."""
         client = await self.client(service_name)
         method = getattr(client, xform_name(operation))
+        return await self._with_backoff(operation, subject, lambda: method(**params))
+
+    async def get_object(self, bucket: str, key: str, *, subject: str = "") -> tuple[bytes, str]:
+        """An S3 object's bytes and ETag, fetched again (with backoff) when its body arrives damaged."""
+        client = await self.client("s3")
+
+        async def fetch() -> dict[str, Any]:
+            response = await client.get_object(Bucket=bucket, Key=key)
+            async with response["Body"] as stream:
+                body: bytes = await stream.read()
+            return {"Body": body, "ETag": str(response["ETag"])}
+
+        response = await self._with_backoff("GetObject", subject or f"s3://{bucket}/{key}", fetch)
+        return response["Body"], response["ETag"]
+
+    async def _with_backoff(
+        self, operation: str, subject: str, attempt_once: Callable[[], Awaitable[dict[str, Any]]],
+    ) -> dict[str, Any]:
         last = ""
         for attempt in range(self.retry.max_attempts):
             if attempt:
@@ -268,8 +293,7 @@ class ClientPool:
                 await self.clock.sleep_until(self.clock.now() + delay)
             self.calls[operation] += 1
             try:
-                response: dict[str, Any] = await method(**params)
-                return response
+                return await attempt_once()
             except (ClientError, *_CONNECTION_ERRORS) as exc:
                 reason = transient(exc)
                 if reason is None:

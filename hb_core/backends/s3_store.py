@@ -211,12 +211,9 @@ class S3Store:
 
     async def _get(self, key: str) -> tuple[bytes | None, str | None]:
         try:
-            response = await self.pool.call("s3", "GetObject", subject=f"s3://{self.bucket}/{key}",
-                                            Bucket=self.bucket, Key=key)
+            body, etag = await self.pool.get_object(self.bucket, key)
         except AwsCallError as exc:
             if exc.code in MISSING_CODES:
                 return None, None
             raise
-        async with response["Body"] as stream:
-            body: bytes = await stream.read()
-        return body, str(response["ETag"])
+        return body, etag

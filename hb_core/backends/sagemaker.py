@@ -861,9 +861,7 @@ class SageMakerBackend:
     async def _get_published(self, trial_id: str, level: int) -> dict[str, Any] | None:
         bucket, key = parse_s3_uri(self.verdict_uri(trial_id) + barrier.value_file(level), "S3OutputPath")
         try:
-            response = await self.pool.call("s3", "GetObject", subject=f"{trial_id}/{level}", Bucket=bucket, Key=key)
-            async with response["Body"] as stream:
-                data = await stream.read()
+            data, _ = await self.pool.get_object(bucket, key, subject=f"{trial_id}/{level}")
         except AwsCallError as exc:
             if exc.code not in MISSING_CODES:  # the metric source still brings the value, a minute later
                 log.warning("rung barrier: cannot read s3://%s/%s (%s)", bucket, key, exc)

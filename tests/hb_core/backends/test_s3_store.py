@@ -146,6 +146,29 @@ async def test_throttled_and_failing_s3_calls(emulator: Callable[..., Emulator],
         await each.close()
 
 
+async def test_a_state_whose_body_arrives_damaged_is_fetched_again(
+    emulator: Callable[..., Emulator], aws: str,
+) -> None:
+    """S3 sends the state's checksum; a body cut short on the way fails it, and the store reads the object again."""
+    make_bucket(aws, BUCKET)
+    faults = Faults(damaged_bodies={"GetObject": 1.0}, max_consecutive=2)
+    emu = emulator(run_processes=False, faults=faults)
+    clock = FastClock()
+    writer, reader = store(aws), store(emu.endpoint, clock=clock)
+    await writer.save(state_at(1), None)
+    await writer.append_decisions([Decision(1.0, "launch", "0000")])  # a round's decisions object too
+    loaded = await reader.load()
+    assert loaded is not None and loaded.revision == 1
+    assert faults.injected["GetObject:damaged"] == 2 and reader.pool.retries["GetObject"] == 2
+    assert await reader.read_decisions() == await writer.read_decisions()
+    faults.max_consecutive = 99
+    stubborn = store(emu.endpoint, clock=clock, retry=RetryPolicy(max_attempts=3))
+    with pytest.raises(BackendError, match="GetObject s3://states/jobs/s3-test/state.json: FlexibleChecksumError"):
+        await stubborn.load()
+    for each in (writer, reader, stubborn):
+        await each.close()
+
+
 async def test_a_corrupt_state_is_a_state_error(aws: str) -> None:
     make_bucket(aws, BUCKET)
     client("s3", aws).put_object(Bucket=BUCKET, Key="jobs/bad/state.json", Body=b"{not json")
