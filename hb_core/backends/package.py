@@ -8,6 +8,11 @@ Terms:
   as the SageMaker Python SDK builds it from ``source_dir``. Hidden files and
   directories, ``__pycache__`` and ``*.pyc`` are left out; entries are sorted
   and stamped with time 0, so the same directory gives the same bytes.
+  Unless the directory has its own, the archive also holds the rung barrier's
+  helper as ``barrier.py`` (``hb_core/barrier.py``, dependency-free): the
+  training container has no ``hb_core``, and a script that falls back to
+  ``import barrier`` would otherwise train without the barrier its request
+  asks for (``RungBarrierTimeoutSeconds``). It is not counted as a file.
 - *layout* under ``s3://bucket/prefix``: ``sourcedir.tar.gz``, and each
   channel's files under ``data/<channel>/`` (what the request's
   ``InputDataConfig`` names as ``S3Prefix`` data sources). The example
@@ -26,11 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hb_core import barrier
 from hb_core.errors import BackendError, ConfigError
 
-__all__ = ["SOURCEDIR", "Uploaded", "build_sourcedir", "package", "split_s3_uri"]
+__all__ = ["BARRIER_HELPER", "SOURCEDIR", "Uploaded", "build_sourcedir", "package", "split_s3_uri"]
 
 SOURCEDIR = "sourcedir.tar.gz"
+#: The rung barrier helper's name in a sourcedir (module docstring).
+BARRIER_HELPER = "barrier.py"
 
 
 @dataclass(frozen=True)
@@ -60,15 +68,16 @@ def _files(directory: Path) -> Iterator[Path]:
             yield path
 
 
-def build_sourcedir(directory: Path, files: Sequence[str] | None = None,
-                    extra: Mapping[str, Path] | None = None) -> tuple[bytes, int]:
+def build_sourcedir(directory: Path, files: Sequence[str] | None = None) -> tuple[bytes, int]:
     """``sourcedir.tar.gz`` of ``directory`` (module docstring) and its number of files: every file, or only
-    ``files`` (paths relative to ``directory``, in that order); ``extra`` adds entries (name -> file), uncounted."""
+    ``files`` (paths relative to ``directory``, in that order), and the barrier helper unless one is there."""
     if not directory.is_dir():
         raise ConfigError("DIR", "`DIR is a directory (the training script's source directory)` must hold",
                           str(directory))
     chosen = list(_files(directory)) if files is None else [directory / name for name in files]
-    entries = [(path.relative_to(directory).as_posix(), path) for path in chosen] + list((extra or {}).items())
+    entries = [(path.relative_to(directory).as_posix(), path) for path in chosen]
+    if chosen and BARRIER_HELPER not in {name for name, _ in entries}:
+        entries.append((BARRIER_HELPER, Path(barrier.__file__)))
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
         for name, path in entries:

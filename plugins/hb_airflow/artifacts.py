@@ -21,7 +21,6 @@ from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-from hb_core import barrier
 from hb_core.backends.package import build_sourcedir
 
 __all__ = ["local_model_dir", "publish_model", "put_json", "stage_data"]
@@ -96,10 +95,8 @@ def stage_data(
     request's own stays). SageMaker: each directory uploaded to ``<s3_prefix>/<channel>/``, and
     ``code_files`` of ``code_dir`` packed as ``<s3_prefix>/code/sourcedir.tar.gz`` (what the
     SageMaker SDK does with ``source_dir``; :func:`hb_core.backends.package.build_sourcedir`, as
-    ``hb-tune package`` packs it), returned as ``submit_directory``. The archive also
-    holds the rung barrier's helper as ``barrier.py`` (``hb_core/barrier.py``, dependency-free)
-    unless ``code_files`` names one: the training container has no ``hb_core``, and a script that
-    falls back to ``import barrier`` would otherwise train without the barrier the request asks for.
+    ``hb-tune package`` packs it, the rung barrier's helper ``barrier.py`` included unless
+    ``code_files`` names one), returned as ``submit_directory``.
     """
     if backend == "local":
         return {**{name: str(path) for name, path in channels.items()}, "submit_directory": None}
@@ -117,8 +114,7 @@ def stage_data(
     if code_dir is not None:
         url = f"{prefix}/code/sourcedir.tar.gz"
         bucket, key = hook.parse_s3_url(url)
-        helper = {} if "barrier.py" in code_files else {"barrier.py": Path(barrier.__file__)}
-        archive, _ = build_sourcedir(Path(code_dir), code_files, helper)
+        archive, _ = build_sourcedir(Path(code_dir), code_files)
         hook.load_bytes(archive, key=key, bucket_name=bucket, replace=True)
         staged["submit_directory"] = url
     return staged

@@ -144,6 +144,7 @@ def test_package_builds_the_same_sourcedir_and_names_bad_input(tmp_path: Path, c
     import io
     import tarfile
 
+    from hb_core import barrier
     from hb_core.backends.package import build_sourcedir
 
     source = tmp_path / "src"
@@ -157,7 +158,15 @@ def test_package_builds_the_same_sourcedir_and_names_bad_input(tmp_path: Path, c
     first, count = build_sourcedir(source)
     assert count == 2 and build_sourcedir(source)[0] == first  # the same bytes every time
     with tarfile.open(fileobj=io.BytesIO(first), mode="r:gz") as archive:
-        assert archive.getnames() == ["lib/util.py", "train.py"]
+        assert archive.getnames() == ["lib/util.py", "train.py", "barrier.py"]  # the helper, uncounted
+        helper = archive.extractfile("barrier.py")
+        assert helper is not None and helper.read() == Path(barrier.__file__).read_bytes()
+    (source / "barrier.py").write_text("# the script's own copy\n")
+    with tarfile.open(fileobj=io.BytesIO(build_sourcedir(source)[0]), mode="r:gz") as archive:
+        assert archive.getnames() == ["barrier.py", "lib/util.py", "train.py"]  # its own, not a second one
+        own = archive.extractfile("barrier.py")
+        assert own is not None and own.read() == b"# the script's own copy\n"
+    (source / "barrier.py").unlink()
     for args, field in ([str(source), "--s3", "bucket/prefix"], "--s3"), \
             ([str(tmp_path / "missing"), "--s3", "s3://b/p"], "DIR"), \
             ([str(source), "--s3", "s3://b/p", "--channel", "train"], "--channel"), \
