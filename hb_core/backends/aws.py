@@ -205,10 +205,13 @@ def http_status(exc: ClientError) -> int | None:
     return int(status) if status is not None else None
 
 
+#: Raised while a response body is read: its bytes were cut short or damaged on the way (fetch it again).
+DAMAGED_BODY_ERRORS: tuple[type[BaseException], ...] = (
+    FlexibleChecksumError, IncompleteReadError, ResponseStreamingError,
+)
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     EndpointConnectionError, ConnectionClosedError, ReadTimeoutError, ConnectTimeoutError, asyncio.TimeoutError,
-    # raised while a response body is read: the bytes were cut short or damaged on the way
-    FlexibleChecksumError, IncompleteReadError, ResponseStreamingError,
+    *DAMAGED_BODY_ERRORS,
 )
 try:  # aiobotocore wraps most aiohttp errors, but not every one
     import aiohttp

@@ -31,7 +31,8 @@ stored (a warning is logged).
 Names are checked as in :class:`~hb_airflow.ui.jobs.StateRoot`, so a name can
 never address a key outside ``<prefix>/<name>/``. S3 errors (no bucket, access
 denied, no endpoint) raise :class:`~hb_airflow.ui.jobs.StateRootUnavailable`
-naming the URI and the error code.
+naming the URI and the error code; an object whose body arrives damaged
+(cut short, or failing S3's checksum) is fetched again first.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from hb_airflow.ui.jobs import (
     parse_state,
     stopping,
 )
-from hb_core.backends.aws import MAX_PAGES, AwsClients
+from hb_core.backends.aws import DAMAGED_BODY_ERRORS, MAX_PAGES, AwsClients
 from hb_core.backends.s3_store import S3Store, one_key_per_revision, parse_decision_key, parse_s3_uri
 from hb_core.backends.sagemaker import settle_sagemaker
 from hb_core.state import Decision, TuningState
@@ -69,6 +70,8 @@ log = logging.getLogger(__name__)
 LAYOUTS = ("{name}/hyperband/", "{name}/")
 _MISSING = ("NoSuchKey", "404", "NotFound")
 _NOT_MODIFIED = ("304", "NotModified")
+#: GetObject attempts for one object whose body arrives cut short or fails its checksum.
+BODY_ATTEMPTS = 3
 
 
 class S3StateRoot(JobSource):
@@ -179,7 +182,7 @@ class S3StateRoot(JobSource):
             cached = self._states.get(key)
         condition = {"IfNoneMatch": cached[0]} if cached else {}
         try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key, **condition)
+            response, body = self._get_object(key, **condition)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code"))
             if cached and code in _NOT_MODIFIED:
@@ -191,8 +194,6 @@ class S3StateRoot(JobSource):
             raise self._unavailable(key, exc) from exc
         except BotoCoreError as exc:
             raise self._unavailable(key, exc) from exc
-        with response["Body"] as stream:
-            body = stream.read()
         loaded = parse_state(name, f"s3://{self.bucket}/{key}", body, response["LastModified"].timestamp())
         with self._lock:
             self._states[key] = (str(response["ETag"]), loaded)
@@ -208,8 +209,7 @@ class S3StateRoot(JobSource):
         if cached is not None:
             return cached
         try:
-            with self.client.get_object(Bucket=self.bucket, Key=key)["Body"] as stream:
-                body = stream.read()
+            _, body = self._get_object(key)
         except (ClientError, BotoCoreError) as exc:
             raise self._unavailable(key, exc) from exc
         parsed = tuple(d for d in (parse_decision(line) for line in body.splitlines() if line.strip()) if d)
@@ -218,6 +218,22 @@ class S3StateRoot(JobSource):
             while len(self._objects) > self._object_cache_size:
                 self._objects.popitem(last=False)
         return parsed
+
+    def _get_object(self, key: str, **condition: str) -> tuple[dict[str, Any], bytes]:
+        """GetObject and its body, fetched again (at most :data:`BODY_ATTEMPTS` times in all) when the body
+        arrives damaged; the last damaged body's error, and every ``ClientError``, go to the caller."""
+        attempt = 1
+        while True:
+            response = self.client.get_object(Bucket=self.bucket, Key=key, **condition)
+            body = response["Body"]
+            try:  # read() checks the length and S3's checksum; ``with body as stream`` reads the raw stream unchecked
+                return response, body.read()
+            except DAMAGED_BODY_ERRORS:
+                if attempt >= BODY_ATTEMPTS:
+                    raise
+                attempt += 1
+            finally:
+                body.close()
 
     def _pages(self, **params: Any) -> Iterator[dict[str, Any]]:
         token: str | None = None

@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from hb_airflow.ui.jobs import BadJobName, StateRootUnavailable, UnknownJob
-from hb_airflow.ui.s3_jobs import S3StateRoot
+from hb_airflow.ui.s3_jobs import BODY_ATTEMPTS, S3StateRoot
 from hb_core.backends.s3_store import S3Store
 from hb_core.errors import ConfigError
 from hb_core.state import Decision, TuningState
+from hb_emulator import Emulator, Faults
 from tests import aws_fixtures
 from tests.aws_fixtures import REGION, aio_clients, client
 from tests.hb_airflow.ui.jobs import save_job
@@ -123,6 +124,21 @@ def test_a_page_reads_only_its_rounds_and_an_unchanged_state_is_not_downloaded_a
     rounds = len(jobs.decisions(_prefix(DONE)))
     assert calls["ListObjectsV2"] == 1 and calls["GetObject"] <= 1 + 5, calls  # the state (304) and <= 5 rounds
     assert rounds > 5
+
+
+def test_an_object_whose_body_arrives_damaged_is_fetched_again(jobs: Jobs, tmp_path: Path) -> None:
+    """Bodies cut short on the way fail S3's checksum: the page is read again, and shown when a try gets through."""
+    faults = Faults(damaged_bodies={"GetObject": 1.0}, max_consecutive=BODY_ATTEMPTS - 1)
+    with Emulator(jobs.endpoint, tmp_path / "emulator", run_processes=False, faults=faults) as endpoint:
+        job = S3StateRoot(ROOT, client("s3", endpoint)).load(DONE)
+        assert job.state is not None and job.state.to_dict() == jobs.state(_prefix(DONE)).to_dict()
+        page = S3StateRoot(ROOT, client("s3", endpoint)).decisions(DONE, offset=0, limit=3)
+        assert [d.to_dict() for d in page.decisions] == [d.to_dict() for d in
+                                                          list(reversed(jobs.decisions(_prefix(DONE))))[:3]]
+        assert faults.injected["GetObject:damaged"] >= 2 * (BODY_ATTEMPTS - 1)
+        faults.max_consecutive = BODY_ATTEMPTS  # every try damaged: the page says the root is unavailable
+        with pytest.raises(StateRootUnavailable, match="FlexibleChecksumError"):
+            S3StateRoot(ROOT, client("s3", endpoint)).load(DONE)
 
 
 def test_a_state_that_changed_is_read_again(jobs: Jobs, tmp_path: Path) -> None:
