@@ -27,7 +27,9 @@ One endpoint serves two things:
 Before either, :class:`~hb_emulator.faults.Faults` may answer the call
 with a throttling error or a 500 in the caller's protocol (JSON for
 SageMaker and Logs, CBOR for CloudWatch, XML for S3), and
-``Faults.live_tail_error`` refuses every ``StartLiveTail``.
+``Faults.live_tail_error`` refuses every ``StartLiveTail``. A request whose
+client is gone before its whole body arrived (a killed controller mid
+``PutObject``) is refused, as S3 refuses it, never forwarded cut short.
 
 Size: about 550 lines, over the project's 400: the SageMaker API, the proxy
 and the HTTP handler share one request path; the job lifecycle
@@ -77,6 +79,10 @@ class ApiError(Exception):
     def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.code, self.message, self.status = code, message, status
+
+
+class IncompleteBody(Exception):
+    """The client sent less of a request's body than it announced: the request is refused, never forwarded."""
 
 
 class Emulator:
@@ -238,7 +244,13 @@ class Emulator:
     # ------------------------------------------------------------ requests
 
     def handle(self, request: _Handler, method: str) -> None:
-        body = request.read_body()
+        try:
+            body = request.read_body()
+        except IncompleteBody as exc:  # as S3 does: a request cut short is never applied (the client is gone)
+            log.warning("emulator: %s %s refused: %s", method, request.path, exc)
+            request.close_connection = True
+            request.reply(*error_response("s3", "client", "IncompleteBody", str(exc)))
+            return
         target = request.headers.get("X-Amz-Target", "")
         if target.startswith("SageMaker."):
             operation = target.split(".", 1)[1]
@@ -510,18 +522,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.emulator.handle(self, "DELETE")
 
     def read_body(self) -> bytes:
+        """The request's whole body; :class:`IncompleteBody` when the client is gone before sending all of it."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             chunks: list[bytes] = []
             while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                line = self.rfile.readline()
+                if not line.strip():
+                    raise IncompleteBody(f"the chunked body ended after {sum(map(len, chunks))} bytes, without its "
+                                         "last chunk")
+                size = int(line.split(b";")[0].strip(), 16)
                 if size == 0:
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
                     return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
+                chunk = self.rfile.read(size)
+                if len(chunk) < size:
+                    raise IncompleteBody(f"a chunk of {size} bytes ended after {len(chunk)}")
+                chunks.append(chunk)
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            raise IncompleteBody(f"Content-Length is {length}, the connection ended after {len(body)} bytes")
+        return body
 
     def reply(self, status: int, headers: Mapping[str, str], body: bytes, *, length: str | None = None) -> None:
         self.send_response(status)

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -270,6 +271,33 @@ def test_sagemaker_calls_it_does_not_emulate_reach_moto(emulator: Callable[..., 
         client("sagemaker", aws).describe_training_job(TrainingJobName="tagged-0000-1")
     assert unknown_job.value.response["Error"]["Code"] == "ValidationException"
     assert emu.created == ["tagged-0000-1"]
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_request_cut_short_is_refused_never_forwarded(emulator: Callable[..., Emulator], aws: str,
+                                                        framing: str) -> None:
+    """A controller killed mid PutObject: S3 keeps the object as it was; the emulator must not store half a body."""
+    emu = emulator(run_processes=False)
+    make_bucket(aws, "cut-short")
+    s3 = client("s3", emu.endpoint)
+    s3.put_object(Bucket="cut-short", Key="state.json", Body=b'{"revision": 1}')
+    head = (f"PUT /cut-short/state.json HTTP/1.1\r\nHost: {emu.endpoint.removeprefix('http://')}\r\n"
+            "Content-Type: application/json\r\n")
+    head += ("Content-Length: 100\r\n\r\n" if framing == "content-length" else
+             "Transfer-Encoding: chunked\r\n\r\n64\r\n")
+    host, port = emu.endpoint.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head.encode() + b'{"revision": 2')  # 14 of the 100 bytes announced, then the end
+        connection.shutdown(socket.SHUT_WR)
+        reply = b""
+        for _ in range(100):  # the reply, until the emulator closes the connection
+            data = connection.recv(4096)
+            if not data:
+                break
+            reply += data
+    assert reply.startswith(b"HTTP/1.1 400") and b"IncompleteBody" in reply, reply
+    assert client("s3", aws).get_object(Bucket="cut-short", Key="state.json")["Body"].read() == b'{"revision": 1}'
+    assert emu.calls["PutObject"] == 1  # the whole one only
 
 
 def test_faults_are_injected_per_operation_and_other_calls_reach_moto(
