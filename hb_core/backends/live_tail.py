@@ -67,6 +67,7 @@ from typing import Any, NamedTuple, TypeVar
 from botocore.exceptions import EventStreamError
 
 from hb_core.backends.aws import AwsCallError, ClientPool, LogLines, MetricCursor, transient
+from hb_core.backends.clock import wait_event
 
 __all__ = ["LiveTail", "LogEvent", "Mark"]
 
@@ -194,9 +195,7 @@ class LiveTail:
         if self._ready.is_set():
             self._ready.clear()
             return True
-        woken = False
-        with contextlib.suppress(TimeoutError):
-            woken = await asyncio.wait_for(self._ready.wait(), timeout)
+        woken = await wait_event(self._ready, timeout)
         self._ready.clear()
         return woken
 

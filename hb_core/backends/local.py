@@ -88,7 +88,7 @@ from typing import Any
 from hb_core import barrier, naming
 from hb_core.backends import devices
 from hb_core.backends import process as proc
-from hb_core.backends.clock import RealClock
+from hb_core.backends.clock import RealClock, wait_event
 from hb_core.config import TuningConfig, resource_hyperparameter
 from hb_core.errors import BackendError, ConfigError
 from hb_core.events import (
@@ -417,8 +417,7 @@ class LocalBackend:
         if self._ready is None:
             self._ready = asyncio.Event()
         self._ready.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout)
+        await wait_event(self._ready, timeout)
 
     def _queue(self, events: list[Event]) -> None:
         self._events.extend(events)
