@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["HyperbandTuningOperator"]
 
+log = logging.getLogger(__name__)
+
 _T = TypeVar("_T")
 
 
@@ -61,6 +64,29 @@ def run_coroutine(coro: Coroutine[Any, Any, _T]) -> _T:
     if "error" in box:
         raise box["error"]
     return box["value"]  # type: ignore[no-any-return]
+
+
+#: Times a killed controller's task is cancelled (a second apart) before the abort goes on without it.
+CANCEL_TRIES = 30
+
+
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` and wait for it to end, cancelling again while it goes on.
+
+    Once is not always enough on Python 3.11: ``asyncio.wait_for`` swallows a cancellation
+    that arrives as its inner future completes (python/cpython#86296). The backends' own waits
+    avoid it (:func:`hb_core.backends.clock.wait_event`), the libraries under them may not. A
+    task still running after :data:`CANCEL_TRIES` is left to the abort, whose checkpoints win
+    over it (compare-and-set).
+    """
+    for _ in range(CANCEL_TRIES):
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=1.0)
+        if done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("the killed controller ended with an error", exc_info=task.exception())
+            return
+    log.warning("the killed controller did not stop after %d cancellations; aborting beside it", CANCEL_TRIES)
 
 
 def _is_templated(value: object) -> bool:
@@ -170,6 +196,8 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         self.poll_interval = poll_interval
         self.backend_options = dict(backend_options or {})
         self.deferrable = deferrable
+        self._running_spec: TuningSpec | None = None  # the tuning job this task runs, for on_kill
+        self._controlling: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None  # on_kill sets the event
         if not _is_templated(backend) and backend not in BACKENDS:
             raise ConfigError("backend", f"`backend in {BACKENDS}` must hold", backend)
         if not _is_templated(tuning_request):
@@ -225,13 +253,13 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         context["ti"].xcom_push(key="state_uri", value=spec.state_uri)
         tuner = self._tuner(spec)
         if self.deferrable:
-            state = run_coroutine(self._start(tuner))
+            state = run_coroutine(self._control(spec, tuner, tuner.start))
             if not state.done:
                 self.log.info("tuning job %s: %d trials launched; deferring to the controller trigger",
                               spec.job_name, len(state.trials))
                 self.defer(trigger=HyperbandControllerTrigger(spec.to_dict()), method_name="execute_complete")
         else:
-            state = run_coroutine(self._run_here(tuner))
+            state = run_coroutine(self._control(spec, tuner, tuner.run))
         return self._finish(context, spec, state)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -246,11 +274,22 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         return self._finish(context, spec, state)
 
     def on_kill(self) -> None:
-        spec = getattr(self, "_running_spec", None)
+        """Abort the tuning job: a user ended the running task (Airflow's task runner calls this on SIGTERM).
+
+        It runs in the task runner's SIGTERM handler, on the thread whose event loop runs the
+        controller, and that thread may have been interrupted inside a lock the abort also needs
+        (a log handler's, stdout's). So while the controller runs, this only sets its kill event and
+        returns; :meth:`_control` then stops the controller and aborts the job on the loop, once
+        the handler has returned. Waiting here for an abort on another thread could wait forever.
+        """
+        spec = self._running_spec
         if spec is None:
             return
-        tuner = self._tuner(spec)
-        run_coroutine(self._abort(tuner))
+        if self._controlling is not None:
+            loop, killed = self._controlling
+            loop.call_soon_threadsafe(killed.set)
+            return
+        run_coroutine(self._abort(spec))  # no controller running (an execution timeout ended it): abort here
 
     def _tuner(self, spec: TuningSpec) -> Tuner:
         self._running_spec = spec
@@ -259,17 +298,37 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         except ConfigError as exc:
             raise AirflowFailException(f"invalid tuning request for the {spec.backend} backend: {exc}") from exc
 
-    async def _start(self, tuner: Tuner) -> TuningState:
-        async with tuner:
-            return await tuner.start()
+    async def _control(self, spec: TuningSpec, tuner: Tuner,
+                       work: Callable[[], Coroutine[Any, Any, TuningState]]) -> TuningState:
+        """Run ``work`` of ``tuner`` until it ends or :meth:`on_kill` fires; when killed, abort the job instead.
 
-    async def _run_here(self, tuner: Tuner) -> TuningState:
+        The abort runs with a tuner of its own on top of the last checkpoint, as the trigger's
+        does, so a round cut short by the cancellation is reconciled, not resumed.
+        """
         async with tuner:
-            return await tuner.run()
+            task = asyncio.ensure_future(work())
+            killed = asyncio.Event()
+            self._controlling = (asyncio.get_running_loop(), killed)
+            watch = asyncio.ensure_future(killed.wait())
+            try:
+                await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+                if killed.is_set():
+                    await _cancelled(task)
+            finally:
+                self._controlling = None
+                watch.cancel()
+                if not task.done():  # this coroutine itself was cancelled or interrupted: take the work down too
+                    task.cancel()
+            if not killed.is_set():
+                return task.result()
+        aborted = await self._abort(spec)
+        if aborted is None:
+            raise AirflowFailException(f"tuning job {spec.job_name}: {KILL_REASON} before it started")
+        return aborted
 
-    async def _abort(self, tuner: Tuner) -> None:
-        async with tuner:
-            await tuner.abort(KILL_REASON)
+    async def _abort(self, spec: TuningSpec) -> TuningState | None:
+        async with self._tuner(spec) as tuner:
+            return await tuner.abort(KILL_REASON)
 
     def _finish(self, context: Context, spec: TuningSpec, state: TuningState) -> dict[str, Any]:
         """Push the results; fail the task (no retry) when the tuning job failed."""

@@ -140,34 +140,61 @@ import json
 import pendulum
 from airflow.sdk import DAG
 from hb_airflow.operators import HyperbandTuningOperator
-
+{preamble}
 with DAG(dag_id={dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False) as dag:
     HyperbandTuningOperator(task_id="tune", tuning_request=json.loads({request!r}), backend="local",
                             state_uri={state_uri!r}, poll_interval=0.2, deferrable=False)
 """
 
 
-def test_sigterm_to_a_worker_running_the_controller_stops_every_trial(airflow_home: AirflowHome,
-                                                                       tmp_path: Path) -> None:
+#: A log handler on ``hb_core`` that sends the task runner its SIGTERM from inside its own ``emit``, on the
+#: controller's thread, at the first trial stop: the signal handler (and so ``on_kill``) runs while that thread
+#: holds the handler's lock, which everything the abort logs needs too. A signal landing mid-log is what a
+#: real "mark failed" does at random; this makes it certain.
+SIGTERM_MID_LOG = """
+import logging, os, signal, threading
+
+class _SigtermMidLog(logging.Handler):
+    sent = False
+
+    def emit(self, record):
+        if (not self.sent and threading.current_thread() is threading.main_thread()
+                and "stopped" in record.getMessage()):
+            type(self).sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+            print("SIGTERM sent inside a log handler", flush=True)
+
+logging.getLogger("hb_core").addHandler(_SigtermMidLog())
+"""
+
+
+@pytest.mark.parametrize("moment", ["between-rounds", "mid-log"])
+def test_sigterm_to_a_worker_running_the_controller_stops_every_trial(airflow_home: AirflowHome, tmp_path: Path,
+                                                                       moment: str) -> None:
     """What a user's "mark failed" does to a non-deferrable task: Airflow's task runner gets SIGTERM and calls
-    ``on_kill``; every trial process must be gone and the job must end Failed, nothing left running."""
-    dag_id = "tiny_local_killed"
+    ``on_kill``; every trial process must be gone and the job must end Failed, nothing left running.
+
+    ``mid-log``: the signal lands while the controller's thread holds a log handler's lock. An ``on_kill`` that
+    waited there for an abort on another thread, which logs, waited forever (seen once in a full test run)."""
+    dag_id = f"tiny_local_killed_{moment.replace('-', '_')}"
     state_uri = tmp_path / "killed"
     request = tiny_request(name="killed", parallel=3, jobs=9, sleep=0.5, max_resource=27)
-    source = KILL_DAG_SOURCE.format(dag_id=dag_id, request=json.dumps(request), state_uri=str(state_uri))
+    source = KILL_DAG_SOURCE.format(dag_id=dag_id, request=json.dumps(request), state_uri=str(state_uri),
+                                    preamble=SIGTERM_MID_LOG if moment == "mid-log" else "")
     process = airflow_home.start_dag(dag_id, source)
     try:
-        deadline = time.monotonic() + 180
-        running: list[int] = []
-        while time.monotonic() < deadline and process.poll() is None:
-            state = _load(state_uri)
-            if state is not None and sum(1 for t in state.trials if t.points and not t.status.ended) >= 2:
-                running = _trial_groups(state_uri)
-                if len(running) >= 2:
-                    break
-            time.sleep(0.1)
-        assert len(running) >= 2, "the controller never had two trials reporting"
-        process.send_signal(signal.SIGTERM)  # to the task runner's process, as the supervisor does
+        if moment == "between-rounds":
+            deadline = time.monotonic() + 180
+            running: list[int] = []
+            while time.monotonic() < deadline and process.poll() is None:
+                state = _load(state_uri)
+                if state is not None and sum(1 for t in state.trials if t.points and not t.status.ended) >= 2:
+                    running = _trial_groups(state_uri)
+                    if len(running) >= 2:
+                        break
+                time.sleep(0.1)
+            assert len(running) >= 2, "the controller never had two trials reporting"
+            process.send_signal(signal.SIGTERM)  # to the task runner's process, as the supervisor does
         stdout, stderr = process.communicate(timeout=180)
     finally:
         if process.poll() is None:
@@ -182,6 +209,7 @@ def test_sigterm_to_a_worker_running_the_controller_stops_every_trial(airflow_ho
     assert not [pid for g in _trial_groups(state_uri) for pid in live_group_members(g)], "a trial outlived on_kill"
     log = (airflow_home.home / f"{dag_id}.log").read_text()
     assert "killed by a user" in log
+    assert moment != "mid-log" or "SIGTERM sent inside a log handler" in log
 
 
 def _load(state_uri: Path) -> TuningState | None:
