@@ -6,8 +6,10 @@ configuration from the environment at import time, as it would in production.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -16,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+#: Seconds a hung ``dag.test()`` gets to write its threads' stacks before it is killed.
+STACK_DUMP_SECONDS = 5.0
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "hb_core" / "backends" / "scripts"
 
@@ -33,18 +38,50 @@ class AirflowHome:
         ``env`` adds variables for this run only (an ``AIRFLOW_CONN_*`` connection, say)."""
         process = self.start_dag(module, source, env=env)
         try:
-            stdout, stderr = process.communicate(timeout=timeout)
+            stdout, stderr = self.wait(module, process, timeout)
         finally:
             if process.poll() is None:
                 process.kill()
         return self.dag_result(module, process.returncode, stdout, stderr)
+
+    def wait(self, module: str, process: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+        """(stdout, stderr) of a ``dag.test()`` that ended within ``timeout`` seconds.
+
+        One still running then is a hang: it is asked for every thread's stack and its event
+        loop's tasks (SIGUSR1 and SIGUSR2, see :meth:`start_dag`), given :data:`STACK_DUMP_SECONDS` to write it, killed, and reported
+        with the stacks and its output's tail; this process's threads (an emulator's, a moto
+        server's) are dumped to stderr too, so the failure says where each side stood."""
+        try:
+            return process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)  # every thread's stack, written by faulthandler from C
+            process.send_signal(signal.SIGUSR2)  # the event loop's tasks, if the main thread runs Python
+            try:
+                stdout, stderr = process.communicate(timeout=STACK_DUMP_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                stdout, stderr = process.communicate()
+        (self.home / f"{module}.log").write_text(stdout + stderr)
+        faulthandler.dump_traceback(all_threads=True)
+        raise AssertionError(f"dag.test() of {module} still ran after {timeout:.0f} s; its threads then:\n"
+                             f"{stderr[-12000:]}\n--- the end of its output:\n{stdout[-4000:]}")
 
     def start_dag(self, module: str, source: str, *, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         """Write a DAG file and start ``dag.test()`` on it in a subprocess (its own session); do not wait."""
         (self.dags / f"{module}.py").write_text(textwrap.dedent(source))
         (self.home / f"{module}.out.json").unlink(missing_ok=True)
         driver = (
-            "import importlib, sys\n"
+            "import asyncio, faulthandler, importlib, signal, sys\n"
+            "faulthandler.register(signal.SIGUSR1, all_threads=True)\n"
+            "def tasks(signum, frame):\n"
+            "    try:\n"
+            "        running = asyncio.all_tasks(asyncio.get_running_loop())\n"
+            "    except RuntimeError:\n"
+            "        running = set()\n"
+            "    for task in running:\n"
+            "        task.print_stack(file=sys.stderr)\n"
+            "    sys.stderr.flush()\n"
+            "signal.signal(signal.SIGUSR2, tasks)\n"
             f"sys.path.insert(0, {str(self.dags)!r})\n"
             f"dag = importlib.import_module({module!r}).dag\n"
             "run = dag.test()\n"

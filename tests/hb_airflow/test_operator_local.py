@@ -195,7 +195,7 @@ def test_sigterm_to_a_worker_running_the_controller_stops_every_trial(airflow_ho
                 time.sleep(0.1)
             assert len(running) >= 2, "the controller never had two trials reporting"
             process.send_signal(signal.SIGTERM)  # to the task runner's process, as the supervisor does
-        stdout, stderr = process.communicate(timeout=180)
+        stdout, stderr = airflow_home.wait(dag_id, process, 180)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
