@@ -11,6 +11,7 @@ pushes the results. With ``deferrable=False`` the same loop runs on the worker.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import logging
 import threading
@@ -198,6 +199,7 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         self.deferrable = deferrable
         self._running_spec: TuningSpec | None = None  # the tuning job this task runs, for on_kill
         self._controlling: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None  # on_kill sets the event
+        self._aborts: set[concurrent.futures.Future[TuningState | None]] = set()  # on_kill's, kept referenced
         if not _is_templated(backend) and backend not in BACKENDS:
             raise ConfigError("backend", f"`backend in {BACKENDS}` must hold", backend)
         if not _is_templated(tuning_request):
@@ -281,6 +283,8 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
         (a log handler's, stdout's). So while the controller runs, this only sets its kill event and
         returns; :meth:`_control` then stops the controller and aborts the job on the loop, once
         the handler has returned. Waiting here for an abort on another thread could wait forever.
+        When another loop runs on this thread (``dag.test()`` runs a deferred task's trigger in
+        line, and the signal reaches the task's handler), the abort is started on that loop.
         """
         spec = self._running_spec
         if spec is None:
@@ -289,7 +293,13 @@ class HyperbandTuningOperator(AwsBaseOperator[SageMakerHook]):
             loop, killed = self._controlling
             loop.call_soon_threadsafe(killed.set)
             return
-        run_coroutine(self._abort(spec))  # no controller running (an execution timeout ended it): abort here
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called from plain code (after an execution timeout ended the controller)
+            run_coroutine(self._abort(spec))
+            return
+        # another loop runs on this thread (dag.test() runs the trigger in line): abort on it, never wait here
+        self._aborts.add(asyncio.run_coroutine_threadsafe(self._abort(spec), loop))
 
     def _tuner(self, spec: TuningSpec) -> Tuner:
         self._running_spec = spec

@@ -143,7 +143,7 @@ from hb_airflow.operators import HyperbandTuningOperator
 {preamble}
 with DAG(dag_id={dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False) as dag:
     HyperbandTuningOperator(task_id="tune", tuning_request=json.loads({request!r}), backend="local",
-                            state_uri={state_uri!r}, poll_interval=0.2, deferrable=False)
+                            state_uri={state_uri!r}, poll_interval=0.2, deferrable={deferrable!r})
 """
 
 
@@ -164,24 +164,27 @@ class _SigtermMidLog(logging.Handler):
             os.kill(os.getpid(), signal.SIGTERM)
             print("SIGTERM sent inside a log handler", flush=True)
 
-logging.getLogger("hb_core").addHandler(_SigtermMidLog())
+if os.environ.get("HB_TEST_SIGTERM_MID_LOG") == "1":  # not in another DAG's dag.test(), which parses this file too
+    logging.getLogger("hb_core").addHandler(_SigtermMidLog())
 """
 
 
-@pytest.mark.parametrize("moment", ["between-rounds", "mid-log"])
+@pytest.mark.parametrize("moment", ["between-rounds", "mid-log", "mid-log-deferred"])
 def test_sigterm_to_a_worker_running_the_controller_stops_every_trial(airflow_home: AirflowHome, tmp_path: Path,
                                                                        moment: str) -> None:
     """What a user's "mark failed" does to a non-deferrable task: Airflow's task runner gets SIGTERM and calls
     ``on_kill``; every trial process must be gone and the job must end Failed, nothing left running.
 
     ``mid-log``: the signal lands while the controller's thread holds a log handler's lock. An ``on_kill`` that
-    waited there for an abort on another thread, which logs, waited forever (seen once in a full test run)."""
+    waited there for an abort on another thread, which logs, waited forever (seen once in a full test run).
+    ``mid-log-deferred``: the same, while ``dag.test()`` runs the deferred task's trigger in line on that thread."""
     dag_id = f"tiny_local_killed_{moment.replace('-', '_')}"
     state_uri = tmp_path / "killed"
     request = tiny_request(name="killed", parallel=3, jobs=9, sleep=0.5, max_resource=27)
     source = KILL_DAG_SOURCE.format(dag_id=dag_id, request=json.dumps(request), state_uri=str(state_uri),
-                                    preamble=SIGTERM_MID_LOG if moment == "mid-log" else "")
-    process = airflow_home.start_dag(dag_id, source)
+                                    preamble=SIGTERM_MID_LOG if moment.startswith("mid-log") else "",
+                                    deferrable=moment.endswith("deferred"))
+    process = airflow_home.start_dag(dag_id, source, env={"HB_TEST_SIGTERM_MID_LOG": "1"})
     try:
         if moment == "between-rounds":
             deadline = time.monotonic() + 180
@@ -209,7 +212,7 @@ def test_sigterm_to_a_worker_running_the_controller_stops_every_trial(airflow_ho
     assert not [pid for g in _trial_groups(state_uri) for pid in live_group_members(g)], "a trial outlived on_kill"
     log = (airflow_home.home / f"{dag_id}.log").read_text()
     assert "killed by a user" in log
-    assert moment != "mid-log" or "SIGTERM sent inside a log handler" in log
+    assert moment == "between-rounds" or "SIGTERM sent inside a log handler" in log
 
 
 def _load(state_uri: Path) -> TuningState | None:
