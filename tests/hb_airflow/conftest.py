@@ -48,9 +48,10 @@ class AirflowHome:
         """(stdout, stderr) of a ``dag.test()`` that ended within ``timeout`` seconds.
 
         One still running then is a hang: it is asked for every thread's stack and its event
-        loop's tasks (SIGUSR1 and SIGUSR2, see :meth:`start_dag`), given :data:`STACK_DUMP_SECONDS` to write it, killed, and reported
-        with the stacks and its output's tail; this process's threads (an emulator's, a moto
-        server's) are dumped to stderr too, so the failure says where each side stood."""
+        loop's tasks (SIGUSR1 and SIGUSR2, see :meth:`start_dag`), given
+        :data:`STACK_DUMP_SECONDS` to write them, killed, and reported with the stacks and its
+        output's tail; this process's threads (an emulator's, a moto server's) are dumped to
+        stderr too, so the failure says where each side stood."""
         try:
             return process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
